@@ -1,0 +1,278 @@
+"""The `mcp-host` command.
+
+    mcp-host servers                          state, transport, tool count and error of each server
+    mcp-host tools                            every tool by qualified name
+    mcp-host call time.get_current_time '{"timezone": "UTC"}'
+    mcp-host config add time -- uvx mcp-server-time
+    mcp-host config add remote --url https://example.com/mcp --header "Authorization=Bearer ${TOKEN}"
+
+Exit codes: 0 success, 1 the operation failed (a tool error, a server not ready), 2 bad usage or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
+from rich.table import Table
+
+from mcp_host import __version__
+from mcp_host.config.edit import add_server
+from mcp_host.config.mcpjson import load_config
+from mcp_host.config.paths import default_config_path
+from mcp_host.errors import ConfigError, McpHostError, ServerError, ToolError
+from mcp_host.host import Host
+from mcp_host.servers.state import ServerState, ServerStatus
+from mcp_host.tools.spec import ToolResult
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+_STATE_STYLE = {
+    ServerState.READY: "green",
+    ServerState.STARTING: "yellow",
+    ServerState.FAILED: "red",
+    ServerState.STOPPED: "dim",
+}
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed without a traceback, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcp-host", description="An MCP host for local models.")
+    parser.add_argument("--version", action="version", version=f"mcp-host {__version__}")
+    parser.add_argument(
+        "--config", type=Path, help="mcp.json to use (default: $MCP_HOST_CONFIG, else ~/.lmstudio/mcp.json)"
+    )
+    parser.add_argument("--settings", type=Path, help="host settings TOML (default: ~/.config/mcp-host/settings.toml)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    servers = commands.add_parser("servers", help="start every server and show its state")
+    servers.add_argument("--json", action="store_true", help="machine-readable output")
+
+    tools = commands.add_parser("tools", help="list every tool by qualified name")
+    tools.add_argument("--json", action="store_true", help="machine-readable output")
+
+    call = commands.add_parser("call", help='call one tool: SERVER.TOOL \'{"json": "args"}\'')
+    call.add_argument("tool", help="qualified tool name, SERVER.TOOL")
+    call.add_argument("arguments", nargs="?", default="{}", help="arguments as a JSON object (default {})")
+    call.add_argument("--timeout", type=float, help="seconds to wait for the result")
+    call.add_argument("--json", action="store_true", help="print the whole result as JSON")
+
+    config = commands.add_parser("config", help="edit mcp.json")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    add = config_commands.add_parser(
+        "add",
+        help="add a server: NAME -- COMMAND ARGS...  or  NAME --url URL [--header K=V]",
+        usage="mcp-host config add NAME [--env K=V] [--cwd DIR] -- COMMAND [ARGS...]\n"
+        "       mcp-host config add NAME --url URL [--header K=V] [--sse]",
+    )
+    add.add_argument("name")
+    add.add_argument("--url", help="address of a remote (Streamable HTTP or SSE) server")
+    add.add_argument("--header", action="append", default=[], metavar="K=V", help="HTTP header (repeatable)")
+    add.add_argument("--sse", action="store_true", help="the remote server speaks legacy SSE")
+    add.add_argument("--env", action="append", default=[], metavar="K=V", help="environment variable (repeatable)")
+    add.add_argument("--cwd", help="working directory of a stdio server")
+    add.add_argument("--timeout-ms", type=int, help="per-server timeout in milliseconds (LM Studio's 'timeout')")
+    add.add_argument("--replace", action="store_true", help="overwrite a server of the same name")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    command_line: list[str] = []
+    if "--" in args_list:
+        split = args_list.index("--")
+        args_list, command_line = args_list[:split], args_list[split + 1 :]
+    args = build_parser().parse_args(args_list)
+    _configure_logging(args.verbose)
+    console = Console()
+    errors = Console(stderr=True)
+    try:
+        if args.command == "config":
+            return _config_add(args, command_line, console)
+        if command_line:
+            raise UsageError("'--' is only used by 'config add'")
+        return anyio.run(_run, args, console)
+    except (UsageError, ConfigError) as exc:
+        errors.print(f"[red]error:[/red] {escape(str(exc))}")
+        return EXIT_USAGE
+    except McpHostError as exc:
+        errors.print(f"[red]error:[/red] {escape(str(exc))}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.ERROR if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False)
+    logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config).expanduser() if args.config else default_config_path()
+
+
+async def _run(args: argparse.Namespace, console: Console) -> int:
+    path = _config_path(args)
+    only = [_server_of(args.tool, path)] if args.command == "call" else None
+    async with Host(path, settings_path=args.settings, only=only) as host:
+        await host.wait_settled()
+        if args.command == "servers":
+            _print_servers(console, host.statuses(), args.json)
+            return 0
+        if args.command == "tools":
+            _print_tools(console, host, args.json)
+            return 0
+        return await _call(console, host, args)
+
+
+def _server_of(tool: str, path: Path) -> str:
+    """The configured server a qualified name belongs to (server names may contain dots: longest wins)."""
+    names = load_config(path).servers
+    owners = [name for name in names if tool.startswith(f"{name}.") and len(tool) > len(name) + 1]
+    if not owners:
+        known = ", ".join(sorted(names)) or "none"
+        raise UsageError(f"{tool!r} names no configured server; write SERVER.TOOL (servers: {known})")
+    return max(owners, key=len)
+
+
+def _print_servers(console: Console, statuses: list[ServerStatus], as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps([status.to_json() for status in statuses]))
+        return
+    if not statuses:
+        console.print("no servers configured")
+        return
+    table = Table("server", "state", "transport", "tools", "error", box=None, pad_edge=False)
+    for status in statuses:
+        style = _STATE_STYLE[status.state]
+        table.add_row(
+            status.name,
+            f"[{style}]{status.state.value}[/{style}]",
+            status.transport,
+            str(status.tools),
+            escape(status.error or ""),
+        )
+    console.print(table)
+
+
+def _print_tools(console: Console, host: Host, as_json: bool) -> None:
+    specs = list(host.registry)
+    if as_json:
+        console.print_json(
+            json.dumps(
+                [
+                    {
+                        "name": spec.name,
+                        "identifier": host.registry.names.to_identifier[spec.name],
+                        "server": spec.server,
+                        "origin": spec.origin,
+                        "description": spec.description,
+                        "input_schema": spec.input_schema,
+                        "original_schema": spec.original_schema,
+                        "annotations": spec.annotations,
+                    }
+                    for spec in specs
+                ]
+            )
+        )
+    else:
+        table = Table("tool", "origin", "description", box=None, pad_edge=False)
+        for spec in specs:
+            table.add_row(spec.name, f"{spec.origin}:{spec.server}", escape(spec.summary))
+        console.print(table)
+    for status in host.statuses():
+        if status.state is not ServerState.READY:
+            Console(stderr=True).print(
+                f"[yellow]note:[/yellow] server {status.name} is {status.state.value}: {escape(status.error or '')}"
+            )
+
+
+async def _call(console: Console, host: Host, args: argparse.Namespace) -> int:
+    try:
+        arguments = json.loads(args.arguments)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"arguments are not valid JSON ({exc.msg} at column {exc.colno}): {args.arguments}") from exc
+    if not isinstance(arguments, dict):
+        raise UsageError('arguments must be a JSON object, like \'{"name": "value"}\'')
+    status = host.manager.connection(_server_of(args.tool, host.config_path)).status()
+    if status.state is not ServerState.READY:
+        raise ServerError(f"server {status.name!r} is {status.state.value}: {status.error}", server=status.name)
+    try:
+        result = await host.call_tool(args.tool, arguments, timeout_s=args.timeout)
+    except ToolError as exc:
+        raise McpHostError(str(exc)) from exc
+    _print_result(console, result, args.json)
+    return EXIT_FAILED if result.is_error else 0
+
+
+def _print_result(console: Console, result: ToolResult, as_json: bool) -> None:
+    if as_json:
+        document: dict[str, Any] = {
+            "is_error": result.is_error,
+            "content": [block.model_dump(mode="json", by_alias=True, exclude_none=True) for block in result.content],
+            "structured": result.structured,
+        }
+        console.print_json(json.dumps(document))
+    elif result.is_error:
+        Console(stderr=True).print(f"[red]tool error:[/red] {escape(result.text)}")
+    else:
+        console.print(escape(result.text), soft_wrap=True, highlight=False)
+
+
+def _config_add(args: argparse.Namespace, command_line: list[str], console: Console) -> int:
+    entry: dict[str, Any]
+    if args.url and command_line:
+        raise UsageError("give either --url or '-- COMMAND ARGS...', not both")
+    if args.url:
+        if args.env or args.cwd:
+            raise UsageError("--env and --cwd are for stdio servers")
+        entry = {"url": args.url}
+        if args.header:
+            entry["headers"] = _pairs(args.header, "--header")
+        if args.sse:
+            entry["type"] = "sse"
+    elif command_line:
+        if args.header or args.sse:
+            raise UsageError("--header and --sse are for remote servers")
+        entry = {"command": command_line[0], "args": command_line[1:]}
+        if args.env:
+            entry["env"] = _pairs(args.env, "--env")
+        if args.cwd:
+            entry["cwd"] = args.cwd
+    else:
+        raise UsageError("say how to reach the server: '-- COMMAND ARGS...' or --url URL")
+    if args.timeout_ms is not None:
+        entry["timeout"] = args.timeout_ms
+    path = _config_path(args)
+    add_server(path, args.name, entry, replace=args.replace)
+    console.print(f"added server [bold]{escape(args.name)}[/bold] to {escape(str(path))}")
+    return 0
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} takes KEY=VALUE, got {item!r}")
+        pairs[key.strip()] = value
+    return pairs
+
+
+if __name__ == "__main__":
+    sys.exit(main())

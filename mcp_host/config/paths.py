@@ -1,0 +1,32 @@
+"""Where mcp_host looks for its files by default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CONFIG_ENV = "MCP_HOST_CONFIG"
+SETTINGS_ENV = "MCP_HOST_SETTINGS"
+
+
+def default_config_path() -> Path:
+    """`--config` wins over this; then `$MCP_HOST_CONFIG`; then LM Studio's `~/.lmstudio/mcp.json`."""
+    configured = os.environ.get(CONFIG_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".lmstudio" / "mcp.json"
+
+
+def default_settings_path() -> Path:
+    """`$MCP_HOST_SETTINGS`, else `$XDG_CONFIG_HOME/mcp-host/settings.toml`."""
+    configured = os.environ.get(SETTINGS_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "mcp-host" / "settings.toml"
+
+
+def cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/mcp-host` (default `~/.cache/mcp-host`); created by whoever writes there."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mcp-host"

@@ -1,0 +1,88 @@
+"""Host-level settings, kept in a TOML file (`~/.config/mcp-host/settings.toml` by default).
+
+    [servers]
+    connect_timeout_s = 30
+    call_timeout_s = 60
+
+mcp.json stays LM Studio's file; what only this host knows lives here. Sections the host
+does not know are kept when it writes the file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mcp_host.config.edit import write_atomically
+from mcp_host.errors import ConfigSchemaError, ConfigSyntaxError
+
+
+class ServerSettings(BaseModel):
+    """How the host talks to servers: timeouts, restarts after a crash, protocol era.
+
+    A server's own `timeout` in mcp.json (milliseconds) overrides both timeouts for that server.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connect_timeout_s: float = Field(default=30.0, gt=0)
+    call_timeout_s: float = Field(default=60.0, gt=0)
+    restart_attempts: int = Field(default=3, ge=0)
+    restart_backoff_s: float = Field(default=1.0, ge=0)
+    restart_backoff_max_s: float = Field(default=30.0, ge=0)
+    stable_after_s: float = Field(default=60.0, ge=0, description="Uptime after which the restart count resets.")
+    stderr_lines: int = Field(default=50, ge=1)
+    protocol: str = Field(
+        default="auto",
+        description="'auto' negotiates the era per server; 'legacy' forces the initialize handshake; "
+        "a 2026-07-28-era version string adopts that version without probing.",
+    )
+
+
+class HostSettings(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    servers: ServerSettings = Field(default_factory=ServerSettings)
+
+
+def load_settings(path: Path) -> HostSettings:
+    """Read the settings file; a missing file means the defaults. Raises `ConfigError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return HostSettings()
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line, column = _toml_position(str(exc))
+        raise ConfigSyntaxError(
+            f"{path}:{line}:{column}: invalid TOML: {exc}", path=path, line=line, column=column
+        ) from exc
+    try:
+        return HostSettings.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise ConfigSchemaError(f"{path}: key '{key}': {first['msg']}", path=path, server=None, key=key) from exc
+
+
+def save_settings(path: Path, settings: HostSettings) -> None:
+    """Write `settings` atomically, keeping sections this version does not know."""
+    document: dict[str, Any] = {}
+    if path.exists():
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError:
+            document = {}
+    document.update(settings.model_dump(mode="json", exclude_none=True))
+    write_atomically(path, tomli_w.dumps(document))
+
+
+def _toml_position(message: str) -> tuple[int, int]:
+    match = re.search(r"line (\d+), column (\d+)", message)
+    return (int(match.group(1)), int(match.group(2))) if match else (1, 1)

@@ -1,0 +1,142 @@
+"""The `Host`: mcp.json and the host settings in, live servers and their merged tools out.
+
+    async with Host(config_path=Path("examples/mcp.json")) as host:
+        await host.wait_settled()
+        print([status.state for status in host.statuses()])
+        result = await host.call_tool("time.get_current_time", {"timezone": "UTC"})
+
+With `watch=True` the host follows edits of mcp.json: added servers start, removed ones
+stop, changed ones restart; a broken edit is reported and the last good config keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from mcp_host.config.mcpjson import McpConfig, load_config
+from mcp_host.config.paths import default_config_path, default_settings_path
+from mcp_host.config.settings import HostSettings, load_settings
+from mcp_host.config.watch import watch_config
+from mcp_host.errors import ConfigError
+from mcp_host.servers.manager import ConfigDiff, ServerManager
+from mcp_host.servers.state import ServerStatus
+from mcp_host.tools.registry import ToolRegistry
+from mcp_host.tools.spec import ToolResult
+
+logger = logging.getLogger(__name__)
+
+ReloadListener = Callable[[ConfigDiff | ConfigError], None]
+
+
+class Host:
+    """The runtime; an async resource. Raises `ConfigError` on entry when mcp.json cannot be used."""
+
+    def __init__(
+        self,
+        config_path: Path | None = None,
+        *,
+        settings: HostSettings | None = None,
+        settings_path: Path | None = None,
+        watch: bool = False,
+        only: list[str] | None = None,
+        on_reload: ReloadListener | None = None,
+    ) -> None:
+        self.config_path = config_path or default_config_path()
+        self.settings_path = settings_path or default_settings_path()
+        self._settings = settings
+        self.watch = watch
+        self.only = only
+        self._on_reload = on_reload
+        self.registry = ToolRegistry()
+        self.config: McpConfig | None = None
+        self.last_config_error: ConfigError | None = None
+        self._manager: ServerManager | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._stop_watching = anyio.Event()
+
+    @property
+    def settings(self) -> HostSettings:
+        if self._settings is None:
+            self._settings = load_settings(self.settings_path)
+        return self._settings
+
+    @property
+    def manager(self) -> ServerManager:
+        if self._manager is None:
+            raise RuntimeError("Host is not running: use it as `async with Host(...)`")
+        return self._manager
+
+    async def __aenter__(self) -> Host:
+        config = self._load()
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._manager = ServerManager(self.settings.servers, self.registry)
+        await self._manager.__aenter__()
+        await self._manager.apply(config)
+        if self.watch:
+            self._task_group.start_soon(self._follow_edits, name="watch mcp.json")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+        assert self._task_group is not None
+        # The body's own exception propagates as it is, not wrapped in the task group's group.
+        self._task_group.cancel_scope.cancel()
+        await self._task_group.__aexit__(None, None, None)
+
+    async def aclose(self) -> None:
+        """Stop watching and stop every server. Idempotent."""
+        self._stop_watching.set()
+        if self._manager is not None:
+            await self._manager.__aexit__(None, None, None)
+
+    def _load(self) -> McpConfig:
+        return self._restrict(load_config(self.config_path))
+
+    def _restrict(self, config: McpConfig) -> McpConfig:
+        if self.only is not None:
+            config = McpConfig(path=config.path, servers={k: v for k, v in config.servers.items() if k in self.only})
+        self.config = config
+        return config
+
+    async def reload(self) -> ConfigDiff:
+        """Re-read mcp.json and apply the difference. Raises `ConfigError`, keeping the running config."""
+        try:
+            config = self._load()
+        except ConfigError as exc:
+            self.last_config_error = exc
+            raise
+        self.last_config_error = None
+        return await self.manager.apply(config)
+
+    async def _follow_edits(self) -> None:
+        async for update in watch_config(self.config_path, stop_event=self._stop_watching):
+            outcome: ConfigDiff | ConfigError
+            if isinstance(update, ConfigError):
+                self.last_config_error = outcome = update
+                logger.error("mcp.json edit not applied, the last good config keeps running: %s", update)
+            else:
+                self.last_config_error = None
+                outcome = await self.manager.apply(self._restrict(update))
+            if self._on_reload is not None:
+                self._on_reload(outcome)
+
+    async def wait_settled(self) -> None:
+        await self.manager.wait_settled()
+
+    def statuses(self) -> list[ServerStatus]:
+        return self.manager.statuses()
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None, *, timeout_s: float | None = None
+    ) -> ToolResult:
+        return await self.manager.call_tool(name, arguments, timeout_s=timeout_s)
