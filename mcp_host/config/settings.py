@@ -25,7 +25,8 @@ from mcp_host.errors import ConfigSchemaError, ConfigSyntaxError
 class ServerSettings(BaseModel):
     """How the host talks to servers: timeouts, restarts after a crash, protocol era.
 
-    A server's own `timeout` in mcp.json (milliseconds) overrides both timeouts for that server.
+    A server's own `timeout` in mcp.json (milliseconds) replaces `call_timeout_s` for that server,
+    and extends its `connect_timeout_s` when it is longer.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -35,7 +35,7 @@ from mcp_host import __version__
 from mcp_host.config.mcpjson import RemoteServerConfig, ServerConfig
 from mcp_host.config.settings import ServerSettings
 from mcp_host.errors import ServerNotReadyError, ServerStartError, ToolCallError
-from mcp_host.servers.describe import describe_exception, find_exception
+from mcp_host.servers.describe import describe_exception, find_exception, leaf_exceptions
 from mcp_host.servers.state import ServerState, ServerStatus
 from mcp_host.servers.stdio import CommandNotFoundError, StdioLaunch, StdioTransport
 from mcp_host.tools.registry import ToolRegistry
@@ -100,7 +100,8 @@ class Connection:
 
     @property
     def connect_timeout_s(self) -> float:
-        return self.config.timeout_s or self.settings.connect_timeout_s
+        # mcp.json's `timeout` is a request timeout; a larger one also gives a slow server longer to start.
+        return max(self.config.timeout_s or 0.0, self.settings.connect_timeout_s)
 
     @property
     def call_timeout_s(self) -> float:
@@ -259,6 +260,11 @@ class Connection:
                     )
                     self._transport_label = "http"
                 except Exception as http_error:  # noqa: BLE001 - either transport may be the right one
+                    if any(
+                        isinstance(e, httpx2.ConnectError | httpx2.TimeoutException)
+                        for e in leaf_exceptions(http_error)
+                    ):
+                        raise  # nothing answered there; SSE would not either
                     logger.info(
                         "server %r: streamable HTTP failed (%s); trying legacy SSE",
                         self.name,
@@ -360,6 +366,8 @@ class Connection:
         except TimeoutError as exc:
             raise ToolCallError(f"{qualified} did not answer within {limit:g}s", tool=qualified) from exc
         except MCPError as exc:
+            if exc.error.code == mcp_types.CONNECTION_CLOSED:
+                raise ToolCallError(f"{qualified} failed: the server closed the connection", tool=qualified) from exc
             return ToolResult(
                 content=[mcp_types.TextContent(text=f"error {exc.error.code}: {exc.error.message}")], is_error=True
             )

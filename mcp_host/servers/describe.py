@@ -7,6 +7,8 @@ from typing import TypeVar
 import httpx2
 from mcp.shared.exceptions import MCPError
 
+from mcp_host.errors import McpHostError
+
 E = TypeVar("E", bound=BaseException)
 
 
@@ -30,6 +32,8 @@ def describe_exception(exc: BaseException) -> str:
         return f"HTTP {leaf.response.status_code} from {leaf.request.url}"
     if isinstance(leaf, httpx2.ConnectError):
         return f"cannot connect to {leaf.request.url}: {leaf}"
+    if isinstance(leaf, McpHostError):
+        return str(leaf)
     if isinstance(leaf, MCPError):
         return f"MCP error {leaf.error.code}: {leaf.error.message}"
     text = str(leaf).strip()

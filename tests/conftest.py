@@ -1,0 +1,155 @@
+"""Shared fixtures: real MCP servers (the SDK fixture, published ones) on stdio and on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcp_host.config.settings import ServerSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE_SERVER = ROOT / "tests" / "fixtures" / "server.py"
+NODE_BIN = ROOT / "node_modules" / ".bin"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def fixture_entry(*args: str, **extra: Any) -> dict[str, Any]:
+    """An mcp.json entry that starts the SDK fixture server over stdio."""
+    return {"command": sys.executable, "args": [str(FIXTURE_SERVER), *args], **extra}
+
+
+def write_config(path: Path, servers: dict[str, Any]) -> Path:
+    path.write_text(json.dumps({"mcpServers": servers}, indent=2))
+    return path
+
+
+def fast_settings(**overrides: Any) -> ServerSettings:
+    """Short timeouts so misbehaving servers fail quickly in tests."""
+    values: dict[str, Any] = {
+        "connect_timeout_s": 15.0,
+        "call_timeout_s": 10.0,
+        "restart_attempts": 2,
+        "restart_backoff_s": 0.2,
+        "restart_backoff_max_s": 1.0,
+    }
+    values.update(overrides)
+    return ServerSettings(**values)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], limit_s: float = 30.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before listening on {port}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {limit_s}s")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    """The fixture server over Streamable HTTP on 127.0.0.1; yields its /mcp URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(FIXTURE_SERVER), "--transport", "http", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture
+def sse_server() -> Iterator[str]:
+    """The fixture server over legacy SSE on 127.0.0.1; yields its /sse URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(FIXTURE_SERVER), "--transport", "sse", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/sse"
+    finally:
+        stop_process(process)
+
+
+def everything_command() -> str:
+    """`@modelcontextprotocol/server-everything` as installed by `npm ci`; the tests need it."""
+    command = NODE_BIN / "mcp-server-everything"
+    if not command.exists():
+        pytest.fail("server-everything is not installed: run `npm ci` in the repository root")
+    return str(command)
+
+
+@pytest.fixture
+def everything_http() -> Iterator[str]:
+    """server-everything over Streamable HTTP on 127.0.0.1; yields its /mcp URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [everything_command(), "streamableHttp"],
+        env={**os.environ, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        stop_process(process)
+
+
+def time_server_command() -> str:
+    command = shutil.which("mcp-server-time", path=str(Path(sys.executable).parent))
+    if command is None:
+        pytest.fail("mcp-server-time is not installed: pip install -e '.[dev]'")
+    return command
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers signal 0; it is gone for every purpose that matters here.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
