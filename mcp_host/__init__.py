@@ -1,3 +1,57 @@
-"""mcp_host: an MCP host and tool-orchestration runtime for local models."""
+"""mcp_host: an MCP host and tool-orchestration runtime for local models.
 
-__version__ = "0.1.0"
+from mcp_host import Host
+
+async with Host() as host:            # reads ~/.lmstudio/mcp.json
+    await host.wait_settled()
+    result = await host.call_tool("time.get_current_time", {"timezone": "UTC"})
+"""
+
+from mcp_host._version import __version__
+from mcp_host.config import HostSettings, McpConfig, RemoteServerConfig, ServerSettings, StdioServerConfig, load_config
+from mcp_host.errors import (
+    ConfigError,
+    ConfigSchemaError,
+    ConfigSyntaxError,
+    McpHostError,
+    ServerError,
+    ServerNotReadyError,
+    ServerStartError,
+    ToolCallError,
+    ToolError,
+    UnknownServerError,
+    UnknownToolError,
+)
+from mcp_host.host import Host
+from mcp_host.servers import ConfigDiff, Connection, ServerManager, ServerState, ServerStatus
+from mcp_host.tools import ToolRegistry, ToolResult, ToolSpec
+
+__all__ = [
+    "ConfigDiff",
+    "ConfigError",
+    "ConfigSchemaError",
+    "ConfigSyntaxError",
+    "Connection",
+    "Host",
+    "HostSettings",
+    "McpConfig",
+    "McpHostError",
+    "RemoteServerConfig",
+    "ServerError",
+    "ServerManager",
+    "ServerNotReadyError",
+    "ServerSettings",
+    "ServerStartError",
+    "ServerState",
+    "ServerStatus",
+    "StdioServerConfig",
+    "ToolCallError",
+    "ToolError",
+    "ToolRegistry",
+    "ToolResult",
+    "ToolSpec",
+    "UnknownServerError",
+    "UnknownToolError",
+    "__version__",
+    "load_config",
+]

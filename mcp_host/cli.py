@@ -25,7 +25,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
-from mcp_host import __version__
+from mcp_host._version import __version__
 from mcp_host.config.edit import add_server
 from mcp_host.config.mcpjson import load_config
 from mcp_host.config.paths import default_config_path
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(args_list)
     _configure_logging(args.verbose)
     console = Console()
-    errors = Console(stderr=True)
+    errors = Console(stderr=True, soft_wrap=True)
     try:
         if args.command == "config":
             return _config_add(args, command_line, console)
@@ -197,7 +197,7 @@ def _print_tools(console: Console, host: Host, as_json: bool) -> None:
         console.print(table)
     for status in host.statuses():
         if status.state is not ServerState.READY:
-            Console(stderr=True).print(
+            Console(stderr=True, soft_wrap=True).print(
                 f"[yellow]note:[/yellow] server {status.name} is {status.state.value}: {escape(status.error or '')}"
             )
 
@@ -229,7 +229,7 @@ def _print_result(console: Console, result: ToolResult, as_json: bool) -> None:
         }
         console.print_json(json.dumps(document))
     elif result.is_error:
-        Console(stderr=True).print(f"[red]tool error:[/red] {escape(result.text)}")
+        Console(stderr=True, soft_wrap=True).print(f"[red]tool error:[/red] {escape(result.text)}")
     else:
         console.print(escape(result.text), soft_wrap=True, highlight=False)
 

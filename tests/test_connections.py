@@ -180,8 +180,10 @@ async def test_stopping_leaves_no_orphan_processes() -> None:
         await manager.wait_settled()
         connection = manager.connection("fx")
         pid = int((await manager.call_tool("fx.pid", {})).text)
-        assert pid_alive(pid)
+        child = int((await manager.call_tool("fx.spawn_child", {})).text)
+        assert pid_alive(pid) and pid_alive(child)
     assert not pid_alive(pid)
+    assert not pid_alive(child)  # its SIGTERM-proof child was killed with the process group
     assert connection.state is ServerState.STOPPED
     with pytest.raises(ServerNotReadyError, match="'fx' is stopped"):
         await connection.call_tool("echo", {"text": "x"})

@@ -31,7 +31,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from mcp_host import __version__
+from mcp_host._version import __version__
 from mcp_host.config.mcpjson import RemoteServerConfig, ServerConfig
 from mcp_host.config.settings import ServerSettings
 from mcp_host.errors import ServerNotReadyError, ServerStartError, ToolCallError

@@ -29,12 +29,17 @@ def describe_exception(exc: BaseException) -> str:
     # Prefer the most specific cause: the transport's own error over the session's echo of it.
     leaf = next((e for e in leaves if isinstance(e, httpx2.HTTPError | OSError | MCPError)), leaves[0])
     if isinstance(leaf, httpx2.HTTPStatusError):
-        return f"HTTP {leaf.response.status_code} from {leaf.request.url}"
+        return f"HTTP {leaf.response.status_code} from {safe_url(leaf.request.url)}"
     if isinstance(leaf, httpx2.ConnectError):
-        return f"cannot connect to {leaf.request.url}: {leaf}"
+        return f"cannot connect to {safe_url(leaf.request.url)}: {leaf}"
     if isinstance(leaf, McpHostError):
         return str(leaf)
     if isinstance(leaf, MCPError):
         return f"MCP error {leaf.error.code}: {leaf.error.message}"
     text = str(leaf).strip()
     return f"{type(leaf).__name__}: {text}" if text else type(leaf).__name__
+
+
+def safe_url(url: httpx2.URL) -> str:
+    """The URL without credentials or query string, which may carry tokens."""
+    return str(url.copy_with(username=None, password=None, query=None))

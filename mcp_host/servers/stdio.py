@@ -40,6 +40,8 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 EXIT_GRACE_S = 2.0
 # Between SIGTERM and SIGKILL to the server's process group.
 TERMINATE_GRACE_S = 2.0
+# For a SIGKILL to take effect.
+KILL_SETTLE_S = 0.5
 
 
 class CommandNotFoundError(OSError):
@@ -133,6 +135,9 @@ class StdioTransport:
                 await stream.aclose()
         self._task_group.cancel_scope.cancel()
         await self._task_group.__aexit__(None, None, None)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_SETTLE_S):
+            await self._process.aclose()
+        _close_subprocess_transport(self._process)
         return None
 
     async def _stop_process(self) -> None:
@@ -142,15 +147,15 @@ class StdioTransport:
         if process.stdin is not None:
             with contextlib.suppress(OSError, anyio.ClosedResourceError, anyio.BrokenResourceError):
                 await process.stdin.aclose()
-        if not await _wait_exit(process, EXIT_GRACE_S):
-            if sys.platform != "win32":
-                await terminate_posix_process_tree(process, TERMINATE_GRACE_S)
-            else:  # pragma: no cover - the host targets POSIX first
+        exited = await _wait_exit(process, EXIT_GRACE_S)
+        if sys.platform == "win32":  # pragma: no cover - the host targets POSIX first
+            if not exited:
                 process.kill()
-            await _wait_exit(process, TERMINATE_GRACE_S)
-        elif sys.platform != "win32":
-            # The leader is gone, but children it left in the group (npx → node) must not outlive it.
+        else:
+            # Even when the leader is gone, children it left in its group (npx → node) must not outlive it.
             await terminate_posix_process_tree(process, TERMINATE_GRACE_S)
+            await _wait_group_gone(process.pid, KILL_SETTLE_S)
+        await _wait_exit(process, KILL_SETTLE_S)
         self.exited.set()
 
     async def _read_stdout(self, sink: anyio.abc.ObjectSendStream[SessionMessage | Exception]) -> None:
@@ -218,3 +223,28 @@ async def _wait_exit(process: anyio.abc.Process, limit_s: float) -> bool:
         while process.returncode is None:  # noqa: ASYNC110 - no event exists for a child's exit
             await anyio.sleep(0.01)
     return process.returncode is not None
+
+
+async def _wait_group_gone(pgid: int, limit_s: float) -> None:
+    """Wait until no process is left in the group (an unreaped zombie counts as left, so this is bounded)."""
+    with anyio.move_on_after(limit_s):
+        while True:  # noqa: ASYNC110 - no event exists for a process group's end
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            except PermissionError:
+                pass
+            await anyio.sleep(0.01)
+
+
+def _close_subprocess_transport(process: anyio.abc.Process) -> None:
+    """Close asyncio's transport now rather than at garbage collection, when the loop may be gone.
+
+    Nothing public exposes it; the SDK's stdio client reaches it the same way.
+    """
+    transport = getattr(getattr(process, "_process", None), "_transport", None)
+    close = getattr(transport, "close", None)
+    if callable(close):
+        with contextlib.suppress(PermissionError):
+            close()
