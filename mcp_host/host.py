@@ -26,7 +26,7 @@ from mcp_host.config.settings import HostSettings, load_settings
 from mcp_host.config.watch import watch_config
 from mcp_host.errors import ConfigError
 from mcp_host.servers.manager import ConfigDiff, ServerManager
-from mcp_host.servers.state import ServerStatus
+from mcp_host.servers.state import ServerState, ServerStatus
 from mcp_host.tools.registry import ToolRegistry
 from mcp_host.tools.spec import ToolResult
 
@@ -134,7 +134,15 @@ class Host:
         await self.manager.wait_settled()
 
     def statuses(self) -> list[ServerStatus]:
-        return self.manager.statuses()
+        """Every configured server, disabled ones included (as `stopped`), sorted by name."""
+        statuses = self.manager.statuses()
+        if self.config is not None:
+            statuses += [
+                ServerStatus(name, ServerState.STOPPED, server.transport, 0, error="disabled in mcp.json")
+                for name, server in self.config.servers.items()
+                if server.disabled
+            ]
+        return sorted(statuses, key=lambda status: status.name)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any] | None = None, *, timeout_s: float | None = None

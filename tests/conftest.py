@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,36 +79,31 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+@contextmanager
+def listening(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
+    """Run `command` until it listens on 127.0.0.1:`port`; stop it afterwards."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, process)
+        yield
+    finally:
+        stop_process(process)
+
+
 @pytest.fixture
 def http_server() -> Iterator[str]:
     """The fixture server over Streamable HTTP on 127.0.0.1; yields its /mcp URL."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(FIXTURE_SERVER), "--transport", "http", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, process)
+    with listening([sys.executable, str(FIXTURE_SERVER), "--transport", "http", "--port", str(port)], port):
         yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        stop_process(process)
 
 
 @pytest.fixture
 def sse_server() -> Iterator[str]:
     """The fixture server over legacy SSE on 127.0.0.1; yields its /sse URL."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(FIXTURE_SERVER), "--transport", "sse", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, process)
+    with listening([sys.executable, str(FIXTURE_SERVER), "--transport", "sse", "--port", str(port)], port):
         yield f"http://127.0.0.1:{port}/sse"
-    finally:
-        stop_process(process)
 
 
 def everything_command() -> str:
@@ -122,17 +118,8 @@ def everything_command() -> str:
 def everything_http() -> Iterator[str]:
     """server-everything over Streamable HTTP on 127.0.0.1; yields its /mcp URL."""
     port = free_port()
-    process = subprocess.Popen(
-        [everything_command(), "streamableHttp"],
-        env={**os.environ, "PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, process)
+    with listening([everything_command(), "streamableHttp"], port, env={**os.environ, "PORT": str(port)}):
         yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        stop_process(process)
 
 
 def time_server_command() -> str:

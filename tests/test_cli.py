@@ -47,7 +47,8 @@ def test_servers_json(config: Path) -> None:
     result = mcp_host(config, "servers", "--json")
     assert result.returncode == 0, result.stderr
     servers = {entry["name"]: entry for entry in json.loads(result.stdout)}
-    assert set(servers) == {"fx", "broken"}
+    assert set(servers) == {"fx", "broken", "off"}
+    assert (servers["off"]["state"], servers["off"]["error"]) == ("stopped", "disabled in mcp.json")
     assert servers["fx"]["state"] == "ready" and servers["fx"]["tools"] >= 10 and servers["fx"]["transport"] == "stdio"
     assert servers["broken"]["state"] == "failed" and "not found on PATH" in servers["broken"]["error"]
 

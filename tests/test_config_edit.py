@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -69,46 +70,16 @@ def test_add_refuses_duplicates_broken_files_and_invalid_entries(tmp_path: Path)
     assert path.read_text() == '{"mcpServers": {'
 
 
-def test_cli_config_add_stdio_and_remote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def config_add(path: Path, command_line: str) -> int:
+    return main(["--config", str(path), "config", "add", *shlex.split(command_line)])
+
+
+def test_cli_config_add_stdio_and_remote(tmp_path: Path) -> None:
     path = tmp_path / "mcp.json"
-    assert (
-        main(
-            [
-                "--config",
-                str(path),
-                "config",
-                "add",
-                "time",
-                "--env",
-                "TZ=UTC",
-                "--",
-                "uvx",
-                "mcp-server-time",
-                "--local-timezone",
-                "UTC",
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "--config",
-                str(path),
-                "config",
-                "add",
-                "remote",
-                "--url",
-                "https://example.com/mcp",
-                "--header",
-                "Authorization=Bearer ${TOKEN}",
-                "--timeout-ms",
-                "5000",
-            ]
-        )
-        == 0
-    )
-    assert main(["--config", str(path), "config", "add", "old", "--url", "http://127.0.0.1:1/sse", "--sse"]) == 0
+    assert config_add(path, "time --env TZ=UTC -- uvx mcp-server-time --local-timezone UTC") == 0
+    header = "'Authorization=Bearer ${TOKEN}'"
+    assert config_add(path, f"remote --url https://example.com/mcp --header {header} --timeout-ms 5000") == 0
+    assert config_add(path, "old --url http://127.0.0.1:1/sse --sse") == 0
     servers = json.loads(path.read_text())["mcpServers"]
     assert servers["time"] == {
         "command": "uvx",
