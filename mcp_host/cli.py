@@ -3,6 +3,7 @@
     mcp-host servers                          state, transport, tool count and error of each server
     mcp-host tools                            every tool by qualified name
     mcp-host call time.get_current_time '{"timezone": "UTC"}'
+    mcp-host render --reasoning high --browser    the exact gpt-oss prompt and what each part costs
     mcp-host config add time -- uvx mcp-server-time
     mcp-host config add remote --url https://example.com/mcp --header "Authorization=Bearer ${TOKEN}"
 
@@ -31,6 +32,7 @@ from mcp_host.config.mcpjson import load_config
 from mcp_host.config.paths import default_config_path
 from mcp_host.errors import ConfigError, McpHostError, ServerError, ToolError
 from mcp_host.host import Host
+from mcp_host.render_command import render_prompt
 from mcp_host.servers.state import ServerState, ServerStatus
 from mcp_host.tools.spec import ToolResult
 
@@ -70,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("arguments", nargs="?", default="{}", help="arguments as a JSON object (default {})")
     call.add_argument("--timeout", type=float, help="seconds to wait for the result")
     call.add_argument("--json", action="store_true", help="print the whole result as JSON")
+
+    render = commands.add_parser("render", help="print the exact prompt gpt-oss would see, with token counts")
+    render.add_argument("--reasoning", choices=["low", "medium", "high"], help="reasoning effort (default: settings)")
+    render.add_argument("--browser", action="store_true", help="enable the built-in browser tool")
+    render.add_argument("--python", action="store_true", help="enable the built-in python tool")
+    render.add_argument("--instructions", help="developer instructions")
+    render.add_argument("--message", help="a user message to end the prompt with")
+    render.add_argument("--context", type=int, help="context window in tokens, for the warning (default: settings)")
+    render.add_argument("--json", action="store_true", help="machine-readable output")
 
     config = commands.add_parser("config", help="edit mcp.json")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
@@ -137,6 +148,8 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
         if args.command == "tools":
             _print_tools(console, host, args.json)
             return 0
+        if args.command == "render":
+            return render_prompt(console, host, args)
         return await _call(console, host, args)
 
 

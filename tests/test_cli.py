@@ -108,3 +108,20 @@ def test_a_broken_config_is_one_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"error: {path}:3:2: invalid JSON" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_render_shows_the_exact_prompt_and_what_each_part_costs(config: Path) -> None:
+    result = mcp_host(config, "render", "--message", "What is 2+3?", "--reasoning", "high", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["prompt"].startswith("<|start|>system<|message|>")
+    assert "Reasoning: high" in document["prompt"] and "type fx__add = " in document["prompt"]
+    assert document["prompt"].endswith("<|start|>user<|message|>What is 2+3?<|end|><|start|>assistant")
+    parts = {part["label"]: part["tokens"] for part in document["parts"]}
+    assert set(parts) == {"system", "tools: fx", "history"}
+    assert sum(parts.values()) == document["tokens"] and document["warning"] is None
+
+    table = mcp_host(config, "render", "--browser", "--context", "1000")
+    assert "namespace browser {" in table.stdout
+    assert any(line.split()[:2] == ["built-in", "tools"] for line in table.stdout.splitlines())
+    assert "warning: tools take" in table.stderr and "biggest: fx" in table.stderr

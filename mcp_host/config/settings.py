@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -45,10 +45,21 @@ class ServerSettings(BaseModel):
     )
 
 
+class PromptSettings(BaseModel):
+    """How prompts are built for gpt-oss, and when the host warns that tools crowd the context."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reasoning_effort: Literal["low", "medium", "high"] = "medium"
+    context_tokens: int = Field(default=16384, gt=0, description="The model's context window, for the warning.")
+    tools_warn_share: float = Field(default=0.25, gt=0, le=1, description="Warn when tools take more than this.")
+
+
 class HostSettings(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     servers: ServerSettings = Field(default_factory=ServerSettings)
+    prompt: PromptSettings = Field(default_factory=PromptSettings)
 
 
 def load_settings(path: Path) -> HostSettings:
