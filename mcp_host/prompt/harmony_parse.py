@@ -27,6 +27,8 @@ from mcp_host.prompt.harmony import CALL_TOKEN, RETURN_TOKEN
 from mcp_host.prompt.vocab import harmony_encoding
 
 BROWSER_FUNCTIONS = ("browser.search", "browser.open", "browser.find")
+END_TOKEN = 200007
+_MESSAGE_ENDS = frozenset({END_TOKEN, RETURN_TOKEN, CALL_TOKEN})
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -141,11 +143,14 @@ class HarmonyStreamParser:
         except Exception as exc:  # noqa: BLE001 - the Rust parser raises a bare HarmonyError
             return [self._fault_from_error(str(exc))]
         events: list[ParseEvent] = []
-        delta = self._parser.last_content_delta
-        if delta and self._parser.state is StreamState.CONTENT:
+        delta = self._parser.last_content_delta  # only ever set inside a message's content
+        if delta:
             event = self._route_delta(delta)
             if event is not None:
                 events.append(event)
+        if token not in _MESSAGE_ENDS:
+            return events
+        # Only these tokens complete a message; `messages` re-serialises all of them, so ask rarely.
         messages = self._parser.messages
         for message in messages[self._message_count :]:
             checked = self._check_message(message)

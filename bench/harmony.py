@@ -1,0 +1,168 @@
+"""Host-side prompt work per round: rendering and parsing Harmony with 10, 50 and 200 tools.
+
+    python bench/harmony.py [--rounds 20] [--repeat 5]
+
+For each tool count, in one run:
+- render: a full `render_prompt` of a fresh conversation (system, developer with N tools, a user message);
+- parse: one round's generated output (reasoning, a preamble, a function call) fed token by token;
+- a 20-round tool loop two ways: appending to the token log (the host's way) against re-rendering the
+  whole conversation every round (the baseline), with the host time per round and the prompt tokens a
+  backend must evaluate per round (everything after the longest prefix shared with the previous round).
+The share column relates host time per round to a round on a 20 tokens/s model generating 80 tokens (4 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+
+import mcp_types
+from openai_harmony import Role
+
+from mcp_host.prompt import (
+    FunctionTool,
+    HarmonyOptions,
+    HarmonyRenderer,
+    HarmonyStreamParser,
+    TokenLog,
+    tool_result_message,
+    user_message,
+)
+from mcp_host.tools import ToolSpec
+
+ROUND_SECONDS = 80 / 20  # a round that generates 80 tokens on a 20 tokens/s model
+
+
+def synthetic_tools(count: int) -> list[FunctionTool]:
+    """Tools shaped like real MCP ones: a few typed, described parameters, an enum and a default."""
+    specs = []
+    for index in range(count):
+        schema = {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": f"What to look up in source {index}."},
+                "limit": {"type": "integer", "default": 10, "description": "How many results to return."},
+                "order": {"type": "string", "enum": ["newest", "oldest", "relevance"], "default": "relevance"},
+                "tags": {"type": "array", "items": {"type": "string"}, "description": "Only items with these tags."},
+            },
+            "required": ["query"],
+        }
+        tool = mcp_types.Tool(
+            name=f"search_{index}", description=f"Search collection {index} for documents.", input_schema=schema
+        )
+        specs.append(ToolSpec.from_mcp(f"server{index % 7}", tool))
+    return FunctionTool.from_specs(specs)
+
+
+def round_output(renderer: HarmonyRenderer, tool: FunctionTool, round_index: int) -> list[int]:
+    text = (
+        f"<|channel|>analysis<|message|>The user wants results; round {round_index}. I should search the "
+        "collection with a focused query and a small limit, then summarise.<|end|>"
+        "<|start|>assistant<|channel|>commentary<|message|>Searching.<|end|>"
+        f"<|start|>assistant<|channel|>commentary to=functions.{tool.identifier} <|constrain|>json<|message|>"
+        f'{{"query": "topic {round_index}", "limit": 5}}<|call|>'
+    )
+    return list(renderer.encoding.encode(text, allowed_special="all"))
+
+
+def median_seconds(work: Callable[[], object], repeat: int) -> float:
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        work()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+def parse_round(renderer: HarmonyRenderer, known: set[str], output: list[int]) -> None:
+    parser = HarmonyStreamParser(known, encoding=renderer.encoding)
+    for token in output:
+        parser.feed(token)
+    assert parser.stop_reason == "call"
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+def tool_loop_append(
+    renderer: HarmonyRenderer, options: HarmonyOptions, tools: list[FunctionTool], outputs: list[list[int]]
+) -> tuple[float, float]:
+    """Seconds per round and prompt tokens to evaluate per round, appending to the token log."""
+    log = TokenLog(renderer)
+    started = time.perf_counter()
+    log.start_turn(renderer.render_prompt(options, tools, [user_message("Find everything about the topic.")]))
+    evaluated = 0  # the first prompt costs both ways the same; count what each round adds
+    for index, output in enumerate(outputs):
+        before = len(log)
+        log.append_generated(output)
+        log.append_tool_result(tool_result_message(f"functions.{tools[0].identifier}", f"result {index} " * 40))
+        evaluated += len(log) - before - len(output)  # generated tokens are already in the cache
+    return (time.perf_counter() - started) / len(outputs), evaluated / len(outputs)
+
+
+def tool_loop_rerender(
+    renderer: HarmonyRenderer, options: HarmonyOptions, tools: list[FunctionTool], outputs: list[list[int]]
+) -> tuple[float, float]:
+    """The same loop re-rendering the whole conversation every round (what a stateless host does)."""
+    history = [user_message("Find everything about the topic.")]
+    started = time.perf_counter()
+    previous = renderer.render_prompt(options, tools, history)
+    evaluated = 0  # the first prompt costs both ways the same; count what each round adds
+    for index, output in enumerate(outputs):
+        # Everything the model said is kept (reasoning, preamble, call), as the host itself keeps it.
+        history += renderer.encoding.parse_messages_from_completion_tokens(output, Role.ASSISTANT)
+        history.append(tool_result_message(f"functions.{tools[0].identifier}", f"result {index} " * 40))
+        prompt = renderer.render_prompt(options, tools, history)
+        # The cache holds the previous prompt plus what was generated; re-rendering diverges from that.
+        cached = previous + output
+        evaluated += len(prompt) - common_prefix(cached, prompt)
+        previous = prompt
+    return (time.perf_counter() - started) / len(outputs), evaluated / len(outputs)
+
+
+def main(rounds: int, repeat: int) -> None:
+    renderer = HarmonyRenderer()
+    options = HarmonyOptions(start_date="2026-11-25")
+    print(
+        f"{'tools':>5} {'prompt tok':>10} {'render ms':>9} {'parse ms':>8} | {'append ms/rnd':>13} "
+        f"{'rerender ms/rnd':>15} {'rerender/append':>15} | {'eval tok/rnd append':>19} "
+        f"{'rerender':>8} {'ratio':>6} | {'host share of round':>19}"
+    )
+    for count in (10, 50, 200):
+        tools = synthetic_tools(count)
+        history = [user_message("Find everything about the topic.")]
+        prompt_tokens = len(renderer.render_prompt(options, tools, history))
+        render_s = median_seconds(partial(renderer.render_prompt, options, tools, history), repeat)
+        output = round_output(renderer, tools[0], 0)
+        known = {tool.identifier for tool in tools}
+
+        parse_s = median_seconds(partial(parse_round, renderer, known, output), repeat)
+        outputs = [round_output(renderer, tools[0], index) for index in range(rounds)]
+        append = [tool_loop_append(renderer, options, tools, outputs) for _ in range(repeat)]
+        rerender = [tool_loop_rerender(renderer, options, tools, outputs) for _ in range(repeat)]
+        append_s = statistics.median(a[0] for a in append)
+        rerender_s = statistics.median(r[0] for r in rerender)
+        append_eval, rerender_eval = append[0][1], rerender[0][1]
+        share = (append_s + parse_s) / ROUND_SECONDS
+        print(
+            f"{count:>5} {prompt_tokens:>10} {render_s * 1e3:>9.2f} {parse_s * 1e3:>8.2f} | "
+            f"{append_s * 1e3:>13.2f} {rerender_s * 1e3:>15.2f} {rerender_s / append_s:>15.1f} | "
+            f"{append_eval:>19.0f} {rerender_eval:>8.0f} {rerender_eval / append_eval:>6.1f} | {share:>19.3%}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=5)
+    options = parser.parse_args()
+    main(options.rounds, options.repeat)
