@@ -1,0 +1,201 @@
+"""llama.cpp in-process (the default engine), through llama-cpp-python.
+
+    backend = LlamaCppBackend.load("openai/gpt-oss-20b")     # or a path to a .gguf
+    async with backend.generate(prompt, GenerationParams(stop_tokens=STOP_TOKENS)) as generation:
+        async for token in generation: ...
+
+Inference runs in a worker thread; one loaded model serves many chats, one generation at a time
+in arrival order. Across the rounds of a tool loop the KV cache is reused for the longest common
+prefix, so a round evaluates only what was appended. Sliding-window models (gemma 3, gpt-oss)
+keep a full-size SWA cache by default (`swa_full`), without which llama.cpp cannot cut the cache
+at an arbitrary position and would re-evaluate the whole prompt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from mcp_host.backends.base import BackendError, BackendUnavailableError, GenerationParams, GenerationStats, StopReason
+from mcp_host.backends.models import find_model
+from mcp_host.backends.threaded import CancelFlag, ThreadedGeneration
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONTEXT = 32768
+
+
+def _import_llama() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "llama.cpp support is not installed: pip install 'mcp_host[llama]' (builds llama-cpp-python)"
+        ) from exc
+    return llama_cpp
+
+
+class LlamaCppBackend:
+    """A GGUF model loaded in this process. Use `load()`; `aclose()` frees it."""
+
+    def __init__(self, llama: Any, *, name: str) -> None:
+        self._llama = llama
+        self.name = name
+        self.context_length = int(llama.n_ctx())
+        self._lock = anyio.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"LlamaCppBackend({self.name!r}, context_length={self.context_length})"
+
+    @classmethod
+    def load(
+        cls,
+        model: str | Path,
+        *,
+        context_length: int | None = None,
+        gpu_layers: int | None = None,
+        threads: int | None = None,
+        swa_full: bool = True,
+        seed: int | None = None,
+    ) -> LlamaCppBackend:
+        """Load a model by path or id (see `find_model`). Blocking: call it from a thread in async code.
+
+        Defaults: the context is the model's training context capped at 32,768; every layer goes to
+        the GPU when llama.cpp was built with GPU support; one thread per core.
+        Raises `ModelNotFoundError`, `BackendUnavailableError`, `BackendError`.
+        """
+        llama_cpp = _import_llama()
+        found = find_model(str(model))
+        if gpu_layers is None:
+            gpu_layers = -1 if llama_cpp.llama_supports_gpu_offload() else 0
+        kwargs: dict[str, Any] = {
+            "model_path": str(found.path),
+            "n_ctx": 0,  # first read the training context from the file, then cap it below
+            "n_gpu_layers": gpu_layers,
+            "n_threads": threads or os.cpu_count() or 1,
+            "swa_full": swa_full,
+            "verbose": False,
+        }
+        if seed is not None:
+            kwargs["seed"] = seed
+        try:
+            train_context = _training_context(llama_cpp, found.path)
+            kwargs["n_ctx"] = context_length or min(train_context or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
+            llama = llama_cpp.Llama(**kwargs)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BackendError(f"llama.cpp could not load {found.path}: {exc}") from exc
+        return cls(llama, name=found.id)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return dict(self._llama.metadata)
+
+    @property
+    def chat_template(self) -> str | None:
+        template = self._llama.metadata.get("tokenizer.chat_template")
+        return str(template) if template else None
+
+    @property
+    def eos_token(self) -> int:
+        return int(self._llama.token_eos())
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=special))
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return bytes(self._llama.detokenize(list(tokens), special=True)).decode("utf-8", "replace")
+
+    def generate(self, prompt: Sequence[int], params: GenerationParams) -> ThreadedGeneration:
+        if self._closed:
+            raise BackendError(f"model {self.name} was closed")
+        if not prompt:
+            raise BackendError("cannot generate from an empty prompt")
+        if len(prompt) >= self.context_length:
+            raise BackendError(f"the prompt has {len(prompt)} tokens; the context holds {self.context_length}")
+        tokens = list(prompt)
+        stats = GenerationStats(prompt_tokens=len(tokens))
+        return ThreadedGeneration(self._lock, self._worker(tokens, params), stats)
+
+    def _worker(
+        self, prompt: list[int], params: GenerationParams
+    ) -> Callable[[CancelFlag, Callable[[int], None], GenerationStats], StopReason]:
+        llama = self._llama
+        llama_cpp = _import_llama()
+
+        def run(cancel: CancelFlag, emit: Callable[[int], None], stats: GenerationStats) -> StopReason:
+            reused = self._prepare_cache(prompt)
+            stats.reused_prompt_tokens = reused
+            stats.evaluated_prompt_tokens = len(prompt) - reused
+            if params.seed is not None:
+                llama.set_seed(params.seed)
+            grammar = llama_cpp.LlamaGrammar.from_string(params.grammar, verbose=False) if params.grammar else None
+            budget = min(params.max_tokens, self.context_length - len(prompt))
+            stops = set(params.stop_tokens) | {self.eos_token}
+            produced = 0
+            for token in llama.generate(
+                prompt,
+                temp=params.temperature,
+                top_p=params.top_p,
+                top_k=0,
+                min_p=0.0,
+                repeat_penalty=1.0,
+                reset=True,
+                grammar=grammar,
+            ):
+                if cancel:
+                    return "cancelled"
+                emit(token)
+                produced += 1
+                if token in stops:
+                    return "stop"
+                if produced >= budget:
+                    return "length"
+            return "stop"
+
+        return run
+
+    def _prepare_cache(self, prompt: list[int]) -> int:
+        """How much of the prompt llama.cpp will reuse; cuts the cache there, as `Llama.generate` would.
+
+        Done here first so that the figure is exact: when the cache cannot be cut, the model is
+        reset and everything counts as evaluated.
+        """
+        llama = self._llama
+        cached = list(llama._input_ids[: llama.n_tokens])
+        prefix = 0
+        for a, b in zip(cached, prompt, strict=False):
+            if a != b:
+                break
+            prefix += 1
+        if prefix == len(prompt):
+            prefix -= 1  # the last prompt token is decoded again for fresh logits
+        if prefix <= 0:
+            return 0
+        if not llama._ctx.kv_cache_seq_rm(-1, prefix, -1):
+            logger.info("llama.cpp cannot cut this model's cache at %d; evaluating the whole prompt", prefix)
+            llama.reset()
+            return 0
+        return prefix
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        async with self._lock:
+            await anyio.to_thread.run_sync(self._llama.close)
+
+
+def _training_context(llama_cpp: Any, path: Path) -> int | None:
+    """The model's training context length from the GGUF metadata, read with the vocabulary only."""
+    probe = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    try:
+        values = [v for k, v in probe.metadata.items() if k.endswith(".context_length")]
+        return int(values[0]) if values else None
+    finally:
+        probe.close()
