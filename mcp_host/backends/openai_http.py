@@ -156,7 +156,7 @@ class _CompletionsGeneration:
                 stop = choice.get("stop_reason") or chunk.get("stopping_word")
                 matched_stop = stop if isinstance(stop, str) else matched_stop
         except BackendError as exc:
-            if as_ids and "HTTP 4" in str(exc) and not self.stats.generated_tokens:
+            if as_ids and "answered HTTP" in str(exc) and not self.stats.generated_tokens:
                 backend.send_token_ids = False  # this server takes text only; remember for next time
                 async for token in self._iterate():
                     yield token

@@ -1,0 +1,208 @@
+"""Prompts for models that do not speak Harmony: the model's own chat template, or LM Studio's default format.
+
+    prompt = TemplatePrompt(backend.chat_template)
+    text = prompt.render(messages, tools)            # str; the backend tokenizes it
+    content, calls, faults = parse_tool_requests(generated_text)
+
+A GGUF's `tokenizer.chat_template` is rendered (sandboxed Jinja) with the `tools` list when the
+template uses tools. Otherwise the tools go in the system prompt in LM Studio's default format and
+calls are read back from `[TOOL_REQUEST]{"name": ..., "arguments": {...}}[END_TOOL_REQUEST]`.
+A base model with no template at all gets a plain `User:` / `Assistant:` transcript.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_host.errors import McpHostError
+from mcp_host.tools.schema import JsonSchema
+
+REQUEST_OPEN = "[TOOL_REQUEST]"
+REQUEST_CLOSE = "[END_TOOL_REQUEST]"
+_REQUEST = re.compile(re.escape(REQUEST_OPEN) + r"(.*?)" + re.escape(REQUEST_CLOSE), re.DOTALL)
+
+Message = dict[str, Any]  # OpenAI chat shape: {"role", "content", "tool_calls"?, "tool_call_id"?, "name"?}
+
+
+class TemplateError(McpHostError):
+    """The model's chat template failed to render these messages."""
+
+
+@dataclass(frozen=True)
+class TemplateTool:
+    """A tool as a non-Harmony model sees it: a name, a description and a JSON schema."""
+
+    name: str
+    description: str
+    parameters: JsonSchema
+
+    def to_openai(self) -> dict[str, Any]:
+        return {"type": "function",
+                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
+
+@dataclass(frozen=True)
+class ToolRequest:
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolRequestFault:
+    """A `[TOOL_REQUEST]` block that could not be used, with text for the model."""
+
+    text: str
+    raw: str
+
+
+def default_tool_instructions(tools: Sequence[TemplateTool]) -> str:
+    """LM Studio's default tool-use system prompt, as its logs show it."""
+    listing = json.dumps({"type": "toolArray", "tools": [tool.to_openai() for tool in tools]}, indent=2)
+    return (
+        "You are a tool-calling AI. You can request calls to available tools with this EXACT format: "
+        f'{REQUEST_OPEN}{{"name": "tool_name", "arguments": {{"param1": "value1"}}}}{REQUEST_CLOSE}\n\n'
+        f"AVAILABLE TOOLS: {listing}\n\n"
+        "RULES:\n- Only use tools from AVAILABLE TOOLS\n- Include all required arguments\n"
+        f"- Use one {REQUEST_OPEN} block per tool\n- Never use [TOOL_RESULT]\n"
+        "- If you decide to call one or more tools, there should be no other text in your message\n\n"
+        'Examples:\n"Check Paris weather"\n'
+        f'{REQUEST_OPEN}{{"name": "get_weather", "arguments": {{"location": "Paris"}}}}{REQUEST_CLOSE}\n\n'
+        "Respond conversationally if no matching tools exist."
+    )
+
+
+class TemplatePrompt:
+    """Renders chat messages with a model's own template, or the fallbacks described above."""
+
+    def __init__(self, chat_template: str | None, *, bos_token: str = "", eos_token: str = "") -> None:
+        self.chat_template = chat_template
+        self.bos_token = bos_token
+        self.eos_token = eos_token
+        self._compiled: Any = None
+        if chat_template:
+            from jinja2 import TemplateError as JinjaError
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+            environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+            environment.globals["raise_exception"] = _raise_template_exception
+            try:
+                self._compiled = environment.from_string(chat_template)
+            except JinjaError as exc:
+                raise TemplateError(f"the model's chat template does not compile: {exc}") from exc
+
+    @property
+    def native_tools(self) -> bool:
+        """Whether the model's template renders a `tools` list itself."""
+        return bool(self.chat_template) and "tools" in (self.chat_template or "")
+
+    def render(self, messages: Sequence[Message], tools: Sequence[TemplateTool] = ()) -> str:
+        """The prompt text up to where the assistant's reply begins. Raises `TemplateError`."""
+        messages = [_with_text_tool_calls(m) if not self.native_tools else m for m in messages]
+        if tools and not self.native_tools:
+            messages = _with_system(messages, default_tool_instructions(tools))
+        if self._compiled is None:
+            return _plain_transcript(messages)
+        from jinja2 import TemplateError as JinjaError
+
+        try:
+            return str(self._compiled.render(
+                messages=messages, tools=[t.to_openai() for t in tools] if tools and self.native_tools else None,
+                add_generation_prompt=True, bos_token=self.bos_token, eos_token=self.eos_token,
+            ))
+        except JinjaError as exc:
+            raise TemplateError(f"the model's chat template failed: {exc}") from exc
+
+
+def parse_tool_requests(text: str, known: Sequence[str]) -> tuple[str, list[ToolRequest], list[ToolRequestFault]]:
+    """Split generated text into plain content, well-formed calls, and faults to tell the model about."""
+    calls: list[ToolRequest] = []
+    faults: list[ToolRequestFault] = []
+    for match in _REQUEST.finditer(text):
+        raw = match.group(0)
+        try:
+            request = json.loads(match.group(1))
+        except json.JSONDecodeError as exc:
+            faults.append(ToolRequestFault(f"A {REQUEST_OPEN} block was not valid JSON ({exc.msg}); nothing was "
+                                           "executed.", raw))
+            continue
+        name = request.get("name") if isinstance(request, dict) else None
+        arguments = request.get("arguments", {}) if isinstance(request, dict) else None
+        if not isinstance(name, str) or not isinstance(arguments, dict):
+            faults.append(ToolRequestFault(f'A {REQUEST_OPEN} needs {{"name": string, "arguments": object}}; '
+                                           "nothing was executed.", raw))
+        elif name not in known:
+            faults.append(ToolRequestFault(f"There is no tool named {name!r}. Available tools: "
+                                           f"{', '.join(known) or 'none'}.", raw))
+        else:
+            calls.append(ToolRequest(name, arguments))
+    unclosed = text.rfind(REQUEST_OPEN) > text.rfind(REQUEST_CLOSE)
+    if unclosed:
+        faults.append(ToolRequestFault(f"A {REQUEST_OPEN} block was not closed with {REQUEST_CLOSE}; nothing was "
+                                       "executed.", text[text.rfind(REQUEST_OPEN) :]))
+    content = _REQUEST.sub("", text)
+    if unclosed:
+        content = content[: content.rfind(REQUEST_OPEN)]
+    return content.strip(), calls, faults
+
+
+def tool_call_grammar(tools: Sequence[TemplateTool]) -> str:
+    """A GBNF grammar that admits exactly one `[TOOL_REQUEST]` whose JSON matches one tool's schema.
+
+    Needs llama-cpp-python (its JSON-schema-to-GBNF converter); used when a tool call is required.
+    """
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    variants = [
+        {"type": "object", "properties": {"name": {"const": tool.name}, "arguments": _closed(tool.parameters)},
+         "required": ["name", "arguments"], "additionalProperties": False}
+        for tool in tools
+    ]
+    schema = variants[0] if len(variants) == 1 else {"oneOf": variants}
+    grammar = str(json_schema_to_gbnf(json.dumps(schema), prop_order=["name", "arguments"]))
+    grammar = re.sub(r"^root\s*::=", "call ::=", grammar, count=1, flags=re.MULTILINE)
+    return f'root ::= "{REQUEST_OPEN}" call "{REQUEST_CLOSE}"\n{grammar}'
+
+
+def _closed(schema: JsonSchema) -> JsonSchema:
+    """The schema with unknown properties refused, so the grammar cannot wander off."""
+    if schema.get("type") == "object" and "additionalProperties" not in schema:
+        return {**schema, "additionalProperties": False}
+    return schema
+
+
+def _raise_template_exception(message: str) -> None:
+    raise TemplateError(f"the model's chat template refused these messages: {message}")
+
+
+def _with_system(messages: Sequence[Message], instructions: str) -> list[Message]:
+    if messages and messages[0].get("role") == "system":
+        first = dict(messages[0])
+        first["content"] = f"{instructions}\n\n{first.get('content') or ''}".strip()
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": instructions}, *messages]
+
+
+def _with_text_tool_calls(message: Message) -> Message:
+    """Calls and results in LM Studio's text form, for templates that know nothing of tools."""
+    if message.get("role") == "assistant" and message.get("tool_calls"):
+        blocks = [f"{REQUEST_OPEN}{json.dumps({'name': c['function']['name'], 'arguments': _arguments(c)})}"
+                  f"{REQUEST_CLOSE}" for c in message["tool_calls"]]
+        return {"role": "assistant", "content": "\n".join(filter(None, [message.get("content"), *blocks]))}
+    if message.get("role") == "tool":
+        return {"role": "user", "content": f"Result of tool {message.get('name') or 'call'}: {message['content']}"}
+    return message
+
+
+def _arguments(call: dict[str, Any]) -> Any:
+    arguments = call["function"].get("arguments") or "{}"
+    return json.loads(arguments) if isinstance(arguments, str) else arguments
+
+
+def _plain_transcript(messages: Sequence[Message]) -> str:
+    names = {"system": "System", "user": "User", "assistant": "Assistant"}
+    lines = [f"{names.get(m['role'], m['role'].title())}: {m.get('content') or ''}" for m in messages]
+    return "\n\n".join([*lines, "Assistant:"])
