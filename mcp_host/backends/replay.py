@@ -158,10 +158,11 @@ class _ReplayGeneration:
                 return
             await anyio.sleep(self._delay)  # also a checkpoint, so a replay can be cancelled like a model
             self.stats.mark_token()
-            yield token
             if token in self._params.stop_tokens:
-                self.stats.finish("stop")
+                self.stats.finish("stop")  # before handing it over: a consumer may stop reading at a stop token
+                yield token
                 return
+            yield token
         self.stats.finish(self._recorded.stop_reason)
 
 

@@ -1,0 +1,172 @@
+"""The OpenAI-compatible backend against a real server on 127.0.0.1: llama-cpp-python's own llama_cpp.server."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import anyio
+import pytest
+
+from mcp_host.backends import BackendError, GenerationParams, demo_model
+from mcp_host.backends.openai_http import (
+    ChatDone,
+    ChatEvent,
+    ChatTextDelta,
+    ChatToolCall,
+    OpenAIChatBackend,
+    OpenAICompletionsBackend,
+)
+from tests.conftest import free_port, stop_process, wait_for_port
+
+pytestmark = pytest.mark.anyio
+
+
+class LocalTokenizer:
+    """The model's own tokenizer (vocabulary only), for raw mode with a non-Harmony model."""
+
+    def __init__(self, path: str) -> None:
+        import llama_cpp
+
+        self._llama = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
+
+    def encode(self, text: str, *, allowed_special: object = "all") -> list[int]:
+        return list(self._llama.tokenize(text.encode(), add_bos=False, special=True))
+
+    def decode(self, tokens: list[int]) -> str:
+        return bytes(self._llama.detokenize(tokens, special=True)).decode("utf-8", "replace")
+
+
+def start_server() -> tuple[subprocess.Popen[bytes], str]:
+    model = demo_model()
+    assert model is not None
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model.path),
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--chat_format",
+            "chatml-function-calling",
+            "--seed",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for_port(port, process, limit_s=60)
+    return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    process, url = start_server()
+    try:
+        yield url
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> LocalTokenizer:
+    model = demo_model()
+    assert model is not None
+    return LocalTokenizer(str(model.path))
+
+
+async def test_raw_mode_streams_tokens_and_falls_back_to_text_prompts(server: str, tokenizer: LocalTokenizer) -> None:
+    backend = OpenAICompletionsBackend(server, "gemma", tokenizer)
+    prompt = [2, *tokenizer.encode("The capital of France is")]
+    tokens: list[int] = []
+    try:
+        async with backend.generate(prompt, GenerationParams(max_tokens=16, temperature=0.0)) as generation:
+            async for token in generation:
+                tokens.append(token)
+    finally:
+        await backend.aclose()
+    assert backend.send_token_ids is False  # llama_cpp.server refused token ids; text was sent instead
+    assert tokenizer.decode(tokens).strip()
+    assert generation.stats.stop_reason == "length" and generation.stats.generated_tokens == len(tokens)
+
+
+async def test_chat_mode_streams_text(server: str) -> None:
+    backend = OpenAIChatBackend(server, "gemma")
+    events: list[ChatEvent] = []
+    try:
+        async for event in backend.chat(
+            [{"role": "user", "content": "Say hello."}], GenerationParams(max_tokens=12, temperature=0.0)
+        ):
+            events.append(event)
+    finally:
+        await backend.aclose()
+    deltas = [e for e in events if isinstance(e, ChatTextDelta)]
+    assert len(deltas) > 1 and isinstance(events[-1], ChatDone)
+
+
+async def test_chat_mode_accumulates_streamed_tool_call_deltas(server: str) -> None:
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "description": "Current time in a timezone",
+            "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
+        },
+    }
+    backend = OpenAIChatBackend(server, "gemma")
+    events: list[ChatEvent] = []
+    try:
+        async for event in backend.chat(
+            [{"role": "user", "content": "What time is it in Tokyo?"}],
+            GenerationParams(max_tokens=60, temperature=0.0),
+            tools=[tool],
+            tool_choice={"type": "function", "function": {"name": "get_time"}},
+        ):
+            events.append(event)
+    finally:
+        await backend.aclose()
+    (call,) = [e for e in events if isinstance(e, ChatToolCall)]
+    assert call.name == "get_time" and call.id
+    assert isinstance(json.loads(call.arguments)["tz"], str)  # whole JSON, joined from many fragments
+
+
+async def test_connection_errors_and_http_errors_are_clear(server: str, tokenizer: LocalTokenizer) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    backend = OpenAIChatBackend(dead, "gemma")
+    with pytest.raises(BackendError, match=f"cannot reach {dead}/v1/chat/completions"):
+        async for _ in backend.chat([{"role": "user", "content": "hi"}], GenerationParams()):
+            pass
+    await backend.aclose()
+    bad = OpenAIChatBackend(server, "gemma")
+    with pytest.raises(BackendError, match="answered HTTP"):
+        async for _ in bad.chat([{"role": "nobody", "content": 3}], GenerationParams()):
+            pass
+    await bad.aclose()
+
+
+async def test_a_server_killed_mid_stream_ends_with_an_error_not_a_hang(tokenizer: LocalTokenizer) -> None:
+    process, url = start_server()
+    backend = OpenAICompletionsBackend(url, "gemma", tokenizer, send_token_ids=False)
+    received = 0
+    started = time.perf_counter()
+    try:
+        with anyio.fail_after(20), pytest.raises(BackendError, match="mid-stream|without \\[DONE\\]"):
+            async with backend.generate(
+                [2, *tokenizer.encode("Once upon a time")], GenerationParams(max_tokens=3000, temperature=1.0)
+            ) as generation:
+                async for _ in generation:
+                    received += 1
+                    if received == 3:
+                        process.kill()
+    finally:
+        stop_process(process)
+        await backend.aclose()
+    assert received >= 3 and time.perf_counter() - started < 20
