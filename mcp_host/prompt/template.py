@@ -41,8 +41,10 @@ class TemplateTool:
     parameters: JsonSchema
 
     def to_openai(self) -> dict[str, Any]:
-        return {"type": "function",
-                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
+        }
 
 
 @dataclass(frozen=True)
@@ -109,10 +111,15 @@ class TemplatePrompt:
         from jinja2 import TemplateError as JinjaError
 
         try:
-            return str(self._compiled.render(
-                messages=messages, tools=[t.to_openai() for t in tools] if tools and self.native_tools else None,
-                add_generation_prompt=True, bos_token=self.bos_token, eos_token=self.eos_token,
-            ))
+            return str(
+                self._compiled.render(
+                    messages=messages,
+                    tools=[t.to_openai() for t in tools] if tools and self.native_tools else None,
+                    add_generation_prompt=True,
+                    bos_token=self.bos_token,
+                    eos_token=self.eos_token,
+                )
+            )
         except JinjaError as exc:
             raise TemplateError(f"the model's chat template failed: {exc}") from exc
 
@@ -126,23 +133,34 @@ def parse_tool_requests(text: str, known: Sequence[str]) -> tuple[str, list[Tool
         try:
             request = json.loads(match.group(1))
         except json.JSONDecodeError as exc:
-            faults.append(ToolRequestFault(f"A {REQUEST_OPEN} block was not valid JSON ({exc.msg}); nothing was "
-                                           "executed.", raw))
+            faults.append(
+                ToolRequestFault(f"A {REQUEST_OPEN} block was not valid JSON ({exc.msg}); nothing was executed.", raw)
+            )
             continue
         name = request.get("name") if isinstance(request, dict) else None
         arguments = request.get("arguments", {}) if isinstance(request, dict) else None
         if not isinstance(name, str) or not isinstance(arguments, dict):
-            faults.append(ToolRequestFault(f'A {REQUEST_OPEN} needs {{"name": string, "arguments": object}}; '
-                                           "nothing was executed.", raw))
+            faults.append(
+                ToolRequestFault(
+                    f'A {REQUEST_OPEN} needs {{"name": string, "arguments": object}}; nothing was executed.', raw
+                )
+            )
         elif name not in known:
-            faults.append(ToolRequestFault(f"There is no tool named {name!r}. Available tools: "
-                                           f"{', '.join(known) or 'none'}.", raw))
+            faults.append(
+                ToolRequestFault(
+                    f"There is no tool named {name!r}. Available tools: {', '.join(known) or 'none'}.", raw
+                )
+            )
         else:
             calls.append(ToolRequest(name, arguments))
     unclosed = text.rfind(REQUEST_OPEN) > text.rfind(REQUEST_CLOSE)
     if unclosed:
-        faults.append(ToolRequestFault(f"A {REQUEST_OPEN} block was not closed with {REQUEST_CLOSE}; nothing was "
-                                       "executed.", text[text.rfind(REQUEST_OPEN) :]))
+        faults.append(
+            ToolRequestFault(
+                f"A {REQUEST_OPEN} block was not closed with {REQUEST_CLOSE}; nothing was executed.",
+                text[text.rfind(REQUEST_OPEN) :],
+            )
+        )
     content = _REQUEST.sub("", text)
     if unclosed:
         content = content[: content.rfind(REQUEST_OPEN)]
@@ -157,8 +175,12 @@ def tool_call_grammar(tools: Sequence[TemplateTool]) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     variants = [
-        {"type": "object", "properties": {"name": {"const": tool.name}, "arguments": _closed(tool.parameters)},
-         "required": ["name", "arguments"], "additionalProperties": False}
+        {
+            "type": "object",
+            "properties": {"name": {"const": tool.name}, "arguments": _closed(tool.parameters)},
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
         for tool in tools
     ]
     schema = variants[0] if len(variants) == 1 else {"oneOf": variants}
@@ -189,8 +211,10 @@ def _with_system(messages: Sequence[Message], instructions: str) -> list[Message
 def _with_text_tool_calls(message: Message) -> Message:
     """Calls and results in LM Studio's text form, for templates that know nothing of tools."""
     if message.get("role") == "assistant" and message.get("tool_calls"):
-        blocks = [f"{REQUEST_OPEN}{json.dumps({'name': c['function']['name'], 'arguments': _arguments(c)})}"
-                  f"{REQUEST_CLOSE}" for c in message["tool_calls"]]
+        blocks = [
+            f"{REQUEST_OPEN}{json.dumps({'name': c['function']['name'], 'arguments': _arguments(c)})}{REQUEST_CLOSE}"
+            for c in message["tool_calls"]
+        ]
         return {"role": "assistant", "content": "\n".join(filter(None, [message.get("content"), *blocks]))}
     if message.get("role") == "tool":
         return {"role": "user", "content": f"Result of tool {message.get('name') or 'call'}: {message['content']}"}
