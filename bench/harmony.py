@@ -22,6 +22,7 @@ from functools import partial
 import mcp_types
 from openai_harmony import Role
 
+from mcp_host.backends.replay import common_prefix_length
 from mcp_host.prompt import (
     FunctionTool,
     HarmonyOptions,
@@ -84,14 +85,6 @@ def parse_round(renderer: HarmonyRenderer, known: set[str], output: list[int]) -
     assert parser.stop_reason == "call"
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n
-
-
 def tool_loop_append(
     renderer: HarmonyRenderer, options: HarmonyOptions, tools: list[FunctionTool], outputs: list[list[int]]
 ) -> tuple[float, float]:
@@ -123,7 +116,7 @@ def tool_loop_rerender(
         prompt = renderer.render_prompt(options, tools, history)
         # The cache holds the previous prompt plus what was generated; re-rendering diverges from that.
         cached = previous + output
-        evaluated += len(prompt) - common_prefix(cached, prompt)
+        evaluated += len(prompt) - common_prefix_length(cached, prompt)
         previous = prompt
     return (time.perf_counter() - started) / len(outputs), evaluated / len(outputs)
 

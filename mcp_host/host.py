@@ -20,6 +20,9 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from mcp_host.agent.chat import Chat, ChatOptions
+from mcp_host.agent.permissions import AuditLog, Permissions
+from mcp_host.backends.base import Backend
 from mcp_host.config.mcpjson import McpConfig, load_config
 from mcp_host.config.paths import default_config_path, default_settings_path
 from mcp_host.config.settings import HostSettings, load_settings
@@ -47,8 +50,10 @@ class Host:
         watch: bool = False,
         only: list[str] | None = None,
         on_reload: ReloadListener | None = None,
+        audit_path: Path | None = None,
     ) -> None:
         self.config_path = config_path or default_config_path()
+        self.audit_path = audit_path
         self.settings_path = settings_path or default_settings_path()
         self._settings = settings
         self.watch = watch
@@ -143,6 +148,24 @@ class Host:
                 if server.disabled
             ]
         return sorted(statuses, key=lambda status: status.name)
+
+    def chat(self, backend: Backend, options: ChatOptions | None = None) -> Chat:
+        """A new conversation with `backend` and every tool the host has, under the permission policy.
+
+        "Always" answers are saved to the settings file; the audit log goes to `audit_path`.
+        """
+        permissions = Permissions(self.settings, self.settings_path)
+        return Chat(
+            backend,
+            tools=self.registry,
+            call_tool=self._call_for_chat,
+            permissions=permissions,
+            audit=AuditLog(self.audit_path),
+            options=options,
+        )
+
+    async def _call_for_chat(self, name: str, arguments: dict[str, Any], timeout_s: float | None) -> ToolResult:
+        return await self.call_tool(name, arguments, timeout_s=timeout_s)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any] | None = None, *, timeout_s: float | None = None

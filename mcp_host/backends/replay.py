@@ -70,6 +70,7 @@ class ReplayBackend:
         self._next = 0
         self._cached: list[int] = []
         self._detokenizer = detokenizer
+        self.prompts: list[list[int]] = []  # what each generation was asked, for tests and bug reports
 
     @classmethod
     def load(cls, path: Path, **options: Any) -> ReplayBackend:
@@ -108,6 +109,7 @@ class ReplayBackend:
             raise BackendError(f"the recording has no more generations (it had {len(self._generations)})")
         recorded = self._generations[self._next]
         self._next += 1
+        self.prompts.append(list(prompt))
         if self.check_prompts and list(prompt) != recorded.prompt:
             at = common_prefix_length(prompt, recorded.prompt)
             raise BackendError(f"generation {self._next}: the prompt differs from the recording at token {at}")

@@ -55,11 +55,38 @@ class PromptSettings(BaseModel):
     tools_warn_share: float = Field(default=0.25, gt=0, le=1, description="Warn when tools take more than this.")
 
 
+Policy = Literal["allow", "ask", "deny"]
+
+
+class AlwaysAllowed(BaseModel):
+    """An "always allow" answer, bound to the tool as it was when the user answered."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    server: str
+    tool: str
+    fingerprint: str = Field(
+        description="Of the tool's description, schema and annotations: a changed tool asks again."
+    )
+
+
+class PermissionSettings(BaseModel):
+    """Who may run what without asking. Tool policies win over server policies, which win over defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_read_only: bool = Field(default=False, description="Run tools annotated readOnlyHint without asking.")
+    servers: dict[str, Policy] = Field(default_factory=dict)
+    tools: dict[str, Policy] = Field(default_factory=dict, description="By qualified name, `server.tool`.")
+    always: list[AlwaysAllowed] = Field(default_factory=list)
+
+
 class HostSettings(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     servers: ServerSettings = Field(default_factory=ServerSettings)
     prompt: PromptSettings = Field(default_factory=PromptSettings)
+    permissions: PermissionSettings = Field(default_factory=PermissionSettings)
 
 
 def load_settings(path: Path) -> HostSettings:

@@ -128,6 +128,8 @@ class HarmonyStreamParser:
         self.clean_token_count = 0
         self.stop_reason: Literal["return", "call", "fault", "eos"] | None = None
         self.messages: list[Message] = []
+        self.last_call: ToolCallRequest | None = None
+        self.last_fault: ParseFault | None = None
 
     @property
     def done(self) -> bool:
@@ -158,7 +160,10 @@ class HarmonyStreamParser:
                 events.append(checked)
             if isinstance(checked, ParseFault):
                 self.stop_reason = "fault"
+                self.last_fault = checked
                 return events
+            if isinstance(checked, ToolCallRequest):
+                self.last_call = checked
             self.messages.append(message)
             self.clean_token_count = len(self._tokens)
         self._message_count = len(messages)
@@ -177,15 +182,14 @@ class HarmonyStreamParser:
         if pending is not None or (self._parser.state is not StreamState.EXPECT_START and self._tokens):
             target = f" to {pending}" if pending else ""
             text = self.encoding.decode(self._tokens[self.clean_token_count :])
-            return [
-                ParseFault(
-                    "truncated",
-                    f"Your last message{target} was cut off before it ended; "
-                    "nothing was executed. Send it again, complete.",
-                    text,
-                    reply_as=_reply_as(pending),
-                )
-            ]
+            self.last_fault = ParseFault(
+                "truncated",
+                f"Your last message{target} was cut off before it ended; nothing was executed. "
+                "Send it again, complete.",
+                text,
+                reply_as=_reply_as(pending),
+            )
+            return [self.last_fault]
         return []
 
     # -- routing --------------------------------------------------------------------------
@@ -298,7 +302,12 @@ class HarmonyStreamParser:
         return ToolCallRequest(recipient, text, channel, content_type, parsed)
 
     def _fault_from_error(self, error: str) -> ParseFault:
+        fault = self._classify_error(error)
         self.stop_reason = "fault"
+        self.last_fault = fault
+        return fault
+
+    def _classify_error(self, error: str) -> ParseFault:
         raw = self.encoding.decode(self._tokens[self.clean_token_count :])
         if "expecting start token" in error:
             return ParseFault(

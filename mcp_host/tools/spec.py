@@ -68,6 +68,11 @@ class ToolResult:
     structured: dict[str, Any] | None = None
 
     @classmethod
+    def error(cls, text: str) -> ToolResult:
+        """A failure the model should read, as the tool's reply."""
+        return cls(content=[TextContent(text=text)], is_error=True)
+
+    @classmethod
     def from_mcp(cls, result: CallToolResult) -> ToolResult:
         return cls(content=list(result.content), is_error=result.is_error, structured=result.structured_content)
 

@@ -1,0 +1,281 @@
+"""The agent loop for gpt-oss: generate, parse, ask, call tools, feed results back, until the model answers.
+
+    chat = Chat(backend, tools=registry, call_tool=manager.call_tool, permissions=permissions)
+    async for event in chat.send("What time is it in Tokyo?"):
+        if isinstance(event, ApprovalRequired):
+            chat.answer(event.call_id, ApprovalAnswer("allow"))
+
+Within a turn the prompt only grows (the token log), so the backend reuses its cache every round.
+Failures the model can recover from (a bad call, a denied permission, a timeout, a tool error) are
+told to the model as the tool's reply; only the host's own bugs propagate.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+from openai_harmony import Message, Role
+
+from mcp_host.agent.events import (
+    ApprovalRequired,
+    ErrorEvent,
+    Event,
+    MessageDelta,
+    ReasoningDelta,
+    ToolCallCreated,
+    ToolCallResult,
+    TurnCompleted,
+    TurnStats,
+)
+from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions, describe_arguments
+from mcp_host.backends.base import Backend, BackendError, GenerationParams, GenerationStats
+from mcp_host.errors import McpHostError
+from mcp_host.prompt import harmony_parse as parsed
+from mcp_host.prompt.harmony import (
+    STOP_TOKENS,
+    Effort,
+    FunctionTool,
+    HarmonyOptions,
+    HarmonyRenderer,
+    tool_result_message,
+    user_message,
+)
+from mcp_host.prompt.token_log import TokenLog, fault_message
+from mcp_host.tools.registry import ToolRegistry
+from mcp_host.tools.spec import ToolResult, ToolSpec
+
+ToolCaller = Callable[[str, dict[str, Any], float | None], Awaitable[ToolResult]]
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    """Per-chat settings; `send(..., reasoning=...)` overrides the effort for one turn."""
+
+    harmony: HarmonyOptions = field(default_factory=HarmonyOptions)
+    max_rounds: int = 10
+    max_tokens_per_round: int = 4096
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    call_timeout_s: float | None = None
+    output_limit_chars: int = 20_000
+    repeat_limit: int = 3
+
+
+class Chat:
+    """One conversation with gpt-oss and the host's tools. Not for concurrent turns: one `send()` at a time."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        tools: ToolRegistry,
+        call_tool: ToolCaller,
+        permissions: Permissions,
+        audit: AuditLog | None = None,
+        options: ChatOptions | None = None,
+        renderer: HarmonyRenderer | None = None,
+    ) -> None:
+        self.backend = backend
+        self.tools = tools
+        self._call_tool = call_tool
+        self.permissions = permissions
+        self.audit = audit or AuditLog(None)
+        self.options = options or ChatOptions()
+        self.renderer = renderer or HarmonyRenderer()
+        self.history: list[Message] = []
+        self.log = TokenLog(self.renderer)
+        self._answers: dict[str, ApprovalAnswer] = {}
+        self._answered = anyio.Event()
+        self._next_call = 0
+        self.busy = False
+
+    def answer(self, call_id: str, answer: ApprovalAnswer) -> None:
+        """Answer an `approval.required` event (from any task)."""
+        self._answers[call_id] = answer
+        self._answered.set()
+
+    def reset(self) -> None:
+        self.history.clear()
+
+    async def send(self, text: str, *, reasoning: Effort | None = None) -> AsyncIterator[Event]:
+        """Run one turn: an async stream of events ending with `turn.completed`."""
+        if self.busy:
+            raise McpHostError("this chat is already answering; wait for turn.completed")
+        self.busy = True
+        try:
+            async for event in self._turn(text, reasoning):
+                yield event
+        finally:
+            self.busy = False
+
+    async def _turn(self, text: str, reasoning: Effort | None) -> AsyncIterator[Event]:
+        started = time.perf_counter()
+        harmony = self.options.harmony if reasoning is None else self.options.harmony.with_effort(reasoning)
+        names = self.tools.names
+        functions = FunctionTool.from_specs(list(self.tools), names)
+        known = {tool.identifier for tool in functions}
+        self.history.append(user_message(text))
+        self.log.start_turn(self.renderer.render_prompt(harmony, functions, self.history))
+        stats = TurnStats()
+        seen_calls: dict[str, int] = {}
+        outcome: Literal["answered", "max_rounds", "cancelled", "error"] = "max_rounds"
+        for round_index in range(self.options.max_rounds):
+            stats.rounds += 1
+            if round_index == self.options.max_rounds - 1 and round_index > 0:
+                self._append(
+                    Message.from_role_and_content(
+                        Role.SYSTEM, "You have used every tool round of this turn; answer the user now, without tools."
+                    )
+                )
+                known = set()
+            parser = parsed.HarmonyStreamParser(
+                known, browser=harmony.browser, python=harmony.python, encoding=self.renderer.encoding
+            )
+            generated: list[int] = []
+            params = GenerationParams(
+                max_tokens=self.options.max_tokens_per_round,
+                temperature=self.options.temperature,
+                top_p=self.options.top_p,
+                seed=self.options.seed,
+                stop_tokens=STOP_TOKENS,
+            )
+            try:
+                async with self.backend.generate(self.log.tokens, params) as generation:
+                    async for token in generation:
+                        generated.append(token)
+                        for parse_event in parser.feed(token):
+                            mapped = _stream_event(parse_event)
+                            if mapped is not None:
+                                yield mapped
+                        if parser.done:
+                            break
+            except BackendError as exc:
+                yield ErrorEvent(message=str(exc), kind="backend")
+                outcome = "error"
+                break
+            _add_stats(stats, generation.stats)
+            if not parser.done:
+                parser.finish()
+            fault = parser.last_fault
+            if fault is not None:
+                self.log.append_generated(generated[: parser.clean_token_count])
+                self.history.extend(parser.messages)
+                self._append(fault_message(fault))
+                yield ErrorEvent(message=fault.text, kind=f"model_output.{fault.kind}")
+                continue
+            self.log.append_generated(generated)
+            self.history.extend(parser.messages)
+            call = parser.last_call if parser.stop_reason == "call" else None
+            if call is None:
+                outcome = "answered"
+                break
+            async for call_event in self._run_call(call, seen_calls, stats):
+                yield call_event
+        stats.duration_s = time.perf_counter() - started
+        yield TurnCompleted(stop_reason=outcome, stats=stats)
+
+    async def _run_call(
+        self, call: parsed.ToolCallRequest, seen_calls: dict[str, int], stats: TurnStats
+    ) -> AsyncIterator[Event]:
+        self._next_call += 1
+        call_id = f"call_{self._next_call}"
+        spec = self.tools.get_by_identifier(call.function) if call.function else None
+        display = spec.name if spec else call.recipient
+        arguments: dict[str, Any] = dict(call.parsed or {})
+        stats.tool_calls += 1
+        yield ToolCallCreated(call_id=call_id, tool=display, arguments=arguments)
+        key = f"{call.recipient} {json.dumps(arguments, sort_keys=True)}"
+        seen_calls[key] = seen_calls.get(key, 0) + 1
+        if seen_calls[key] > self.options.repeat_limit:
+            text = (
+                f"You have made this exact call {seen_calls[key] - 1} times already in this turn and got the "
+                "same answer. Do not call it again; use the results you have or answer the user."
+            )
+            yield self._reply(call, call_id, display, ToolResult.error(text))
+            return
+        if spec is None:
+            yield self._reply(call, call_id, display, ToolResult.error(f"{call.recipient} is not available here."))
+            return
+        verdict = self.permissions.verdict(spec)
+        self.audit.record("decision", call_id=call_id, tool=spec.name, policy=verdict.policy, reason=verdict.reason)
+        if verdict.policy == "deny":
+            yield self._reply(call, call_id, display, ToolResult.error(f"Permission denied: {verdict.reason}."))
+            return
+        if verdict.policy == "ask":
+            yield ApprovalRequired(call_id=call_id, tool=spec.name, arguments=arguments, reason=verdict.reason)
+            answer = await self._wait_for(call_id)
+            self.audit.record(
+                "approval",
+                call_id=call_id,
+                tool=spec.name,
+                decision=answer.decision,
+                edited=answer.arguments is not None,
+            )
+            if answer.decision == "deny":
+                reason = f": {answer.reason}" if answer.reason else "."
+                yield self._reply(call, call_id, display, ToolResult.error(f"The user denied this call{reason}"))
+                return
+            if answer.decision == "always":
+                self.permissions.remember(spec)
+            if answer.arguments is not None:
+                arguments = answer.arguments
+        result = await self._execute(spec, arguments)
+        self.audit.record(
+            "call",
+            call_id=call_id,
+            tool=spec.name,
+            is_error=result.is_error,
+            result_chars=len(result.text),
+            **describe_arguments(arguments),
+        )
+        yield self._reply(call, call_id, display, result)
+
+    async def _execute(self, spec: ToolSpec, arguments: dict[str, Any]) -> ToolResult:
+        try:
+            return await self._call_tool(spec.name, arguments, self.options.call_timeout_s)
+        except McpHostError as exc:  # timeouts, a server that went away: the model reads it
+            return ToolResult.error(str(exc))
+
+    async def _wait_for(self, call_id: str) -> ApprovalAnswer:
+        while call_id not in self._answers:
+            await self._answered.wait()
+            self._answered = anyio.Event()
+        return self._answers.pop(call_id)
+
+    def _reply(self, call: parsed.ToolCallRequest, call_id: str, display: str, result: ToolResult) -> ToolCallResult:
+        text = result.text
+        limit = self.options.output_limit_chars
+        cut = max(len(text) - limit, 0)
+        if cut:
+            text = f"{text[:limit]}\n[… output truncated: {cut} of {len(text)} characters cut]"
+        if result.is_error and not text.startswith("Error"):
+            text = f"Error: {text}"
+        self._append(tool_result_message(call.recipient, text, channel=call.channel))
+        return ToolCallResult(call_id=call_id, tool=display, is_error=result.is_error, text=text, truncated_chars=cut)
+
+    def _append(self, message: Message) -> None:
+        self.log.append_tool_result(message)
+        self.history.append(message)
+
+
+def _stream_event(event: parsed.ParseEvent) -> Event | None:
+    if isinstance(event, parsed.ReasoningDelta):
+        return ReasoningDelta(text=event.text)
+    if isinstance(event, parsed.MessageDelta):
+        return MessageDelta(text=event.text)
+    return None  # preambles, calls and faults are handled once the round ends
+
+
+def _add_stats(stats: TurnStats, generation: GenerationStats) -> None:
+    stats.prompt_tokens_evaluated += generation.evaluated_prompt_tokens
+    stats.prompt_tokens_reused += generation.reused_prompt_tokens
+    stats.generated_tokens += generation.generated_tokens
+    if stats.time_to_first_token_s is None:
+        stats.time_to_first_token_s = generation.time_to_first_token_s
+    stats.tokens_per_second = generation.tokens_per_second or stats.tokens_per_second

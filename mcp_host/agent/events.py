@@ -1,0 +1,84 @@
+"""The events of a chat turn, shared by the library, the terminal chat and the HTTP API's SSE stream.
+
+One pydantic model per event, discriminated by `type`:
+
+    reasoning.delta · message.delta · tool_call.created · approval.required · tool_call.result
+    turn.completed · error
+
+    async for event in chat.send("What time is it?"):
+        if isinstance(event, MessageDelta): print(event.text, end="")
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ReasoningDelta(_Event):
+    type: Literal["reasoning.delta"] = "reasoning.delta"
+    text: str
+
+
+class MessageDelta(_Event):
+    type: Literal["message.delta"] = "message.delta"
+    text: str
+
+
+class ToolCallCreated(_Event):
+    type: Literal["tool_call.created"] = "tool_call.created"
+    call_id: str
+    tool: str = Field(description="Qualified name: `server.tool`, `browser.search`, `python`.")
+    arguments: dict[str, Any] | str
+
+
+class ApprovalRequired(_Event):
+    type: Literal["approval.required"] = "approval.required"
+    call_id: str
+    tool: str
+    arguments: dict[str, Any] | str
+    reason: str = Field(description="Why the policy asks: no annotations, destructive, runs code...")
+
+
+class ToolCallResult(_Event):
+    type: Literal["tool_call.result"] = "tool_call.result"
+    call_id: str
+    tool: str
+    is_error: bool
+    text: str
+    truncated_chars: int = 0
+
+
+class TurnStats(BaseModel):
+    rounds: int = 0
+    tool_calls: int = 0
+    prompt_tokens_evaluated: int = 0
+    prompt_tokens_reused: int = 0
+    generated_tokens: int = 0
+    time_to_first_token_s: float | None = None
+    tokens_per_second: float = 0.0
+    duration_s: float = 0.0
+
+
+class TurnCompleted(_Event):
+    type: Literal["turn.completed"] = "turn.completed"
+    stop_reason: Literal["answered", "max_rounds", "cancelled", "error"]
+    stats: TurnStats
+
+
+class ErrorEvent(_Event):
+    type: Literal["error"] = "error"
+    message: str
+    kind: str = "error"
+
+
+Event = Annotated[
+    ReasoningDelta | MessageDelta | ToolCallCreated | ApprovalRequired | ToolCallResult | TurnCompleted | ErrorEvent,
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
