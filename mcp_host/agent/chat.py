@@ -33,6 +33,7 @@ from mcp_host.agent.events import (
     TurnStats,
 )
 from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions, describe_arguments
+from mcp_host.agent.template_turn import template_turn
 from mcp_host.backends.base import Backend, BackendError, GenerationParams, GenerationStats
 from mcp_host.errors import McpHostError
 from mcp_host.prompt import harmony_parse as parsed
@@ -65,6 +66,9 @@ class ChatOptions:
     call_timeout_s: float | None = None
     output_limit_chars: int = 20_000
     repeat_limit: int = 3
+    format: Literal["auto", "harmony", "template"] = "auto"
+    required_tool: str | None = None  # template path: the first round must call this tool (grammar-constrained)
+    max_parallel_calls: int = 4
 
 
 class Chat:
@@ -94,6 +98,8 @@ class Chat:
         self._answered = anyio.Event()
         self._next_call = 0
         self.busy = False
+        self.messages: list[dict[str, Any]] = []  # the template path's history, in OpenAI chat shape
+        self.format = self.options.format if self.options.format != "auto" else detect_format(backend)
 
     def answer(self, call_id: str, answer: ApprovalAnswer) -> None:
         """Answer an `approval.required` event (from any task)."""
@@ -102,6 +108,56 @@ class Chat:
 
     def reset(self) -> None:
         self.history.clear()
+        self.messages.clear()
+
+    async def act(
+        self,
+        text: str,
+        *,
+        on_message: Callable[[str], Any] | None = None,
+        on_fragment: Callable[[str], Any] | None = None,
+        on_round_start: Callable[[int], Any] | None = None,
+        on_round_end: Callable[[int], Any] | None = None,
+        on_approval: Callable[[ApprovalRequired], Awaitable[ApprovalAnswer]] | None = None,
+        on_event: Callable[[Event], Any] | None = None,
+    ) -> TurnCompleted:
+        """LM Studio `.act()` style: run a turn with callbacks instead of an event stream.
+
+        Without `on_approval`, calls that need approval are denied (nobody is there to say yes).
+        """
+        rounds = 0
+        final: list[str] = []
+        completed: TurnCompleted | None = None
+        if on_round_start:
+            on_round_start(0)
+        async for event in self.send(text):
+            if on_event:
+                on_event(event)
+            if isinstance(event, MessageDelta):
+                final.append(event.text)
+                if on_fragment:
+                    on_fragment(event.text)
+            elif isinstance(event, ApprovalRequired):
+                answer = (
+                    await on_approval(event)
+                    if on_approval
+                    else ApprovalAnswer("deny", reason="no one is available to approve it")
+                )
+                self.answer(event.call_id, answer)
+            elif isinstance(event, ToolCallResult):
+                if on_round_end:
+                    on_round_end(rounds)
+                rounds += 1
+                if on_round_start:
+                    on_round_start(rounds)
+            elif isinstance(event, TurnCompleted):
+                completed = event
+        if on_round_end:
+            on_round_end(rounds)
+        if on_message:
+            on_message("".join(final))
+        assert completed is not None, "a turn always ends with turn.completed"
+        return completed
 
     async def send(self, text: str, *, reasoning: Effort | None = None) -> AsyncIterator[Event]:
         """Run one turn: an async stream of events ending with `turn.completed`."""
@@ -115,6 +171,10 @@ class Chat:
             self.busy = False
 
     async def _turn(self, text: str, reasoning: Effort | None) -> AsyncIterator[Event]:
+        if self.format == "template":
+            async for event in template_turn(self, text):
+                yield event
+            return
         started = time.perf_counter()
         harmony = self.options.harmony if reasoning is None else self.options.harmony.with_effort(reasoning)
         names = self.tools.names
@@ -183,29 +243,47 @@ class Chat:
     async def _run_call(
         self, call: parsed.ToolCallRequest, seen_calls: dict[str, int], stats: TurnStats
     ) -> AsyncIterator[Event]:
+        """Decide, ask, run and reply to one call (the Harmony path: one call per round)."""
+        prepared = PreparedCall(call)
+        async for event in self._prepare_call(prepared, seen_calls, stats):
+            yield event
+        await self._execute_prepared(prepared)
+        yield self._reply(call, prepared.call_id, prepared.display, prepared.result_or_error())
+
+    async def _prepare_call(
+        self, prepared: PreparedCall, seen_calls: dict[str, int], stats: TurnStats
+    ) -> AsyncIterator[Event]:
+        """Everything before running: the created event, repeat detection, the policy, the user's answer.
+
+        Leaves `prepared.result` set when the call must not run, else `prepared.spec` and its arguments.
+        """
+        call = prepared.call
         self._next_call += 1
-        call_id = f"call_{self._next_call}"
-        spec = self.tools.get_by_identifier(call.function) if call.function else None
-        display = spec.name if spec else call.recipient
+        prepared.call_id = call_id = f"call_{self._next_call}"
+        spec = (
+            self.tools.get_by_identifier(call.function)
+            if call.function and call.function in (self.tools.names.to_qualified)
+            else None
+        )
+        prepared.display = spec.name if spec else call.recipient
         arguments: dict[str, Any] = dict(call.parsed or {})
         stats.tool_calls += 1
-        yield ToolCallCreated(call_id=call_id, tool=display, arguments=arguments)
+        yield ToolCallCreated(call_id=call_id, tool=prepared.display, arguments=arguments)
         key = f"{call.recipient} {json.dumps(arguments, sort_keys=True)}"
         seen_calls[key] = seen_calls.get(key, 0) + 1
         if seen_calls[key] > self.options.repeat_limit:
-            text = (
+            prepared.result = ToolResult.error(
                 f"You have made this exact call {seen_calls[key] - 1} times already in this turn and got the "
                 "same answer. Do not call it again; use the results you have or answer the user."
             )
-            yield self._reply(call, call_id, display, ToolResult.error(text))
             return
         if spec is None:
-            yield self._reply(call, call_id, display, ToolResult.error(f"{call.recipient} is not available here."))
+            prepared.result = ToolResult.error(f"{call.recipient} is not available here.")
             return
         verdict = self.permissions.verdict(spec)
         self.audit.record("decision", call_id=call_id, tool=spec.name, policy=verdict.policy, reason=verdict.reason)
         if verdict.policy == "deny":
-            yield self._reply(call, call_id, display, ToolResult.error(f"Permission denied: {verdict.reason}."))
+            prepared.result = ToolResult.error(f"Permission denied: {verdict.reason}.")
             return
         if verdict.policy == "ask":
             yield ApprovalRequired(call_id=call_id, tool=spec.name, arguments=arguments, reason=verdict.reason)
@@ -219,22 +297,27 @@ class Chat:
             )
             if answer.decision == "deny":
                 reason = f": {answer.reason}" if answer.reason else "."
-                yield self._reply(call, call_id, display, ToolResult.error(f"The user denied this call{reason}"))
+                prepared.result = ToolResult.error(f"The user denied this call{reason}")
                 return
             if answer.decision == "always":
                 self.permissions.remember(spec)
             if answer.arguments is not None:
                 arguments = answer.arguments
-        result = await self._execute(spec, arguments)
+        prepared.spec, prepared.arguments = spec, arguments
+
+    async def _execute_prepared(self, prepared: PreparedCall) -> None:
+        if prepared.result is not None or prepared.spec is None:
+            return
+        result = await self._execute(prepared.spec, prepared.arguments)
         self.audit.record(
             "call",
-            call_id=call_id,
-            tool=spec.name,
+            call_id=prepared.call_id,
+            tool=prepared.spec.name,
             is_error=result.is_error,
             result_chars=len(result.text),
-            **describe_arguments(arguments),
+            **describe_arguments(prepared.arguments),
         )
-        yield self._reply(call, call_id, display, result)
+        prepared.result = result
 
     async def _execute(self, spec: ToolSpec, arguments: dict[str, Any]) -> ToolResult:
         try:
@@ -256,7 +339,10 @@ class Chat:
             text = f"{text[:limit]}\n[… output truncated: {cut} of {len(text)} characters cut]"
         if result.is_error and not text.startswith("Error"):
             text = f"Error: {text}"
-        self._append(tool_result_message(call.recipient, text, channel=call.channel))
+        if self.format == "template":
+            self.messages.append({"role": "tool", "tool_call_id": call_id, "name": call.function, "content": text})
+        else:
+            self._append(tool_result_message(call.recipient, text, channel=call.channel))
         return ToolCallResult(call_id=call_id, tool=display, is_error=result.is_error, text=text, truncated_chars=cut)
 
     def _append(self, message: Message) -> None:
@@ -279,3 +365,28 @@ def _add_stats(stats: TurnStats, generation: GenerationStats) -> None:
     if stats.time_to_first_token_s is None:
         stats.time_to_first_token_s = generation.time_to_first_token_s
     stats.tokens_per_second = generation.tokens_per_second or stats.tokens_per_second
+
+
+@dataclass
+class PreparedCall:
+    """One call on its way: decided (`result` set, it will not run) or approved (`spec` and `arguments`)."""
+
+    call: parsed.ToolCallRequest
+    call_id: str = ""
+    display: str = ""
+    spec: ToolSpec | None = None
+    arguments: dict[str, Any] = field(default_factory=dict)
+    result: ToolResult | None = None
+
+    def result_or_error(self) -> ToolResult:
+        return self.result if self.result is not None else ToolResult.error("the call did not run")
+
+
+def detect_format(backend: Backend) -> Literal["harmony", "template"]:
+    """gpt-oss speaks Harmony; every other model gets its own chat template (or LM Studio's default format)."""
+    template = getattr(backend, "chat_template", None)
+    if "gpt-oss" in backend.name.lower() or (isinstance(template, str) and "<|channel|>" in template):
+        return "harmony"
+    if backend.name.startswith("replay"):
+        return "harmony"  # recordings and scripts in this project are of gpt-oss
+    return "template"

@@ -105,6 +105,13 @@ class LlamaCppBackend:
     def eos_token(self) -> int:
         return int(self._llama.token_eos())
 
+    @property
+    def bos_token(self) -> int | None:
+        """The token a prompt starts with, when the model wants one (text prompts are tokenized without it)."""
+        wants = str(self._llama.metadata.get("tokenizer.ggml.add_bos_token", "true")).lower() == "true"
+        bos = int(self._llama.token_bos())
+        return bos if wants and bos >= 0 else None
+
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
         return list(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=special))
 

@@ -1,0 +1,136 @@
+"""One chat turn for models that do not speak Harmony: their chat template, `[TOOL_REQUEST]` calls.
+
+Calls that come together are decided one by one (each may need the user's approval), then the
+approved ones run concurrently up to `max_parallel_calls`, and their results go back in order.
+With `required_tool`, the first round is grammar-constrained to a valid call of that tool.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+from mcp_host.agent.events import ErrorEvent, Event, MessageDelta, TurnCompleted, TurnStats
+from mcp_host.backends.base import BackendError, GenerationParams
+from mcp_host.prompt.harmony_parse import ToolCallRequest
+from mcp_host.prompt.template import REQUEST_OPEN, TemplatePrompt, TemplateTool, parse_tool_requests, tool_call_grammar
+
+if TYPE_CHECKING:
+    from mcp_host.agent.chat import Chat, PreparedCall
+
+
+async def template_turn(chat: Chat, text: str) -> AsyncIterator[Event]:
+    from mcp_host.agent.chat import PreparedCall
+
+    started = time.perf_counter()
+    backend = chat.backend
+    names = chat.tools.names
+    tools = [TemplateTool(names.to_identifier[s.name], s.description or s.name, s.input_schema) for s in chat.tools]
+    template = TemplatePrompt(getattr(backend, "chat_template", None))
+    required = _required_identifier(chat)
+    chat.messages.append({"role": "user", "content": text})
+    stats = TurnStats()
+    seen_calls: dict[str, int] = {}
+    outcome: Literal["answered", "max_rounds", "cancelled", "error"] = "max_rounds"
+    stop = frozenset({int(getattr(backend, "eos_token", -1))})
+    for round_index in range(chat.options.max_rounds):
+        stats.rounds += 1
+        offered = [] if round_index == chat.options.max_rounds - 1 and round_index > 0 else tools
+        prompt = _bos(backend) + backend.tokenize(template.render(chat.messages, offered))
+        grammar = None
+        if required is not None and round_index == 0:
+            grammar = tool_call_grammar([tool for tool in tools if tool.name == required])
+        params = GenerationParams(
+            max_tokens=chat.options.max_tokens_per_round,
+            temperature=chat.options.temperature,
+            top_p=chat.options.top_p,
+            seed=chat.options.seed,
+            stop_tokens=stop,
+            grammar=grammar,
+        )
+        generated: list[int] = []
+        shown = ""
+        try:
+            async with backend.generate(prompt, params) as generation:
+                async for token in generation:
+                    if token in stop:
+                        break
+                    generated.append(token)
+                    visible = _visible(backend.detokenize(generated))
+                    if len(visible) > len(shown):
+                        yield MessageDelta(text=visible[len(shown) :])
+                        shown = visible
+        except BackendError as exc:
+            yield ErrorEvent(message=str(exc), kind="backend")
+            outcome = "error"
+            break
+        stats.prompt_tokens_evaluated += generation.stats.evaluated_prompt_tokens
+        stats.prompt_tokens_reused += generation.stats.reused_prompt_tokens
+        stats.generated_tokens += generation.stats.generated_tokens
+        stats.time_to_first_token_s = stats.time_to_first_token_s or generation.stats.time_to_first_token_s
+        stats.tokens_per_second = generation.stats.tokens_per_second or stats.tokens_per_second
+        content, requests, faults = parse_tool_requests(backend.detokenize(generated), [t.name for t in offered])
+        assistant: dict[str, Any] = {"role": "assistant", "content": content or None}
+        prepared = [
+            PreparedCall(
+                ToolCallRequest(f"functions.{r.name}", json.dumps(r.arguments), "commentary", "json", r.arguments)
+            )
+            for r in requests
+        ]
+        for call in prepared:
+            async for event in chat._prepare_call(call, seen_calls, stats):
+                yield event
+        if prepared:
+            assistant["tool_calls"] = [
+                {
+                    "id": p.call_id,
+                    "type": "function",
+                    "function": {"name": p.call.function, "arguments": json.dumps(p.arguments or p.call.parsed)},
+                }
+                for p in prepared
+            ]
+        chat.messages.append(assistant)
+        for fault in faults:
+            yield ErrorEvent(message=fault.text, kind="model_output.tool_request")
+            chat.messages.append({"role": "user", "content": f"(from the host) {fault.text}"})
+        if not prepared and not faults:
+            outcome = "answered"
+            break
+        limiter = anyio.CapacityLimiter(chat.options.max_parallel_calls)
+        async with anyio.create_task_group() as tg:
+            for call in prepared:
+                tg.start_soon(_run_limited, chat, call, limiter)
+        for call in prepared:
+            yield chat._reply(call.call, call.call_id, call.display, call.result_or_error())
+    stats.duration_s = time.perf_counter() - started
+    yield TurnCompleted(stop_reason=outcome, stats=stats)
+
+
+async def _run_limited(chat: Chat, call: PreparedCall, limiter: anyio.CapacityLimiter) -> None:
+    async with limiter:
+        await chat._execute_prepared(call)
+
+
+def _required_identifier(chat: Chat) -> str | None:
+    name = chat.options.required_tool
+    if name is None:
+        return None
+    return chat.tools.names.to_identifier.get(name, name)
+
+
+def _bos(backend: object) -> list[int]:
+    bos = getattr(backend, "bos_token", None)
+    return [bos] if isinstance(bos, int) else []
+
+
+def _visible(text: str) -> str:
+    """Text for the user: everything before a tool request, holding back what may be the start of one."""
+    head = text.split(REQUEST_OPEN, 1)[0]
+    for cut in range(len(REQUEST_OPEN) - 1, 0, -1):
+        if head.endswith(REQUEST_OPEN[:cut]):
+            return head[:-cut]
+    return head
