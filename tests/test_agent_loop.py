@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
+import anyio
 import pytest
 
 from mcp_host.agent import (
@@ -171,3 +173,23 @@ async def test_long_results_are_truncated_with_a_marker(host: Host) -> None:
     (result,) = of(ToolCallResult, events)
     assert result.truncated_chars == 400
     assert result.text.endswith("[… output truncated: 400 of 500 characters cut]")
+
+
+async def test_cancelling_a_turn_stops_the_tool_call_and_tells_the_server(host: Host, tmp_path: Path) -> None:
+    marker = tmp_path / "cancelled.txt"
+    arguments = json.dumps({"seconds": 30, "marker": str(marker)})
+    backend = script(call("fx__sleep_marked", arguments), ANSWER.format(text="never"))
+    chat = host.chat(backend)
+    started = time.perf_counter()
+    with anyio.move_on_after(3) as scope:
+        async for event in chat.send("sleep"):
+            if isinstance(event, ApprovalRequired):
+                chat.answer(event.call_id, ApprovalAnswer("allow"))
+    assert scope.cancelled_caught and time.perf_counter() - started < 5
+    assert not chat.busy
+    with anyio.fail_after(5):  # the MCP cancellation reached the server, which stopped the tool
+        while not marker.exists():
+            await anyio.sleep(0.05)
+    assert marker.read_text() == "cancelled"
+    events = await run_turn(host.chat(script(ANSWER.format(text="still fine"))), "next")
+    assert of(TurnCompleted, events)[0].stop_reason == "answered"
