@@ -12,6 +12,7 @@ stop, changed ones restart; a broken edit is reported and the last good config k
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +31,7 @@ from mcp_host.config.watch import watch_config
 from mcp_host.errors import ConfigError
 from mcp_host.servers.manager import ConfigDiff, ServerManager
 from mcp_host.servers.state import ServerState, ServerStatus
+from mcp_host.tools.native import NativeTool, PythonTool
 from mcp_host.tools.registry import ToolRegistry
 from mcp_host.tools.spec import ToolResult
 
@@ -155,6 +157,11 @@ class Host:
         "Always" answers are saved to the settings file; the audit log goes to `audit_path`.
         """
         permissions = Permissions(self.settings, self.settings_path)
+        options = options or ChatOptions()
+        natives: dict[str, NativeTool] = {}
+        if options.harmony.python:
+            workdir = Path(tempfile.mkdtemp(prefix="mcp-host-python-"))
+            natives["python"] = PythonTool(workdir, time_limit_s=options.call_timeout_s or 30.0)
         return Chat(
             backend,
             tools=self.registry,
@@ -162,6 +169,7 @@ class Host:
             permissions=permissions,
             audit=AuditLog(self.audit_path),
             options=options,
+            natives=natives,
         )
 
     async def _call_for_chat(self, name: str, arguments: dict[str, Any], timeout_s: float | None) -> ToolResult:

@@ -47,6 +47,7 @@ from mcp_host.prompt.harmony import (
     user_message,
 )
 from mcp_host.prompt.token_log import TokenLog, fault_message
+from mcp_host.tools.native.base import NativeTool
 from mcp_host.tools.registry import ToolRegistry
 from mcp_host.tools.spec import ToolResult, ToolSpec
 
@@ -84,6 +85,7 @@ class Chat:
         audit: AuditLog | None = None,
         options: ChatOptions | None = None,
         renderer: HarmonyRenderer | None = None,
+        natives: dict[str, NativeTool] | None = None,
     ) -> None:
         self.backend = backend
         self.tools = tools
@@ -92,6 +94,7 @@ class Chat:
         self.audit = audit or AuditLog(None)
         self.options = options or ChatOptions()
         self.renderer = renderer or HarmonyRenderer()
+        self.natives = dict(natives or {})  # by the name the model calls: `python`, `browser.search`
         self.history: list[Message] = []
         self.log = TokenLog(self.renderer)
         self._answers: dict[str, ApprovalAnswer] = {}
@@ -105,6 +108,11 @@ class Chat:
         """Answer an `approval.required` event (from any task)."""
         self._answers[call_id] = answer
         self._answered.set()
+
+    async def aclose(self) -> None:
+        """Stop the chat's native tools (its python interpreter). Idempotent."""
+        for tool in self.natives.values():
+            await tool.aclose()
 
     def reset(self) -> None:
         self.history.clear()
@@ -267,6 +275,11 @@ class Chat:
         )
         prepared.display = spec.name if spec else call.recipient
         arguments: dict[str, Any] = dict(call.parsed or {})
+        if call.recipient in self.natives:
+            spec = self.natives[call.recipient].spec
+            prepared.display = spec.name
+            if call.parsed is None:  # python's arguments are the code itself
+                arguments = {"code": call.arguments}
         stats.tool_calls += 1
         yield ToolCallCreated(call_id=call_id, tool=prepared.display, arguments=arguments)
         key = f"{call.recipient} {json.dumps(arguments, sort_keys=True)}"
@@ -320,6 +333,8 @@ class Chat:
         prepared.result = result
 
     async def _execute(self, spec: ToolSpec, arguments: dict[str, Any]) -> ToolResult:
+        if spec.origin == "native":
+            return await self.natives[spec.name].call(arguments)
         try:
             return await self._call_tool(spec.name, arguments, self.options.call_timeout_s)
         except McpHostError as exc:  # timeouts, a server that went away: the model reads it

@@ -29,10 +29,11 @@ class ToolSpec:
     origin: ToolOrigin = "mcp"
     title: str | None = None
     annotations: dict[str, Any] | None = None
+    qualified: str | None = None  # native tools keep gpt-oss's names: `python`, `browser.search`
 
     @property
     def name(self) -> str:
-        return f"{self.server}.{self.tool}"
+        return self.qualified or f"{self.server}.{self.tool}"
 
     @property
     def summary(self) -> str:
@@ -71,6 +72,10 @@ class ToolResult:
     def error(cls, text: str) -> ToolResult:
         """A failure the model should read, as the tool's reply."""
         return cls(content=[TextContent(text=text)], is_error=True)
+
+    @classmethod
+    def text_result(cls, text: str, *, is_error: bool = False) -> ToolResult:
+        return cls(content=[TextContent(text=text)], is_error=is_error)
 
     @classmethod
     def from_mcp(cls, result: CallToolResult) -> ToolResult:

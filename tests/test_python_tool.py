@@ -1,0 +1,97 @@
+"""The native python tool: state, time limit, output limit, memory limit, no network; the host stays healthy."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mcp_host.agent import ApprovalAnswer, ApprovalRequired, ChatOptions, ToolCallResult, TurnCompleted
+from mcp_host.backends import RecordedGeneration, ReplayBackend
+from mcp_host.host import Host
+from mcp_host.prompt import HarmonyOptions, harmony_encoding
+from mcp_host.tools.native import PythonTool
+from mcp_host.tools.native.python import network_isolation_available
+from tests.conftest import fixture_entry, write_config
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def python(tmp_path: Path) -> AsyncIterator[PythonTool]:
+    tool = PythonTool(tmp_path / "work", time_limit_s=3, output_limit_chars=5000, memory_limit_mb=512)
+    yield tool
+    await tool.aclose()
+
+
+async def test_state_survives_between_calls_and_the_workdir_is_the_chats(python: PythonTool, tmp_path: Path) -> None:
+    assert (await python.call({"code": "x = 21\nopen('note.txt', 'w').write('hi')"})).text == "2\n"  # like a notebook
+    assert (await python.call({"code": "x * 2"})).text == "42\n"
+    assert (tmp_path / "work" / "note.txt").read_text() == "hi"
+    error = await python.call({"code": "1 / 0"})
+    assert error.is_error and error.text.endswith("ZeroDivisionError: division by zero\n")
+    assert "python_kernel" not in error.text  # only the model's own frames
+
+
+async def test_an_endless_loop_is_stopped_and_the_model_is_told(python: PythonTool) -> None:
+    await python.call({"code": "kept = 1"})
+    started = time.perf_counter()
+    result = await python.call({"code": "while True: pass"})
+    assert time.perf_counter() - started < 5
+    assert result.is_error and "ran longer than 3s" in result.text and "variables are gone" in result.text
+    after = await python.call({"code": "kept"})
+    assert after.is_error and "NameError" in after.text  # a fresh interpreter
+    assert (await python.call({"code": "2 + 2"})).text == "4\n"
+
+
+async def test_a_50_mb_print_is_cut_inside_the_sandbox(python: PythonTool) -> None:
+    started = time.perf_counter()
+    result = await python.call({"code": "print('a' * 50_000_000)"})
+    assert time.perf_counter() - started < 2
+    assert len(result.text) <= 5000
+    assert result.text.endswith("more characters were printed]")
+
+
+async def test_a_memory_bomb_fails_inside_the_limit(python: PythonTool) -> None:
+    result = await python.call({"code": "hog = bytearray(2 * 1024 ** 3)"})
+    assert result.is_error and "MemoryError" in result.text
+    assert (await python.call({"code": "'alive'"})).text == "'alive'\n"
+
+
+@pytest.mark.skipif(not network_isolation_available(), reason="no network namespaces on this machine")
+async def test_there_is_no_network(python: PythonTool) -> None:
+    result = await python.call({"code": "import socket\nsocket.create_connection(('127.0.0.1', 9), timeout=2)"})
+    assert result.is_error and ("Network is unreachable" in result.text or "Connection refused" in result.text)
+    interfaces = await python.call({"code": "import socket\nsorted(n for _, n in socket.if_nameindex())"})
+    assert interfaces.text == "['lo']\n"
+
+
+async def test_the_loop_asks_before_running_python_and_the_host_stays_healthy(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
+    encoding = harmony_encoding()
+    outputs = [
+        "<|channel|>analysis to=python code<|message|>while True: pass<|call|>",
+        "<|channel|>analysis to=python code<|message|>print('a' * 50_000_000)<|call|>",
+        "<|channel|>final<|message|>Done.<|return|>",
+    ]
+    backend = ReplayBackend(
+        [RecordedGeneration([], list(encoding.encode(o, allowed_special="all")), "stop") for o in outputs]
+    )
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+        await host.wait_settled()
+        chat = host.chat(backend, ChatOptions(harmony=HarmonyOptions(python=True), call_timeout_s=2))
+        events = []
+        async for event in chat.send("Run some python"):
+            events.append(event)
+            if isinstance(event, ApprovalRequired):
+                assert (event.tool, event.reason) == ("python", "it runs code")
+                chat.answer(event.call_id, ApprovalAnswer("allow"))
+        await chat.aclose()
+        results = [e for e in events if isinstance(e, ToolCallResult)]
+        assert [r.is_error for r in results] == [True, False]
+        assert "ran longer than 2s" in results[0].text and len(results[1].text) < 21_000
+        assert [e for e in events if isinstance(e, TurnCompleted)][0].stop_reason == "answered"
+        assert "<|start|>python to=assistant<|channel|>analysis<|message|>" in encoding.decode(backend.prompts[1])
+        assert (await host.call_tool("fx.add", {"a": 1, "b": 1})).text == "2"  # the host is healthy
