@@ -1,5 +1,6 @@
 """The `mcp-host` command.
 
+    mcp-host chat                             chat with gpt-oss and every tool (approvals, Ctrl-C cancels a turn)
     mcp-host servers                          state, transport, tool count and error of each server
     mcp-host tools                            every tool by qualified name
     mcp-host call time.get_current_time '{"timezone": "UTC"}'
@@ -27,6 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mcp_host._version import __version__
+from mcp_host.chat_cli import run_chat
 from mcp_host.config.edit import add_server
 from mcp_host.config.mcpjson import load_config
 from mcp_host.config.paths import default_config_path
@@ -72,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("arguments", nargs="?", default="{}", help="arguments as a JSON object (default {})")
     call.add_argument("--timeout", type=float, help="seconds to wait for the result")
     call.add_argument("--json", action="store_true", help="print the whole result as JSON")
+
+    chat = commands.add_parser("chat", help="chat with the model and every tool (the main job)")
+    chat.add_argument("--model", help="a .gguf path, an LM Studio id (openai/gpt-oss-20b) or an http:// server")
+    chat.add_argument("--reasoning", choices=["low", "medium", "high"], help="reasoning effort (default: settings)")
+    chat.add_argument("--hide-reasoning", action="store_true", help="do not show the model's reasoning")
+    chat.add_argument("--python", action="store_true", help="enable the python tool (asks before each run)")
+    chat.add_argument("--replay", type=Path, help="replay a recorded chat instead of running a model")
+    chat.add_argument("--replay-speed", type=float, default=0.0, help="replayed tokens per second (0: instant)")
+    chat.add_argument("--no-history", action="store_true", help="do not keep input history on disk")
 
     render = commands.add_parser("render", help="print the exact prompt gpt-oss would see, with token counts")
     render.add_argument("--reasoning", choices=["low", "medium", "high"], help="reasoning effort (default: settings)")
@@ -140,8 +151,10 @@ def _config_path(args: argparse.Namespace) -> Path:
 async def _run(args: argparse.Namespace, console: Console) -> int:
     path = _config_path(args)
     only = [_server_of(args.tool, path)] if args.command == "call" else None
-    async with Host(path, settings_path=args.settings, only=only) as host:
+    async with Host(path, settings_path=args.settings, only=only, watch=args.command == "chat") as host:
         await host.wait_settled()
+        if args.command == "chat":
+            return await run_chat(host, args, console)
         if args.command == "servers":
             _print_servers(console, host.statuses(), args.json)
             return 0

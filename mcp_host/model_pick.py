@@ -1,0 +1,92 @@
+"""Which model `mcp-host chat` talks to, picked as a user would expect.
+
+1. `--model` (a path, an LM Studio id, or an `http://` address of an OpenAI-compatible server);
+2. gpt-oss found in LM Studio's model folder (or the Hugging Face cache);
+3. an OpenAI-compatible server already running on localhost (LM Studio on 1234, Ollama on 11434);
+4. the small demo model, if installed, said plainly to be a demo;
+5. otherwise a clear message on how to get gpt-oss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import httpx2
+
+from mcp_host.backends.base import Backend, ModelNotFoundError
+from mcp_host.backends.models import HOW_TO_GET_GPT_OSS, demo_model, find_gpt_oss, find_model
+from mcp_host.backends.replay import ReplayBackend
+
+LOCAL_SERVERS = (("LM Studio", "http://127.0.0.1:1234"), ("Ollama", "http://127.0.0.1:11434"))
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The backend to use and one line telling the user what it is."""
+
+    backend: Backend
+    notice: str
+    format: Literal["auto", "harmony", "template"] = "auto"
+
+
+def pick_model(model: str | None, *, replay: Path | None = None, replay_speed: float = 0.0) -> Pick:
+    """Load the model to chat with. Blocking (model loading): call it from a thread in async code.
+
+    Raises `ModelNotFoundError` (with how to get gpt-oss) or `BackendError`.
+    """
+    if replay is not None:
+        backend = ReplayBackend.load(replay, tokens_per_second=replay_speed)
+        return Pick(backend, f"replaying {replay} ({backend.remaining} recorded generations)", format="harmony")
+    if model and model.startswith(("http://", "https://")):
+        return _server(model, None)
+    if model:
+        return _local(str(find_model(model).path), f"model {model}")
+    found = find_gpt_oss()
+    if found is not None:
+        return _local(str(found.path), f"gpt-oss from {found.path}")
+    for label, url in LOCAL_SERVERS:
+        served = _served_models(url)
+        if served:
+            return _server(url, label, served)
+    demo = demo_model()
+    if demo is not None:
+        pick = _local(str(demo.path), "")
+        return Pick(
+            pick.backend,
+            "DEMO MODEL: gemma-3-270m, a tiny base model that is not gpt-oss and not an "
+            "assistant; it will not answer well. " + HOW_TO_GET_GPT_OSS,
+        )
+    raise ModelNotFoundError(
+        f"no model to chat with: no gpt-oss on disk, no LM Studio or Ollama server running "
+        f"on localhost, no demo model installed. {HOW_TO_GET_GPT_OSS}"
+    )
+
+
+def _local(path: str, notice: str) -> Pick:
+    from mcp_host.backends.llama_cpp import LlamaCppBackend
+
+    return Pick(LlamaCppBackend.load(path), f"{notice} (llama.cpp in-process)" if notice else "")
+
+
+def _served_models(url: str) -> list[str]:
+    try:
+        response = httpx2.get(f"{url}/v1/models", timeout=0.5)
+        response.raise_for_status()
+        return [str(entry["id"]) for entry in response.json().get("data", [])]
+    except (httpx2.HTTPError, ValueError, KeyError, TypeError):
+        return []
+
+
+def _server(url: str, label: str | None, served: list[str] | None = None) -> Pick:
+    from mcp_host.backends.openai_http import OpenAICompletionsBackend
+    from mcp_host.prompt.vocab import harmony_encoding
+
+    served = served if served is not None else _served_models(url)
+    preferred = [model for model in served if "gpt-oss" in model.lower()]
+    model = (preferred or served or ["gpt-oss-20b"])[0]
+    backend = OpenAICompletionsBackend(url, model, harmony_encoding())
+    where = f"{label} at {url}" if label else url
+    note = "" if preferred else " (not gpt-oss: the host renders Harmony prompts, which other models do not follow)"
+    return Pick(backend, f"model {model} on {where}{note}", format="harmony")
