@@ -29,9 +29,11 @@ from mcp_host.config.paths import default_config_path, default_settings_path
 from mcp_host.config.settings import HostSettings, load_settings
 from mcp_host.config.watch import watch_config
 from mcp_host.errors import ConfigError
+from mcp_host.prompt.vocab import harmony_encoding
 from mcp_host.servers.manager import ConfigDiff, ServerManager
 from mcp_host.servers.state import ServerState, ServerStatus
 from mcp_host.tools.native import NativeTool, PythonTool
+from mcp_host.tools.native.browser import BrowserSession, browser_tools
 from mcp_host.tools.registry import ToolRegistry
 from mcp_host.tools.spec import ToolResult
 
@@ -159,6 +161,12 @@ class Host:
         permissions = Permissions(self.settings, self.settings_path)
         options = options or ChatOptions()
         natives: dict[str, NativeTool] = {}
+        if options.harmony.browser:
+            session = BrowserSession(
+                search_url=self.settings.browser.search_url,
+                count_tokens=lambda text: len(harmony_encoding().encode(text)),
+            )
+            natives.update(browser_tools(session))
         if options.harmony.python:
             workdir = Path(tempfile.mkdtemp(prefix="mcp-host-python-"))
             natives["python"] = PythonTool(workdir, time_limit_s=options.call_timeout_s or 30.0)

@@ -22,6 +22,7 @@ import anyio
 from openai_harmony import Message, Role
 
 from mcp_host.agent.events import (
+    Annotation,
     ApprovalRequired,
     ErrorEvent,
     Event,
@@ -108,6 +109,16 @@ class Chat:
         """Answer an `approval.required` event (from any task)."""
         self._answers[call_id] = answer
         self._answered.set()
+
+    def _annotations(self, answer: str) -> list[Annotation]:
+        browser = self.natives.get("browser.open")
+        session = getattr(browser, "session", None)
+        if session is None or not answer:
+            return []
+        return [
+            Annotation(start=c.start, end=c.end, url=c.url, title=c.title, line_start=c.line_start, line_end=c.line_end)
+            for c in session.citations(answer)
+        ]
 
     async def aclose(self) -> None:
         """Stop the chat's native tools (its python interpreter). Idempotent."""
@@ -246,7 +257,8 @@ class Chat:
             async for call_event in self._run_call(call, seen_calls, stats):
                 yield call_event
         stats.duration_s = time.perf_counter() - started
-        yield TurnCompleted(stop_reason=outcome, stats=stats)
+        answer = "".join(m.content[0].text for m in self.history[-1:] if m.channel == "final" and m.content)
+        yield TurnCompleted(stop_reason=outcome, stats=stats, answer=answer, annotations=self._annotations(answer))
 
     async def _run_call(
         self, call: parsed.ToolCallRequest, seen_calls: dict[str, int], stats: TurnStats

@@ -65,10 +65,23 @@ class TurnStats(BaseModel):
     duration_s: float = 0.0
 
 
+class Annotation(BaseModel):
+    """A browser citation `【cursor†Lstart-Lend】` in the answer, resolved to the page it cites."""
+
+    start: int = Field(description="Character offsets of the citation in the turn's answer text.")
+    end: int
+    url: str
+    title: str
+    line_start: int
+    line_end: int
+
+
 class TurnCompleted(_Event):
     type: Literal["turn.completed"] = "turn.completed"
     stop_reason: Literal["answered", "max_rounds", "cancelled", "error"]
     stats: TurnStats
+    answer: str = ""
+    annotations: list[Annotation] = Field(default_factory=list)
 
 
 class ErrorEvent(_Event):

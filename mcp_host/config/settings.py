@@ -81,9 +81,18 @@ class PermissionSettings(BaseModel):
     always: list[AlwaysAllowed] = Field(default_factory=list)
 
 
+class BrowserSettings(BaseModel):
+    """The browser tool: fetching pages needs nothing; search needs an engine (a SearXNG instance)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    search_url: str | None = Field(default=None, description="A SearXNG address, e.g. http://127.0.0.1:8888.")
+
+
 class HostSettings(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
+    browser: BrowserSettings = Field(default_factory=BrowserSettings)
     servers: ServerSettings = Field(default_factory=ServerSettings)
     prompt: PromptSettings = Field(default_factory=PromptSettings)
     permissions: PermissionSettings = Field(default_factory=PermissionSettings)
