@@ -48,7 +48,9 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
         style = "bold yellow" if pick.notice.startswith("DEMO") else "dim"
         console.print(f"[{style}]{escape(pick.notice)}[/{style}]")
     harmony = HarmonyOptions(
-        reasoning_effort=args.reasoning or host.settings.prompt.reasoning_effort, browser=False, python=args.python
+        reasoning_effort=args.reasoning or host.settings.prompt.reasoning_effort,
+        browser=args.browser,
+        python=args.python,
     )
     chat = host.chat(pick.backend, ChatOptions(harmony=harmony, format=pick.format))
     failed = [s for s in host.statuses() if s.state.value == "failed"]

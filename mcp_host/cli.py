@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--reasoning", choices=["low", "medium", "high"], help="reasoning effort (default: settings)")
     chat.add_argument("--hide-reasoning", action="store_true", help="do not show the model's reasoning")
     chat.add_argument("--python", action="store_true", help="enable the python tool (asks before each run)")
+    chat.add_argument(
+        "--browser",
+        action="store_true",
+        help="enable the browser tool (search needs [browser] search_url in the settings)",
+    )
     chat.add_argument("--replay", type=Path, help="replay a recorded chat instead of running a model")
     chat.add_argument("--replay-speed", type=float, default=0.0, help="replayed tokens per second (0: instant)")
     chat.add_argument("--no-history", action="store_true", help="do not keep input history on disk")

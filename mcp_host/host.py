@@ -162,8 +162,12 @@ class Host:
         options = options or ChatOptions()
         natives: dict[str, NativeTool] = {}
         if options.harmony.browser:
+            browser = self.settings.browser
+            key = browser.search_api_key.get_secret_value() if browser.search_api_key else None
             session = BrowserSession(
-                search_url=self.settings.browser.search_url,
+                search_url=browser.search_url,
+                search_api=browser.search_api,
+                search_api_key=key,
                 count_tokens=lambda text: len(harmony_encoding().encode(text)),
             )
             natives.update(browser_tools(session))

@@ -154,14 +154,18 @@ async def test_always_persists_across_restarts_and_a_changed_tool_asks_again(hos
         assert not of(ApprovalRequired, events)
         # The same tool with a different description is a different tool: it asks again.
         spec = restarted.registry.get("fx.add")
+        schema = {
+            **spec.original_schema,
+            "properties": {**spec.original_schema["properties"], "c": {"type": "integer"}},
+        }
         restarted.registry.replace_server(
             "fx",
             [
-                replace(s, description="Add, and also delete files.") if s.tool == "add" else s
+                replace(s, original_schema=schema) if s.tool == "add" else s
                 for s in restarted.registry.server_tools("fx")
             ],
         )
-        assert spec.description != restarted.registry.get("fx.add").description
+        assert spec.original_schema != restarted.registry.get("fx.add").original_schema
         events = await run_turn(restarted.chat(script(*outputs)), "x", [ApprovalAnswer("allow")])
         assert of(ApprovalRequired, events)
 
@@ -193,3 +197,26 @@ async def test_cancelling_a_turn_stops_the_tool_call_and_tells_the_server(host: 
     assert marker.read_text() == "cancelled"
     events = await run_turn(host.chat(script(ANSWER.format(text="still fine"))), "next")
     assert of(TurnCompleted, events)[0].stop_reason == "answered"
+
+
+async def test_act_runs_a_turn_with_lm_studio_style_callbacks(host: Host) -> None:
+    backend = script(call("fx__add", '{"a": 4, "b": 5}'), ANSWER.format(text="It is 9."))
+    seen: dict[str, list[object]] = {"fragments": [], "messages": [], "starts": [], "ends": [], "approvals": []}
+
+    async def approve(event: ApprovalRequired) -> ApprovalAnswer:
+        seen["approvals"].append(event.tool)
+        return ApprovalAnswer("allow")
+
+    done = await host.chat(backend).act(
+        "What is 4 + 5?",
+        on_fragment=seen["fragments"].append,
+        on_message=seen["messages"].append,
+        on_round_start=seen["starts"].append,
+        on_round_end=seen["ends"].append,
+        on_approval=approve,
+    )
+    assert done.stop_reason == "answered" and done.answer == "It is 9."
+    assert seen["messages"] == ["It is 9."] and "".join(map(str, seen["fragments"])) == "It is 9."
+    assert seen["approvals"] == ["fx.add"] and seen["starts"] == [0, 1] and seen["ends"] == [0, 1]
+    denied = await host.chat(script(call("fx__add", '{"a": 1}'), ANSWER.format(text="ok"))).act("x")
+    assert denied.stop_reason == "answered"  # without on_approval, the call is denied and the model goes on

@@ -13,6 +13,7 @@ import pytest
 
 from mcp_host.agent import ApprovalRequired, ChatOptions, ToolCallResult, TurnCompleted
 from mcp_host.backends import RecordedGeneration, ReplayBackend
+from mcp_host.config.settings import load_settings, save_settings
 from mcp_host.host import Host
 from mcp_host.prompt import HarmonyOptions, harmony_encoding
 from mcp_host.tools.native.browser import BrowserSession, browser_tools
@@ -160,3 +161,56 @@ async def test_the_loop_browses_and_the_answer_carries_citations(site: str, tmp_
     (annotation,) = done.annotations
     assert (annotation.url, annotation.title, annotation.line_start) == (f"{site}/faq.html", "FAQ", 0)
     assert done.answer[annotation.start : annotation.end] == "【0†L0】"
+
+
+async def test_a_hosted_search_api_with_a_key_that_stays_secret(tmp_path: Path) -> None:
+    seen: dict[str, str] = {}
+
+    class Brave(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen["key"] = self.headers.get("X-Subscription-Token", "")
+            body = json.dumps(
+                {
+                    "web": {
+                        "results": [
+                            {
+                                "title": "MCP spec",
+                                "url": "https://modelcontextprotocol.io",
+                                "description": "The protocol.",
+                            }
+                        ]
+                    }
+                }
+            )
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Brave)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = tmp_path / "settings.toml"
+        settings.write_text(
+            f'[browser]\nsearch_api = "brave"\nsearch_url = "http://127.0.0.1:{server.server_address[1]}"\n'
+            'search_api_key = "bsk-secret"\n'
+        )
+        loaded = load_settings(settings)
+        assert "bsk-secret" not in repr(loaded) and "bsk-secret" not in str(loaded.browser)
+        save_settings(settings, loaded)
+        assert 'search_api_key = "bsk-secret"' in settings.read_text()  # written back, not masked
+        key = loaded.browser.search_api_key
+        assert key is not None
+        session = BrowserSession(
+            search_url=loaded.browser.search_url, search_api="brave", search_api_key=key.get_secret_value()
+        )
+        results = await session.search("mcp")
+        await session.aclose()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen["key"] == "bsk-secret"
+    assert "【0†MCP spec†modelcontextprotocol.io】" in results and "The protocol." in results

@@ -367,7 +367,8 @@ class Chat:
         if result.is_error and not text.startswith("Error"):
             text = f"Error: {text}"
         if self.format == "template":
-            self.messages.append({"role": "tool", "tool_call_id": call_id, "name": call.function, "content": text})
+            name = call.recipient.removeprefix("functions.").replace(".", "_")
+            self.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": text})
         else:
             self._append(tool_result_message(call.recipient, text, channel=call.channel))
         return ToolCallResult(call_id=call_id, tool=display, is_error=result.is_error, text=text, truncated_chars=cut)

@@ -30,6 +30,12 @@ async def template_turn(chat: Chat, text: str) -> AsyncIterator[Event]:
     backend = chat.backend
     names = chat.tools.names
     tools = [TemplateTool(names.to_identifier[s.name], s.description or s.name, s.input_schema) for s in chat.tools]
+    # Native tools are ordinary functions for models that were not trained on them.
+    natives = {name.replace(".", "_"): name for name in chat.natives}
+    tools += [
+        TemplateTool(identifier, chat.natives[name].spec.description, chat.natives[name].spec.input_schema)
+        for identifier, name in natives.items()
+    ]
     template = TemplatePrompt(getattr(backend, "chat_template", None))
     required = _required_identifier(chat)
     chat.messages.append({"role": "user", "content": text})
@@ -77,7 +83,13 @@ async def template_turn(chat: Chat, text: str) -> AsyncIterator[Event]:
         assistant: dict[str, Any] = {"role": "assistant", "content": content or None}
         prepared = [
             PreparedCall(
-                ToolCallRequest(f"functions.{r.name}", json.dumps(r.arguments), "commentary", "json", r.arguments)
+                ToolCallRequest(
+                    natives.get(r.name, f"functions.{r.name}"),
+                    json.dumps(r.arguments),
+                    "commentary",
+                    "json",
+                    r.arguments,
+                )
             )
             for r in requests
         ]
@@ -89,7 +101,10 @@ async def template_turn(chat: Chat, text: str) -> AsyncIterator[Event]:
                 {
                     "id": p.call_id,
                     "type": "function",
-                    "function": {"name": p.call.function, "arguments": json.dumps(p.arguments or p.call.parsed)},
+                    "function": {
+                        "name": _identifier(p.call.recipient),
+                        "arguments": json.dumps(p.arguments or p.call.parsed),
+                    },
                 }
                 for p in prepared
             ]
@@ -134,3 +149,8 @@ def _visible(text: str) -> str:
         if head.endswith(REQUEST_OPEN[:cut]):
             return head[:-cut]
     return head
+
+
+def _identifier(recipient: str) -> str:
+    """The name a template-path model knows a tool by: `functions.x` → `x`, `browser.search` → `browser_search`."""
+    return recipient.removeprefix("functions.").replace(".", "_")

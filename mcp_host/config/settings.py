@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer
 
 from mcp_host.config.edit import write_atomically
 from mcp_host.errors import ConfigSchemaError, ConfigSyntaxError
@@ -87,6 +87,13 @@ class BrowserSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     search_url: str | None = Field(default=None, description="A SearXNG address, e.g. http://127.0.0.1:8888.")
+    search_api: Literal["searxng", "brave"] = "searxng"
+    search_api_key: SecretStr | None = Field(default=None, description="For a hosted search API (Brave Search).")
+
+    @field_serializer("search_api_key", when_used="json")
+    def _reveal_for_the_file(self, key: SecretStr | None) -> str | None:
+        # Written back to the settings file as it was; `repr` and `str` keep it hidden.
+        return key.get_secret_value() if key is not None else None
 
 
 class HostSettings(BaseModel):

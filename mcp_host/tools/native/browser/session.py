@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx2
@@ -22,10 +23,12 @@ import httpx2
 from mcp_host.errors import McpHostError
 from mcp_host.tools.native.browser.page import Page
 
+BRAVE_URL = "https://api.search.brave.com/res/v1/web/search"
 CITATION = re.compile(r"【(\d+)†L(\d+)(?:-L(\d+))?】")
 NO_SEARCH_ENGINE = (
     "Search is not configured. Set a SearXNG address in the host settings ([browser] search_url = "
-    '"http://127.0.0.1:8888") or open a page by its URL with browser.open(id="https://...").'
+    '"http://127.0.0.1:8888"), or search_api = "brave" with a search_api_key, or open a page by its URL with '
+    'browser.open(id="https://...").'
 )
 
 
@@ -53,11 +56,17 @@ class BrowserSession:
         self,
         *,
         search_url: str | None = None,
+        search_api: str = "searxng",
+        search_api_key: str | None = None,
         view_tokens: int = 1024,
         count_tokens: Callable[[str], int] | None = None,
         client: httpx2.AsyncClient | None = None,
     ) -> None:
+        if search_api == "brave" and not search_url:
+            search_url = BRAVE_URL
         self.search_url = search_url.rstrip("/") if search_url else None
+        self.search_api = search_api
+        self._search_api_key = search_api_key
         self.view_tokens = view_tokens
         self.count_tokens = count_tokens or (lambda text: len(text.split()))
         self.pages: list[Page] = []
@@ -73,11 +82,8 @@ class BrowserSession:
     async def search(self, query: str, topn: int = 10) -> str:
         if self.search_url is None:
             raise BrowserError(NO_SEARCH_ENGINE)
-        response = await self._get(f"{self.search_url}/search", params={"q": query, "format": "json"})
-        try:
-            results = response.json().get("results", [])[:topn]
-        except ValueError as exc:
-            raise BrowserError(f"the search engine at {self.search_url} did not answer with JSON") from exc
+        results = (await self._brave(query, topn)) if self.search_api == "brave" else await self._searxng(query)
+        results = results[:topn]
         lines: list[str] = []
         links: list[str] = []
         for result in results:
@@ -166,9 +172,29 @@ class BrowserSession:
         header = f"[{cursor}] {page.title} ({page.url})\n**viewing lines [{start} - {end}] of {max(total - 1, 0)}**\n"
         return header + "\n" + "\n".join(shown)
 
-    async def _get(self, url: str, params: dict[str, str] | None = None) -> httpx2.Response:
+    async def _searxng(self, query: str) -> list[dict[str, Any]]:
+        response = await self._get(f"{self.search_url}/search", params={"q": query, "format": "json"})
         try:
-            response = await self._client.get(url, params=params)
+            return list(response.json().get("results", []))
+        except (ValueError, AttributeError) as exc:
+            raise BrowserError(f"the search engine at {self.search_url} did not answer with JSON") from exc
+
+    async def _brave(self, query: str, count: int) -> list[dict[str, Any]]:
+        if not self._search_api_key:
+            raise BrowserError("Brave Search needs an API key: [browser] search_api_key in the host settings")
+        headers = {"X-Subscription-Token": self._search_api_key, "Accept": "application/json"}
+        response = await self._get(str(self.search_url), params={"q": query, "count": str(count)}, headers=headers)
+        try:
+            found = response.json().get("web", {}).get("results", [])
+        except (ValueError, AttributeError) as exc:
+            raise BrowserError("Brave Search did not answer with JSON") from exc
+        return [{"url": r.get("url"), "title": r.get("title"), "content": r.get("description")} for r in found]
+
+    async def _get(
+        self, url: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
+    ) -> httpx2.Response:
+        try:
+            response = await self._client.get(url, params=params, headers=headers)
         except httpx2.HTTPError as exc:
             raise BrowserError(f"could not fetch {url}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
