@@ -8,6 +8,19 @@ async with Host() as host:            # reads ~/.lmstudio/mcp.json
 """
 
 from mcp_host._version import __version__
+from mcp_host.agent import (
+    ApprovalAnswer,
+    ApprovalRequired,
+    Chat,
+    ChatOptions,
+    ErrorEvent,
+    Event,
+    MessageDelta,
+    ReasoningDelta,
+    ToolCallCreated,
+    ToolCallResult,
+    TurnCompleted,
+)
 from mcp_host.config import HostSettings, McpConfig, RemoteServerConfig, ServerSettings, StdioServerConfig, load_config
 from mcp_host.errors import (
     ConfigError,
@@ -27,15 +40,23 @@ from mcp_host.servers import ConfigDiff, Connection, ServerManager, ServerState,
 from mcp_host.tools import ToolRegistry, ToolResult, ToolSpec
 
 __all__ = [
+    "ApprovalAnswer",
+    "ApprovalRequired",
+    "Chat",
+    "ChatOptions",
     "ConfigDiff",
     "ConfigError",
     "ConfigSchemaError",
     "ConfigSyntaxError",
     "Connection",
+    "ErrorEvent",
+    "Event",
     "Host",
     "HostSettings",
     "McpConfig",
     "McpHostError",
+    "MessageDelta",
+    "ReasoningDelta",
     "RemoteServerConfig",
     "ServerError",
     "ServerManager",
@@ -45,11 +66,14 @@ __all__ = [
     "ServerState",
     "ServerStatus",
     "StdioServerConfig",
+    "ToolCallCreated",
     "ToolCallError",
+    "ToolCallResult",
     "ToolError",
     "ToolRegistry",
     "ToolResult",
     "ToolSpec",
+    "TurnCompleted",
     "UnknownServerError",
     "UnknownToolError",
     "__version__",
