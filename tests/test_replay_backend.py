@@ -3,32 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anyio
 import pytest
 
 from mcp_host.backends import BackendError, GenerationParams, RecordedGeneration, RecordingBackend, ReplayBackend
-from mcp_host.backends import demo_model as find_demo
 from mcp_host.backends.llama_cpp import LlamaCppBackend
 from mcp_host.prompt import STOP_TOKENS, HarmonyStreamParser, ToolCallRequest, harmony_encoding
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-async def gemma() -> AsyncIterator[LlamaCppBackend]:
-    model = find_demo()
-    assert model is not None
-    backend = await anyio.to_thread.run_sync(lambda: LlamaCppBackend.load(model.path, context_length=2048))
-    yield backend
-    await backend.aclose()
 
 
 async def collect(backend: RecordingBackend | ReplayBackend, prompt: list[int], params: GenerationParams) -> list[int]:

@@ -72,6 +72,16 @@ class ChatOptions:
     required_tool: str | None = None  # template path: the first round must call this tool (grammar-constrained)
     max_parallel_calls: int = 4
 
+    def generation_params(self, stop_tokens: frozenset[int], grammar: str | None = None) -> GenerationParams:
+        return GenerationParams(
+            max_tokens=self.max_tokens_per_round,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+            stop_tokens=stop_tokens,
+            grammar=grammar,
+        )
+
 
 class Chat:
     """One conversation with gpt-oss and the host's tools. Not for concurrent turns: one `send()` at a time."""
@@ -217,13 +227,7 @@ class Chat:
                 known, browser=harmony.browser, python=harmony.python, encoding=self.renderer.encoding
             )
             generated: list[int] = []
-            params = GenerationParams(
-                max_tokens=self.options.max_tokens_per_round,
-                temperature=self.options.temperature,
-                top_p=self.options.top_p,
-                seed=self.options.seed,
-                stop_tokens=STOP_TOKENS,
-            )
+            params = self.options.generation_params(STOP_TOKENS)
             try:
                 async with self.backend.generate(self.log.tokens, params) as generation:
                     async for token in generation:
@@ -238,7 +242,7 @@ class Chat:
                 yield ErrorEvent(message=str(exc), kind="backend")
                 outcome = "error"
                 break
-            _add_stats(stats, generation.stats)
+            add_generation_stats(stats, generation.stats)
             if not parser.done:
                 parser.finish()
             fault = parser.last_fault
@@ -386,7 +390,7 @@ def _stream_event(event: parsed.ParseEvent) -> Event | None:
     return None  # preambles, calls and faults are handled once the round ends
 
 
-def _add_stats(stats: TurnStats, generation: GenerationStats) -> None:
+def add_generation_stats(stats: TurnStats, generation: GenerationStats) -> None:
     stats.prompt_tokens_evaluated += generation.evaluated_prompt_tokens
     stats.prompt_tokens_reused += generation.reused_prompt_tokens
     stats.generated_tokens += generation.generated_tokens

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 
 from mcp_host.agent.events import ErrorEvent, Event, MessageDelta, TurnCompleted, TurnStats
-from mcp_host.backends.base import BackendError, GenerationParams
+from mcp_host.backends.base import BackendError
 from mcp_host.prompt.harmony_parse import ToolCallRequest
 from mcp_host.prompt.template import REQUEST_OPEN, TemplatePrompt, TemplateTool, parse_tool_requests, tool_call_grammar
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 async def template_turn(chat: Chat, text: str) -> AsyncIterator[Event]:
-    from mcp_host.agent.chat import PreparedCall
+    from mcp_host.agent.chat import PreparedCall, add_generation_stats
 
     started = time.perf_counter()
     backend = chat.backend
@@ -50,14 +50,7 @@ async def template_turn(chat: Chat, text: str) -> AsyncIterator[Event]:
         grammar = None
         if required is not None and round_index == 0:
             grammar = tool_call_grammar([tool for tool in tools if tool.name == required])
-        params = GenerationParams(
-            max_tokens=chat.options.max_tokens_per_round,
-            temperature=chat.options.temperature,
-            top_p=chat.options.top_p,
-            seed=chat.options.seed,
-            stop_tokens=stop,
-            grammar=grammar,
-        )
+        params = chat.options.generation_params(stop, grammar)
         generated: list[int] = []
         shown = ""
         try:
@@ -74,11 +67,7 @@ async def template_turn(chat: Chat, text: str) -> AsyncIterator[Event]:
             yield ErrorEvent(message=str(exc), kind="backend")
             outcome = "error"
             break
-        stats.prompt_tokens_evaluated += generation.stats.evaluated_prompt_tokens
-        stats.prompt_tokens_reused += generation.stats.reused_prompt_tokens
-        stats.generated_tokens += generation.stats.generated_tokens
-        stats.time_to_first_token_s = stats.time_to_first_token_s or generation.stats.time_to_first_token_s
-        stats.tokens_per_second = generation.stats.tokens_per_second or stats.tokens_per_second
+        add_generation_stats(stats, generation.stats)
         content, requests, faults = parse_tool_requests(backend.detokenize(generated), [t.name for t in offered])
         assistant: dict[str, Any] = {"role": "assistant", "content": content or None}
         prepared = [
