@@ -84,10 +84,14 @@ class LlamaCppBackend:
         }
         if seed is not None:
             kwargs["seed"] = seed
+        from llama_cpp._utils import suppress_stdout_stderr
+
         try:
-            train_context = _training_context(llama_cpp, found.path)
-            kwargs["n_ctx"] = context_length or min(train_context or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
-            llama = llama_cpp.Llama(**kwargs)
+            # llama.cpp logs to the terminal while loading even when asked not to; that is noise in a chat.
+            with suppress_stdout_stderr(disable=False):
+                train_context = _training_context(llama_cpp, found.path)
+                kwargs["n_ctx"] = context_length or min(train_context or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
+                llama = llama_cpp.Llama(**kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
             raise BackendError(f"llama.cpp could not load {found.path}: {exc}") from exc
         return cls(llama, name=found.id)
