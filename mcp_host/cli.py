@@ -35,6 +35,7 @@ from mcp_host.config.paths import default_config_path
 from mcp_host.errors import ConfigError, McpHostError, ServerError, ToolError
 from mcp_host.host import Host
 from mcp_host.render_command import render_prompt
+from mcp_host.serve_command import serve
 from mcp_host.servers.state import ServerState, ServerStatus
 from mcp_host.tools.spec import ToolResult
 
@@ -88,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--replay", type=Path, help="replay a recorded chat instead of running a model")
     chat.add_argument("--replay-speed", type=float, default=0.0, help="replayed tokens per second (0: instant)")
     chat.add_argument("--no-history", action="store_true", help="do not keep input history on disk")
+
+    serve = commands.add_parser("serve", help="serve the OpenAI-compatible chat API (loopback by default)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8321)
+    serve.add_argument("--allow-remote", action="store_true", help="allow an address beyond this machine")
+    serve.add_argument("--api-key", help="require this bearer key (default: $MCP_HOST_API_KEY)")
+    serve.add_argument("--model", help="a .gguf path, an LM Studio id or an http:// server (as for chat)")
+    serve.add_argument("--replay", type=Path, help="serve a recorded chat instead of a model")
 
     render = commands.add_parser("render", help="print the exact prompt gpt-oss would see, with token counts")
     render.add_argument("--reasoning", choices=["low", "medium", "high"], help="reasoning effort (default: settings)")
@@ -156,10 +165,13 @@ def _config_path(args: argparse.Namespace) -> Path:
 async def _run(args: argparse.Namespace, console: Console) -> int:
     path = _config_path(args)
     only = [_server_of(args.tool, path)] if args.command == "call" else None
-    async with Host(path, settings_path=args.settings, only=only, watch=args.command == "chat") as host:
+    watch = args.command in ("chat", "serve")
+    async with Host(path, settings_path=args.settings, only=only, watch=watch) as host:
         await host.wait_settled()
         if args.command == "chat":
             return await run_chat(host, args, console)
+        if args.command == "serve":
+            return await serve(host, args, console)
         if args.command == "servers":
             _print_servers(console, host.statuses(), args.json)
             return 0

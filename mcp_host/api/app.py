@@ -1,0 +1,227 @@
+"""The HTTP chat API: a Starlette app built from its dependencies.
+
+    app = create_app(host, backend, api_key=None)
+    uvicorn.run(app, host="127.0.0.1", port=8080)
+
+Endpoints (so far): `GET /v1/models` and `POST /v1/chat/completions` (OpenAI-compatible, streaming
+and not, with client tools), `GET /v1/tools`, `GET /v1/servers`. Errors are OpenAI-shaped.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from mcp_host.api.completions import (
+    CallPiece,
+    ChatCompletion,
+    EndPiece,
+    ReasoningPiece,
+    TextPiece,
+    json_dumps,
+    tool_call_json,
+)
+from mcp_host.api.errors import ApiError
+from mcp_host.backends.base import Backend, BackendError
+from mcp_host.host import Host
+from mcp_host.prompt.harmony import HarmonyRenderer
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+ARGUMENT_FRAGMENT = 16  # streamed call arguments arrive in pieces, as OpenAI and LM Studio send them
+
+
+def create_app(
+    host: Host,
+    backend: Backend,
+    *,
+    api_key: str | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    renderer: HarmonyRenderer | None = None,
+) -> Starlette:
+    """The API over a running `host` and a loaded `backend` (shared by every request, queued fairly)."""
+    renderer = renderer or HarmonyRenderer()
+
+    async def models(request: Request) -> Response:
+        return JSONResponse(
+            {"object": "list", "data": [{"id": backend.name, "object": "model", "created": 0, "owned_by": "mcp-host"}]}
+        )
+
+    async def chat_completions(request: Request) -> Response:
+        body = await _json_body(request, max_body_bytes)
+        completion = ChatCompletion.from_request(body, renderer, default_model=backend.name)
+        if completion.stream:
+            return StreamingResponse(
+                _stream(completion, backend, renderer),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
+        return JSONResponse(await _complete(completion, backend, renderer))
+
+    async def tools(request: Request) -> Response:
+        names = host.registry.names
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "name": spec.name,
+                        "identifier": names.to_identifier[spec.name],
+                        "server": spec.server,
+                        "description": spec.description,
+                        "input_schema": spec.input_schema,
+                        "annotations": spec.annotations,
+                    }
+                    for spec in host.registry
+                ],
+            }
+        )
+
+    async def servers(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [status.to_json() for status in host.statuses()]})
+
+    routes = [
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/tools", tools, methods=["GET"]),
+        Route("/v1/servers", servers, methods=["GET"]),
+    ]
+    middleware = [Middleware(_ErrorsAndAuth, api_key=api_key)]
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={404: _not_found, 405: _not_allowed})
+
+
+class _ErrorsAndAuth(BaseHTTPMiddleware):
+    def __init__(self, app: Any, api_key: str | None) -> None:
+        super().__init__(app)
+        self.api_key = api_key
+
+    async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if self.api_key is not None:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), self.api_key.encode()):
+                return ApiError(
+                    401, "a valid API key is required (Authorization: Bearer ...)", code="invalid_api_key"
+                ).response()
+        try:
+            return await call_next(request)
+        except ApiError as exc:
+            return exc.response()
+        except BackendError as exc:
+            return ApiError(502, f"the model failed: {exc}").response()
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return ApiError(404, f"no such endpoint: {request.method} {request.url.path}").response()
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return ApiError(405, f"{request.method} is not allowed on {request.url.path}").response()
+
+
+async def _json_body(request: Request, limit: int) -> object:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the request body is larger than {limit} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise ApiError(413, f"the request body is larger than {limit} bytes")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"the request body is not valid JSON: {exc}") from exc
+
+
+async def _complete(completion: ChatCompletion, backend: Backend, renderer: HarmonyRenderer) -> dict[str, Any]:
+    text, reasoning, calls = [], [], []
+    end: EndPiece | None = None
+    async for piece in completion.run(backend, renderer):
+        if isinstance(piece, TextPiece):
+            text.append(piece.text)
+        elif isinstance(piece, ReasoningPiece):
+            reasoning.append(piece.text)
+        elif isinstance(piece, CallPiece):
+            calls.append(tool_call_json(piece))
+        else:
+            end = piece
+    assert end is not None
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or None}
+    if reasoning:
+        message["reasoning"] = "".join(reasoning)
+    if calls:
+        message["tool_calls"] = calls
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": completion.model,
+        "choices": [{"index": 0, "message": message, "finish_reason": end.finish_reason, "logprobs": None}],
+        "usage": _usage(end),
+    }
+
+
+async def _stream(completion: ChatCompletion, backend: Backend, renderer: HarmonyRenderer) -> AsyncIterator[str]:
+    identifier = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        body = {
+            "id": identifier,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": completion.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+            **extra,
+        }
+        return f"data: {json_dumps(body)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        async for piece in completion.run(backend, renderer):
+            if isinstance(piece, TextPiece):
+                yield chunk({"content": piece.text})
+            elif isinstance(piece, ReasoningPiece):
+                yield chunk({"reasoning": piece.text})
+            elif isinstance(piece, CallPiece):
+                yield chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": piece.id,
+                                "type": "function",
+                                "function": {"name": piece.name, "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+                for start in range(0, len(piece.arguments), ARGUMENT_FRAGMENT):
+                    fragment = piece.arguments[start : start + ARGUMENT_FRAGMENT]
+                    yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]})
+            else:
+                yield chunk({}, piece.finish_reason)
+                if completion.include_usage:
+                    yield f"data: {json_dumps({'id': identifier, 'object': 'chat.completion.chunk', 'created': created, 'model': completion.model, 'choices': [], 'usage': _usage(piece)})}\n\n"  # noqa: E501
+    except BackendError as exc:
+        yield f"data: {json_dumps({'error': {'message': f'the model failed: {exc}', 'type': 'server_error'}})}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _usage(end: EndPiece) -> dict[str, int]:
+    stats = end.stats
+    return {
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.generated_tokens,
+        "total_tokens": stats.prompt_tokens + stats.generated_tokens,
+    }
