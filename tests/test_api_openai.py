@@ -199,3 +199,34 @@ def test_binding_beyond_loopback_must_be_asked_for_and_protected() -> None:
     with pytest.raises(McpHostError, match="needs an API key"):
         check_bind("0.0.0.0", True, None)
     check_bind("0.0.0.0", True, "key")
+
+
+@pytest.mark.parametrize("api", [[ANSWER]], indirect=True)
+async def test_lm_studio_rest_api_with_stats_and_model_info(api: Served) -> None:
+    async with httpx2.AsyncClient(base_url=api.url) as http:
+        models = (await http.get("/api/v0/models")).json()["data"]
+        assert models[0]["id"] == "openai/gpt-oss-20b" and models[0]["state"] == "loaded"
+        assert models[0]["max_context_length"] == 131072 and models[0]["type"] == "llm"
+        assert (await http.get("/api/v0/models/openai/gpt-oss-20b")).json()["id"] == "openai/gpt-oss-20b"
+        assert (await http.get("/api/v0/models/nope")).status_code == 404
+        # LM Studio's documented request, as its clients send it (max_tokens -1 means no limit).
+        answer = await http.post(
+            "/api/v0/chat/completions",
+            json={
+                "model": "openai/gpt-oss-20b",
+                "messages": [
+                    {"role": "system", "content": "Always answer in rhymes."},
+                    {"role": "user", "content": "Introduce yourself."},
+                ],
+                "temperature": 0.7,
+                "max_tokens": -1,
+                "stream": False,
+            },
+        )
+    body = answer.json()
+    assert answer.status_code == 200 and body["choices"][0]["message"]["content"] == "It is sunny in Paris."
+    stats = body["stats"]
+    assert stats["stop_reason"] == "eosFound" and stats["tokens_per_second"] >= 0
+    assert stats["time_to_first_token"] is not None and stats["generation_time"] > 0
+    assert body["model_info"]["context_length"] == 131072 and body["model_info"]["format"] == "gguf"
+    assert "Always answer in rhymes." in harmony_encoding().decode(api.backend.prompts[0])

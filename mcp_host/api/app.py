@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from mcp_host._version import __version__
 from mcp_host.api.completions import (
     CallPiece,
     ChatCompletion,
@@ -68,6 +70,51 @@ def create_app(
             )
         return JSONResponse(await _complete(completion, backend, renderer))
 
+    def lmstudio_model() -> dict[str, Any]:
+        metadata = getattr(backend, "metadata", {}) or {}
+        return {
+            "id": backend.name,
+            "object": "model",
+            "type": "llm",
+            "publisher": backend.name.split("/")[0] if "/" in backend.name else "local",
+            "arch": str(metadata.get("general.architecture", "gpt-oss")),
+            "compatibility_type": "gguf",
+            "quantization": _quantization(backend.name),
+            "state": "loaded",
+            "max_context_length": backend.context_length,
+        }
+
+    async def v0_models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [lmstudio_model()]})
+
+    async def v0_model(request: Request) -> Response:
+        if request.path_params["model"] != backend.name:
+            raise ApiError(404, f"no model {request.path_params['model']!r} (loaded: {backend.name})")
+        return JSONResponse(lmstudio_model())
+
+    async def v0_chat_completions(request: Request) -> Response:
+        body = await _json_body(request, max_body_bytes)
+        completion = ChatCompletion.from_request(body, renderer, default_model=backend.name)
+        if completion.stream:
+            return StreamingResponse(_stream(completion, backend, renderer), media_type="text/event-stream")
+        result, end = await _complete_with_end(completion, backend, renderer)
+        info = lmstudio_model()
+        stats = end.stats
+        result["stats"] = {
+            "tokens_per_second": stats.tokens_per_second,
+            "time_to_first_token": stats.time_to_first_token_s,
+            "generation_time": stats.generation_time_s,
+            "stop_reason": _LMSTUDIO_STOP.get(end.finish_reason, "eosFound"),
+        }
+        result["model_info"] = {
+            "arch": info["arch"],
+            "quant": info["quantization"],
+            "format": "gguf",
+            "context_length": backend.context_length,
+        }
+        result["runtime"] = {"name": "mcp-host", "version": __version__, "supported_formats": ["gguf"]}
+        return JSONResponse(result)
+
     async def tools(request: Request) -> Response:
         names = host.registry.names
         return JSONResponse(
@@ -93,6 +140,9 @@ def create_app(
     routes = [
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/api/v0/models", v0_models, methods=["GET"]),
+        Route("/api/v0/models/{model:path}", v0_model, methods=["GET"]),
+        Route("/api/v0/chat/completions", v0_chat_completions, methods=["POST"]),
         Route("/v1/tools", tools, methods=["GET"]),
         Route("/v1/servers", servers, methods=["GET"]),
     ]
@@ -144,6 +194,13 @@ async def _json_body(request: Request, limit: int) -> object:
 
 
 async def _complete(completion: ChatCompletion, backend: Backend, renderer: HarmonyRenderer) -> dict[str, Any]:
+    result, _ = await _complete_with_end(completion, backend, renderer)
+    return result
+
+
+async def _complete_with_end(
+    completion: ChatCompletion, backend: Backend, renderer: HarmonyRenderer
+) -> tuple[dict[str, Any], EndPiece]:
     text, reasoning, calls = [], [], []
     end: EndPiece | None = None
     async for piece in completion.run(backend, renderer):
@@ -161,7 +218,7 @@ async def _complete(completion: ChatCompletion, backend: Backend, renderer: Harm
         message["reasoning"] = "".join(reasoning)
     if calls:
         message["tool_calls"] = calls
-    return {
+    result = {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(time.time()),
@@ -169,6 +226,7 @@ async def _complete(completion: ChatCompletion, backend: Backend, renderer: Harm
         "choices": [{"index": 0, "message": message, "finish_reason": end.finish_reason, "logprobs": None}],
         "usage": _usage(end),
     }
+    return result, end
 
 
 async def _stream(completion: ChatCompletion, backend: Backend, renderer: HarmonyRenderer) -> AsyncIterator[str]:
@@ -216,6 +274,14 @@ async def _stream(completion: ChatCompletion, backend: Backend, renderer: Harmon
     except BackendError as exc:
         yield f"data: {json_dumps({'error': {'message': f'the model failed: {exc}', 'type': 'server_error'}})}\n\n"
     yield "data: [DONE]\n\n"
+
+
+_LMSTUDIO_STOP = {"stop": "eosFound", "length": "maxPredictedTokensReached", "tool_calls": "toolCalls"}
+
+
+def _quantization(name: str) -> str:
+    found = re.search(r"(Q\d_[A-Z0-9_]+|Q\d_\d|MXFP4|F16|BF16|F32)", name, re.IGNORECASE)
+    return found.group(1).upper() if found else "unknown"
 
 
 def _usage(end: EndPiece) -> dict[str, int]:

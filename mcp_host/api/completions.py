@@ -235,9 +235,9 @@ def _positive_int(body: dict[str, Any], key: str, default: int, *, alias: str) -
     value = body.get(key, body.get(alias, default))
     if value is None:
         return default
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ApiError(400, f"'{key}' must be a positive integer", param=key)
-    return value
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ApiError(400, f"'{key}' must be an integer", param=key)
+    return value if value > 0 else default  # LM Studio's clients send -1 for "no limit"
 
 
 def tool_call_json(piece: CallPiece) -> dict[str, Any]:
