@@ -3,12 +3,15 @@
     app = create_app(host, backend, api_key=None)
     uvicorn.run(app, host="127.0.0.1", port=8080)
 
-Endpoints (so far): `GET /v1/models` and `POST /v1/chat/completions` (OpenAI-compatible, streaming
-and not, with client tools), `GET /v1/tools`, `GET /v1/servers`. Errors are OpenAI-shaped.
+Endpoints: `GET /v1/models`, `POST /v1/chat/completions` (OpenAI-compatible, streaming and not, with
+client tools), LM Studio's `/api/v0/models` and `/api/v0/chat/completions` (with `stats`), the sessions
+of `mcp_host.api.sessions`, `GET /v1/tools`, `GET /v1/servers`, `POST /v1/servers/{name}/restart`.
+Errors are OpenAI-shaped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import re
@@ -35,7 +38,9 @@ from mcp_host.api.completions import (
     tool_call_json,
 )
 from mcp_host.api.errors import ApiError
+from mcp_host.api.sessions import Sessions
 from mcp_host.backends.base import Backend, BackendError
+from mcp_host.errors import UnknownServerError
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import HarmonyRenderer
 
@@ -137,6 +142,25 @@ def create_app(
     async def servers(request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [status.to_json() for status in host.statuses()]})
 
+    async def restart_server(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            connection = await host.manager.restart(name)
+        except UnknownServerError as exc:
+            raise ApiError(404, str(exc)) from exc
+        await connection.wait_settled()
+        return JSONResponse(connection.status().to_json())
+
+    async def read_json(request: Request) -> object:
+        return await _json_body(request, max_body_bytes)
+
+    sessions = Sessions(host, backend, read_json)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await sessions.aclose()  # graceful shutdown: every session's tools stop (the host stops its servers)
+
     routes = [
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -145,9 +169,15 @@ def create_app(
         Route("/api/v0/chat/completions", v0_chat_completions, methods=["POST"]),
         Route("/v1/tools", tools, methods=["GET"]),
         Route("/v1/servers", servers, methods=["GET"]),
+        Route("/v1/servers/{name}/restart", restart_server, methods=["POST"]),
+        *sessions.routes(),
     ]
     middleware = [Middleware(_ErrorsAndAuth, api_key=api_key)]
-    return Starlette(routes=routes, middleware=middleware, exception_handlers={404: _not_found, 405: _not_allowed})
+    app = Starlette(
+        routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={404: _not_found, 405: _not_allowed}
+    )
+    app.state.sessions = sessions
+    return app
 
 
 class _ErrorsAndAuth(BaseHTTPMiddleware):

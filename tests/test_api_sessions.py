@@ -1,0 +1,136 @@
+"""The session API over raw HTTP on a real uvicorn server: SSE events, approvals, 409/404/400, disconnects."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+import uvicorn
+
+from mcp_host.api import create_app
+from mcp_host.backends import RecordedGeneration, ReplayBackend
+from mcp_host.host import Host
+from mcp_host.prompt import harmony_encoding
+from tests.conftest import fixture_entry, free_port, write_config
+
+pytestmark = pytest.mark.anyio
+
+CALL = (
+    "<|channel|>analysis<|message|>Add them.<|end|><|start|>assistant<|channel|>commentary "
+    'to=functions.fx__add <|constrain|>json<|message|>{"a": 40, "b": 2}<|call|>'
+)
+ANSWER = "<|channel|>final<|message|>It is 42.<|return|>"
+LONG = "<|channel|>final<|message|>" + "word " * 2000 + "<|return|>"
+
+
+def tokens(text: str) -> list[int]:
+    return list(harmony_encoding().encode(text, allowed_special="all"))
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[str, ReplayBackend, Host]]:
+    config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
+    backend = ReplayBackend(
+        [RecordedGeneration([], tokens(text), "stop") for text in (CALL, ANSWER, LONG, ANSWER)],
+        name="openai/gpt-oss-20b",
+        tokens_per_second=200,
+    )
+    port = free_port()
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+        await host.wait_settled()
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(host, backend), host="127.0.0.1", port=port, log_level="warning")
+        )
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve)
+            while not server.started:
+                await anyio.sleep(0.02)
+            try:
+                yield f"http://127.0.0.1:{port}", backend, host
+            finally:
+                server.should_exit = True
+
+
+async def events(response: httpx2.Response) -> AsyncIterator[tuple[str, dict[str, object]]]:
+    kind = ""
+    async for line in response.aiter_lines():
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            yield kind, json.loads(line[6:])
+
+
+async def test_a_turn_with_an_approval_over_sse(served: tuple[str, ReplayBackend, Host]) -> None:
+    url, _, _ = served
+    async with httpx2.AsyncClient(base_url=url, timeout=30) as http:
+        created = await http.post("/v1/sessions", json={"reasoning_effort": "low"})
+        assert created.status_code == 201
+        session = created.json()["id"]
+        seen: list[str] = []
+        async with http.stream("POST", f"/v1/sessions/{session}/messages", json={"content": "40 + 2?"}) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            async for kind, data in events(response):
+                seen.append(kind)
+                if kind == "approval.required":
+                    assert data["tool"] == "fx.add"
+                    busy = await http.post(f"/v1/sessions/{session}/messages", json={"content": "again"})
+                    assert busy.status_code == 409 and busy.json()["error"]["type"] == "conflict_error"
+                    bad = await http.post(
+                        f"/v1/sessions/{session}/approvals/{data['call_id']}", json={"decision": "maybe"}
+                    )
+                    assert bad.status_code == 400
+                    answer = await http.post(
+                        f"/v1/sessions/{session}/approvals/{data['call_id']}",
+                        json={"decision": "allow", "arguments": {"a": 40, "b": 2}},
+                    )
+                    assert answer.status_code == 200
+                if kind == "tool_call.result":
+                    assert data["text"] == "42"
+                if kind == "turn.completed":
+                    assert data["stop_reason"] == "answered" and data["answer"] == "It is 42."
+        assert seen[0] == "reasoning.delta" and "tool_call.created" in seen and seen[-1] == "turn.completed"
+        state = (await http.get(f"/v1/sessions/{session}")).json()
+        assert state["busy"] is False and any(m.get("recipient") == "functions.fx__add" for m in state["history"])
+        assert (
+            await http.post(f"/v1/sessions/{session}/approvals/call_99", json={"decision": "allow"})
+        ).status_code == 404
+        assert (await http.delete(f"/v1/sessions/{session}")).json()["deleted"] is True
+        assert (await http.get(f"/v1/sessions/{session}")).status_code == 404
+        assert (await http.post("/v1/sessions/nope/messages", json={"content": "x"})).status_code == 404
+
+
+async def test_a_client_that_disconnects_cancels_its_generation(served: tuple[str, ReplayBackend, Host]) -> None:
+    url, backend, _ = served
+    backend._next = 2  # the long answer, paced at 200 tokens/s: about 10 s if nobody stops it
+    async with httpx2.AsyncClient(base_url=url, timeout=30) as http:
+        session = (await http.post("/v1/sessions")).json()["id"]
+        async with http.stream("POST", f"/v1/sessions/{session}/messages", json={"content": "talk"}) as response:
+            async for kind, _ in events(response):
+                if kind == "message.delta":
+                    break  # hang up mid-answer
+        left = time.perf_counter()
+        while (await http.get(f"/v1/sessions/{session}")).json()["busy"]:
+            assert time.perf_counter() - left < 1.0, "the turn was still running a second after the disconnect"
+            await anyio.sleep(0.02)
+        again = await http.post(f"/v1/sessions/{session}/messages", json={"content": "hi"})
+        assert again.status_code == 200 and "It is 42." in again.text
+
+
+async def test_tools_servers_and_restart(served: tuple[str, ReplayBackend, Host]) -> None:
+    url, _, host = served
+    async with httpx2.AsyncClient(base_url=url, timeout=30) as http:
+        tools = (await http.get("/v1/tools")).json()["data"]
+        assert {"fx.add", "fx.echo"} <= {tool["name"] for tool in tools}
+        servers = (await http.get("/v1/servers")).json()["data"]
+        assert [(s["name"], s["state"]) for s in servers] == [("fx", "ready")]
+        pid = servers[0]["pid"]
+        restarted = await http.post("/v1/servers/fx/restart")
+        assert restarted.status_code == 200 and restarted.json()["state"] == "ready" and restarted.json()["pid"] != pid
+        assert (await http.post("/v1/servers/nope/restart")).status_code == 404
+        bad = await http.post("/v1/sessions", json={"reasoning_effort": "extreme"})
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "reasoning_effort"
