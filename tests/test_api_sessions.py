@@ -134,3 +134,27 @@ async def test_tools_servers_and_restart(served: tuple[str, ReplayBackend, Host]
         assert (await http.post("/v1/servers/nope/restart")).status_code == 404
         bad = await http.post("/v1/sessions", json={"reasoning_effort": "extreme"})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "reasoning_effort"
+
+
+async def test_chat_completions_with_the_hosts_own_tools(served: tuple[str, ReplayBackend, Host]) -> None:
+    url, backend, _ = served
+    async with httpx2.AsyncClient(base_url=url, timeout=30) as http:
+        unknown = await http.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "x"}], "mcp_host": {"tools": ["nope"]}},
+        )
+        assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "mcp_host.tools"
+        answer = await http.post(
+            "/v1/chat/completions",
+            json={
+                "model": "openai/gpt-oss-20b",
+                "messages": [{"role": "user", "content": "40 + 2?"}],
+                "mcp_host": {"tools": ["fx"]},
+            },
+        )
+    body = answer.json()
+    assert answer.status_code == 200 and body["choices"][0]["message"]["content"] == "It is 42."
+    (call,) = body["mcp_host"]["tool_calls"]
+    # fx.add has no annotations, so it needs an approval nobody can give here: denied, and the model is told why.
+    assert call["tool"] == "fx.add" and call["is_error"] is True and "nobody can give one" in call["result"]
+    assert "nobody can give one on this endpoint" in harmony_encoding().decode(backend.prompts[1])

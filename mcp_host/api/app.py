@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from mcp_host._version import __version__
+from mcp_host.agent.events import Event, MessageDelta, ReasoningDelta
 from mcp_host.api.completions import (
     CallPiece,
     ChatCompletion,
@@ -38,6 +39,7 @@ from mcp_host.api.completions import (
     tool_call_json,
 )
 from mcp_host.api.errors import ApiError
+from mcp_host.api.host_tools import requested_host_tools, run_with_host_tools, summarise
 from mcp_host.api.sessions import Sessions
 from mcp_host.backends.base import Backend, BackendError
 from mcp_host.errors import UnknownServerError
@@ -66,6 +68,10 @@ def create_app(
 
     async def chat_completions(request: Request) -> Response:
         body = await _json_body(request, max_body_bytes)
+        names = requested_host_tools(body) if isinstance(body, dict) else None
+        if names is not None:
+            assert isinstance(body, dict)
+            return await _with_host_tools(host, backend, body, names)
         completion = ChatCompletion.from_request(body, renderer, default_model=backend.name)
         if completion.stream:
             return StreamingResponse(
@@ -312,6 +318,69 @@ _LMSTUDIO_STOP = {"stop": "eosFound", "length": "maxPredictedTokensReached", "to
 def _quantization(name: str) -> str:
     found = re.search(r"(Q\d_[A-Z0-9_]+|Q\d_\d|MXFP4|F16|BF16|F32)", name, re.IGNORECASE)
     return found.group(1).upper() if found else "unknown"
+
+
+async def _with_host_tools(host: Host, backend: Backend, body: dict[str, Any], names: list[str]) -> Response:
+    model = str(body.get("model") or backend.name)
+    identifier, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    turn = run_with_host_tools(host, backend, body, names)
+    first = await anext(turn)  # request errors (unknown servers, bad messages) surface here, as a 400
+    if body.get("stream"):
+
+        async def stream() -> AsyncIterator[str]:
+            def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+                return (
+                    "data: "
+                    + json_dumps(
+                        {
+                            "id": identifier,
+                            "object": "chat.completion.chunk",
+                            "created": created,
+                            "model": model,
+                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                        }
+                    )
+                    + "\n\n"
+                )
+
+            yield chunk({"role": "assistant", "content": ""})
+            async for event in _prepend(first, turn):
+                if isinstance(event, MessageDelta):
+                    yield chunk({"content": event.text})
+                elif isinstance(event, ReasoningDelta):
+                    yield chunk({"reasoning": event.text})
+            yield chunk({}, "stop")
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+    events = [event async for event in _prepend(first, turn)]
+    text, reasoning, calls, done = summarise(events)
+    message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if reasoning:
+        message["reasoning"] = reasoning
+    stats = done.stats if done is not None else None
+    usage = {
+        "prompt_tokens": stats.prompt_tokens_evaluated + stats.prompt_tokens_reused if stats else 0,
+        "completion_tokens": stats.generated_tokens if stats else 0,
+    }
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    return JSONResponse(
+        {
+            "id": identifier,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+            "usage": usage,
+            "mcp_host": {"tool_calls": calls},
+        }
+    )
+
+
+async def _prepend(first: Event, rest: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    yield first
+    async for event in rest:
+        yield event
 
 
 def _usage(end: EndPiece) -> dict[str, int]:

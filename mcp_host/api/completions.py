@@ -89,7 +89,7 @@ class ChatCompletion:
         if effort not in EFFORTS:
             raise ApiError(400, f"'reasoning_effort' must be one of {', '.join(EFFORTS)}", param="reasoning_effort")
         tools = _client_tools(body.get("tools"))
-        instructions, history = _harmony_history(messages)
+        instructions, history = harmony_history(messages)
         options = HarmonyOptions(reasoning_effort=effort, instructions=instructions)
         prompt = renderer.render_prompt(options, tools, history)
         params = GenerationParams(
@@ -166,7 +166,7 @@ def _client_tools(raw: object) -> list[FunctionTool]:
     return tools
 
 
-def _harmony_history(messages: list[object]) -> tuple[str | None, list[Message]]:
+def harmony_history(messages: list[object]) -> tuple[str | None, list[Message]]:
     """OpenAI messages as Harmony: system/developer text becomes the instructions."""
     instructions: list[str] = []
     history: list[Message] = []
