@@ -171,6 +171,7 @@ def harmony_history(messages: list[object]) -> tuple[str | None, list[Message]]:
     instructions: list[str] = []
     history: list[Message] = []
     call_names: dict[str, str] = {}
+    last_call = ""
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in (
             "system",
@@ -193,13 +194,18 @@ def harmony_history(messages: list[object]) -> tuple[str | None, list[Message]]:
         elif role == "assistant":
             if content:
                 history.append(assistant_message(content, "final"))
-            for call in message.get("tool_calls") or []:
+            calls = list(message.get("tool_calls") or [])
+            if isinstance(message.get("function_call"), dict):  # the older single-call form LM Studio documents
+                calls.append({"id": "", "function": message["function_call"]})
+            for call in calls:
                 function = call.get("function", {}) if isinstance(call, dict) else {}
                 name = str(function.get("name", ""))
-                call_names[str(call.get("id", ""))] = name
-                history.append(tool_call_message(f"functions.{name}", str(function.get("arguments") or "{}")))
+                arguments = function.get("arguments") or "{}"
+                call_names[str(call.get("id", ""))] = last_call = name
+                text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+                history.append(tool_call_message(f"functions.{name}", text))
         else:
-            name = call_names.get(str(message.get("tool_call_id", ""))) or str(message.get("name") or "")
+            name = call_names.get(str(message.get("tool_call_id", ""))) or str(message.get("name") or "") or last_call
             if not name:
                 raise ApiError(
                     400,
