@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", help="require this bearer key (default: $MCP_HOST_API_KEY)")
     serve.add_argument("--model", help="a .gguf path, an LM Studio id or an http:// server (as for chat)")
     serve.add_argument("--replay", type=Path, help="serve a recorded chat instead of a model")
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser pages from this origin (repeatable; CORS is off by default)",
+    )
 
     render = commands.add_parser("render", help="print the exact prompt gpt-oss would see, with token counts")
     render.add_argument("--reasoning", choices=["low", "medium", "high"], help="reasoning effort (default: settings)")

@@ -36,7 +36,7 @@ async def serve(host: Host, args: argparse.Namespace, console: Console) -> int:
     pick = await anyio.to_thread.run_sync(lambda: pick_model(args.model, replay=args.replay))
     if pick.notice:
         console.print(f"[dim]{pick.notice}[/dim]")
-    app = create_app(host, pick.backend, api_key=api_key)
+    app = create_app(host, pick.backend, api_key=api_key, cors_origins=args.cors_origin or None)
     server = uvicorn.Server(
         uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5)
     )

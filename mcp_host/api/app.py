@@ -23,6 +23,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -57,8 +58,12 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     renderer: HarmonyRenderer | None = None,
+    cors_origins: list[str] | None = None,
 ) -> Starlette:
-    """The API over a running `host` and a loaded `backend` (shared by every request, queued fairly)."""
+    """The API over a running `host` and a loaded `backend` (shared by every request, queued fairly).
+
+    CORS is off unless `cors_origins` names the origins a browser page may call from.
+    """
     renderer = renderer or HarmonyRenderer()
 
     async def models(request: Request) -> Response:
@@ -179,6 +184,16 @@ def create_app(
         *sessions.routes(),
     ]
     middleware = [Middleware(_ErrorsAndAuth, api_key=api_key)]
+    if cors_origins:
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=cors_origins,
+                allow_methods=["GET", "POST", "DELETE"],
+                allow_headers=["authorization", "content-type"],
+            ),
+        )
     app = Starlette(
         routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={404: _not_found, 405: _not_allowed}
     )
