@@ -17,7 +17,14 @@ import anyio
 from mcp_host.agent.events import ErrorEvent, Event, MessageDelta, TurnCompleted, TurnStats
 from mcp_host.backends.base import BackendError
 from mcp_host.prompt.harmony_parse import ToolCallRequest
-from mcp_host.prompt.template import REQUEST_OPEN, TemplatePrompt, TemplateTool, parse_tool_requests, tool_call_grammar
+from mcp_host.prompt.template import (
+    REQUEST_OPEN,
+    TemplateError,
+    TemplatePrompt,
+    TemplateTool,
+    parse_tool_requests,
+    tool_call_grammar,
+)
 
 if TYPE_CHECKING:
     from mcp_host.agent.chat import Chat, PreparedCall
@@ -46,7 +53,12 @@ async def template_turn(chat: Chat, text: str) -> AsyncIterator[Event]:
     for round_index in range(chat.options.max_rounds):
         stats.rounds += 1
         offered = [] if round_index == chat.options.max_rounds - 1 and round_index > 0 else tools
-        prompt = _bos(backend) + backend.tokenize(template.render(chat.messages, offered))
+        try:
+            prompt = _bos(backend) + backend.tokenize(template.render(chat.messages, offered))
+        except (BackendError, TemplateError) as exc:
+            yield ErrorEvent(message=str(exc), kind="backend")
+            outcome = "error"
+            break
         grammar = None
         if required is not None and round_index == 0:
             grammar = tool_call_grammar([tool for tool in tools if tool.name == required])
