@@ -69,12 +69,21 @@ class Host:
         self._manager: ServerManager | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self._stop_watching = anyio.Event()
+        self._permissions: Permissions | None = None
+        self._closed = False
 
     @property
     def settings(self) -> HostSettings:
         if self._settings is None:
             self._settings = load_settings(self.settings_path)
         return self._settings
+
+    @property
+    def permissions(self) -> Permissions:
+        """One policy for every chat of this host, so an "always" answered in one holds in all."""
+        if self._permissions is None:
+            self._permissions = Permissions(self.settings, self.settings_path)
+        return self._permissions
 
     @property
     def manager(self) -> ServerManager:
@@ -104,6 +113,9 @@ class Host:
 
     async def aclose(self) -> None:
         """Stop watching and stop every server. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self._stop_watching.set()
         if self._manager is not None:
             await self._manager.__aexit__(None, None, None)
@@ -158,7 +170,7 @@ class Host:
 
         "Always" answers are saved to the settings file; the audit log goes to `audit_path`.
         """
-        permissions = Permissions(self.settings, self.settings_path)
+        permissions = self.permissions
         options = options or ChatOptions()
         natives: dict[str, NativeTool] = {}
         if options.harmony.browser:
@@ -168,7 +180,8 @@ class Host:
                 search_url=browser.search_url,
                 search_api=browser.search_api,
                 search_api_key=key,
-                count_tokens=lambda text: len(harmony_encoding().encode(text)),
+                # Pages may contain text like "<|end|>": counted as text, never as special tokens.
+                count_tokens=lambda text: len(harmony_encoding().encode(text, disallowed_special=())),
             )
             natives.update(browser_tools(session))
         if options.harmony.python:

@@ -220,3 +220,15 @@ async def test_act_runs_a_turn_with_lm_studio_style_callbacks(host: Host) -> Non
     assert seen["approvals"] == ["fx.add"] and seen["starts"] == [0, 1] and seen["ends"] == [0, 1]
     denied = await host.chat(script(call("fx__add", '{"a": 1}'), ANSWER.format(text="ok"))).act("x")
     assert denied.stop_reason == "answered"  # without on_approval, the call is denied and the model goes on
+
+
+async def test_an_always_answer_holds_for_every_chat_of_the_host(host: Host, tmp_path: Path) -> None:
+    outputs = [call("fx__add", '{"a": 1, "b": 1}'), ANSWER.format(text="ok")]
+    await run_turn(host.chat(script(*outputs)), "x", [ApprovalAnswer("always")])
+    events = await run_turn(host.chat(script(*outputs)), "x")  # another chat: no question
+    assert not of(ApprovalRequired, events)
+    await run_turn(
+        host.chat(script(call("fx__echo", '{"text": "t"}'), ANSWER.format(text="ok"))), "x", [ApprovalAnswer("always")]
+    )
+    saved = load_settings(tmp_path / "settings.toml").permissions.always
+    assert sorted((a.server, a.tool) for a in saved) == [("fx", "add"), ("fx", "echo")]  # both kept

@@ -26,8 +26,8 @@ PAGES = {
     "/index.html": "<html><head><title>Home</title><script>var x = 1;</script></head><body><h1>Welcome</h1>"
     "<p>Read the <a href='/long.html'>long page</a> or the <a href='/faq.html'>FAQ</a>.</p></body></html>",
     "/long.html": f"<html><head><title>Long</title></head><body>{LONG}</body></html>",
-    "/faq.html": "<html><head><title>FAQ</title></head><body><p>Q: Is MCP open? A: Yes, an open protocol.</p></body>"
-    "</html>",
+    "/faq.html": "<html><head><title>FAQ</title></head><body><p>Q: Is MCP open? A: Yes, an open protocol.</p>"
+    "<p>Harmony ends a message with &lt;|end|&gt; and a turn with &lt;|return|&gt;.</p></body></html>",
 }
 
 

@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from mcp_host.agent import ApprovalAnswer, ApprovalRequired, ChatOptions, ToolCallResult, TurnCompleted
@@ -95,3 +96,15 @@ async def test_the_loop_asks_before_running_python_and_the_host_stays_healthy(tm
         assert [e for e in events if isinstance(e, TurnCompleted)][0].stop_reason == "answered"
         assert "<|start|>python to=assistant<|channel|>analysis<|message|>" in encoding.decode(backend.prompts[1])
         assert (await host.call_tool("fx.add", {"a": 1, "b": 1})).text == "2"  # the host is healthy
+
+
+async def test_writing_to_the_real_stdout_cannot_break_the_interpreter(python: PythonTool) -> None:
+    await python.call({"code": "import os, subprocess\nos.write(1, b'raw bytes\\n')\nsubprocess.run(['echo', 'hi'])"})
+    assert (await python.call({"code": "x = 1"})).text == ""
+    assert (await python.call({"code": "1 + 1"})).text == "2\n"
+
+
+async def test_a_cancelled_call_stops_and_its_result_never_reaches_the_next_call(python: PythonTool) -> None:
+    with anyio.move_on_after(1):
+        await python.call({"code": "import time\ntime.sleep(2)\n'old result'"})
+    assert (await python.call({"code": "'new result'"})).text == "'new result'\n"

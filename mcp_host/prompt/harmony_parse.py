@@ -91,6 +91,7 @@ class ParseFault:
         "unknown_tool",
         "analysis_call",
         "truncated",
+        "unterminated_call",
     ]
     text: str
     raw: str
@@ -163,6 +164,18 @@ class HarmonyStreamParser:
                 self.last_fault = checked
                 return events
             if isinstance(checked, ToolCallRequest):
+                if token != CALL_TOKEN or self.last_call is not None:
+                    fault = ParseFault(
+                        "unterminated_call",
+                        f"Your call to {checked.recipient} did not end with "
+                        "<|call|>, so it was not executed. End every tool call with <|call|> and "
+                        "wait for its result before going on.",
+                        self._render_raw(message),
+                        reply_as=checked.recipient,
+                        channel=checked.channel,
+                    )
+                    self.stop_reason, self.last_fault = "fault", fault
+                    return [*events[:-1], fault]
                 self.last_call = checked
             self.messages.append(message)
             self.clean_token_count = len(self._tokens)

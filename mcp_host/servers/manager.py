@@ -66,6 +66,7 @@ class ServerManager:
         self._connections: dict[str, Connection] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
         self._closed = False
+        self._changing = anyio.Lock()  # apply() and restart() must not interleave their stops and starts
 
     async def __aenter__(self) -> ServerManager:
         self._task_group = anyio.create_task_group()
@@ -99,10 +100,11 @@ class ServerManager:
 
         Unchanged servers are not touched. Returns what was done.
         """
-        diff = ConfigDiff.between(self.configs, config.enabled)
-        await self._stop([*diff.removed, *diff.changed])
-        for name in (*diff.added, *diff.changed):
-            self._start(name, config.enabled[name])
+        async with self._changing:
+            diff = ConfigDiff.between(self.configs, config.enabled)
+            await self._stop([*diff.removed, *diff.changed])
+            for name in (*diff.added, *diff.changed):
+                self._start(name, config.enabled[name])
         if diff:
             logger.info(
                 "config applied: added %s, removed %s, restarted %s",
@@ -128,9 +130,10 @@ class ServerManager:
 
     async def restart(self, name: str) -> Connection:
         """Stop server `name` and start it again with the same configuration."""
-        config = self.connection(name).config
-        await self._stop([name])
-        return self._start(name, config)
+        async with self._changing:
+            config = self.connection(name).config
+            await self._stop([name])
+            return self._start(name, config)
 
     # -- state --------------------------------------------------------------------------
 

@@ -83,6 +83,11 @@ class PythonTool(NativeTool):
         async with self._lock:
             try:
                 reply = await self._run(code)
+            except (ValueError, KeyError):  # a reply that is not ours: the interpreter cannot be trusted now
+                await self._kill()
+                return ToolResult.error(
+                    "The interpreter's reply was unreadable; it was restarted and earlier variables are gone."
+                )
             except (
                 anyio.EndOfStream,
                 anyio.IncompleteRead,
@@ -96,6 +101,9 @@ class PythonTool(NativeTool):
                     f"{self.memory_limit_mb} MB and {self.cpu_limit_s} s). It was restarted: earlier variables "
                     "are gone."
                 )
+            except BaseException:  # cancelled mid-run: the code must not go on, nor its reply reach the next call
+                await self._kill()
+                raise
         text = reply["output"]
         if reply.get("dropped"):
             text += f"\n[… output truncated: {reply['dropped']} more characters were printed]"

@@ -85,7 +85,12 @@ def format_error(error: BaseException) -> str:
 def main() -> None:
     limit_resources()
     namespace: dict[str, Any] = {"__name__": "__main__"}
-    channel = sys.stdout
+    # Replies travel on a private copy of stdout; the real fd 1 and 2 go nowhere, so code that writes
+    # to them directly (os.write, subprocesses, C extensions) cannot corrupt the protocol.
+    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
     for line in sys.stdin:
         request = json.loads(line)
         reply = run(request["code"], namespace)
