@@ -31,7 +31,7 @@ from mcp_host._version import __version__
 from mcp_host.chat_cli import run_chat
 from mcp_host.config.edit import add_server
 from mcp_host.config.mcpjson import load_config
-from mcp_host.config.paths import default_config_path
+from mcp_host.config.paths import audit_log_path, default_config_path
 from mcp_host.errors import ConfigError, McpHostError, ServerError, ToolError
 from mcp_host.host import Host
 from mcp_host.render_command import render_prompt
@@ -173,7 +173,8 @@ async def _run(args: argparse.Namespace, console: Console) -> int:
     path = _config_path(args)
     only = [_server_of(args.tool, path)] if args.command == "call" else None
     watch = args.command in ("chat", "serve")
-    async with Host(path, settings_path=args.settings, only=only, watch=watch) as host:
+    audit = audit_log_path() if args.command in ("chat", "serve") else None
+    async with Host(path, settings_path=args.settings, only=only, watch=watch, audit_path=audit) as host:
         await host.wait_settled()
         if args.command == "chat":
             return await run_chat(host, args, console)

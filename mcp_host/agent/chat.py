@@ -301,12 +301,14 @@ class Chat:
         key = f"{call.recipient} {json.dumps(arguments, sort_keys=True)}"
         seen_calls[key] = seen_calls.get(key, 0) + 1
         if seen_calls[key] > self.options.repeat_limit:
+            self.audit.record("refused", call_id=call_id, tool=prepared.display, reason="repeated call")
             prepared.result = ToolResult.error(
                 f"You have made this exact call {seen_calls[key] - 1} times already in this turn and got the "
                 "same answer. Do not call it again; use the results you have or answer the user."
             )
             return
         if spec is None:
+            self.audit.record("refused", call_id=call_id, tool=prepared.display, reason="not available")
             prepared.result = ToolResult.error(f"{call.recipient} is not available here.")
             return
         verdict = self.permissions.verdict(spec)

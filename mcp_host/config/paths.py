@@ -30,3 +30,9 @@ def cache_dir() -> Path:
     """`$XDG_CACHE_HOME/mcp-host` (default `~/.cache/mcp-host`); created by whoever writes there."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "mcp-host"
+
+
+def audit_log_path() -> Path:
+    """`$XDG_STATE_HOME/mcp-host/audit.jsonl` (default `~/.local/state/mcp-host/audit.jsonl`)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "mcp-host" / "audit.jsonl"
