@@ -31,6 +31,7 @@ from mcp_host.agent import (
     ToolCallResult,
     TurnCompleted,
 )
+from mcp_host.backends.replay import RecordingBackend
 from mcp_host.config.paths import cache_dir
 from mcp_host.host import Host
 from mcp_host.model_pick import pick_model
@@ -44,6 +45,7 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
     pick = await anyio.to_thread.run_sync(
         lambda: pick_model(args.model, replay=args.replay, replay_speed=args.replay_speed)
     )
+    backend = RecordingBackend(pick.backend, args.record) if args.record else pick.backend
     if pick.notice:
         style = "bold yellow" if pick.notice.startswith("DEMO") else "dim"
         console.print(f"[{style}]{escape(pick.notice)}[/{style}]")
@@ -52,7 +54,7 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
         browser=args.browser,
         python=args.python,
     )
-    chat = host.chat(pick.backend, ChatOptions(harmony=harmony, format=pick.format))
+    chat = host.chat(backend, ChatOptions(harmony=harmony, format=pick.format))
     failed = [s for s in host.statuses() if s.state.value == "failed"]
     console.print(
         f"[dim]{len(host.registry)} tools from {len(host.statuses()) - len(failed)} servers"
@@ -156,7 +158,7 @@ class TurnView:
     async def _ask(self, event: ApprovalRequired) -> ApprovalAnswer:
         self.console.print(
             f"[bold]{escape(event.tool)}[/bold] wants to run ({escape(event.reason)}):\n"
-            f"  {escape(_short(event.arguments, 2000))}",
+            f"  {escape(_full(event.arguments))}",
             soft_wrap=True,
         )
         while True:
@@ -206,6 +208,13 @@ def _slash_command(line: str, host: Host, chat: Chat, console: Console, effort: 
     else:
         console.print(f"[dim]{HELP}[/dim]")
     return effort
+
+
+def _full(value: Any) -> str:
+    """Everything the user approves, never shortened: code as written, JSON indented."""
+    if isinstance(value, dict) and set(value) == {"code"} and isinstance(value["code"], str):
+        return value["code"]
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=2)
 
 
 def _short(value: Any, limit: int) -> str:

@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--replay", type=Path, help="replay a recorded chat instead of running a model")
     chat.add_argument("--replay-speed", type=float, default=0.0, help="replayed tokens per second (0: instant)")
     chat.add_argument("--no-history", action="store_true", help="do not keep input history on disk")
+    chat.add_argument("--record", type=Path, help="record every generation to this file (for bug reports)")
 
     serve = commands.add_parser("serve", help="serve the OpenAI-compatible chat API (loopback by default)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

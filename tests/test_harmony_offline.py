@@ -48,7 +48,7 @@ def test_the_network_really_is_off_in_that_test(tmp_path: Path) -> None:
     # openai_harmony alone would download the vocabulary; offline it must fail, or the test above proves nothing.
     result = offline(LOAD_WITHOUT_HOST, tmp_path)
     assert result.returncode != 0
-    assert "download" in result.stderr.lower() or "error" in result.stderr.lower()
+    assert "vocab" in result.stderr.lower()  # it failed fetching the vocabulary, not for another reason
 
 
 def test_a_corrupt_cached_file_is_replaced(tmp_path: Path) -> None:

@@ -193,6 +193,10 @@ class RecordingBackend:
     async def aclose(self) -> None:
         await self.inner.aclose()
 
+    def __getattr__(self, name: str) -> Any:
+        # What a prompt format asks of the model (chat_template, eos_token, bos_token) is the inner backend's.
+        return getattr(self.inner, name)
+
 
 class _RecordingGeneration:
     def __init__(self, inner: Generation, prompt: list[int], path: Path) -> None:

@@ -23,6 +23,7 @@ import httpx2
 from mcp_host.errors import McpHostError
 from mcp_host.tools.native.browser.page import Page
 
+MAX_PAGE_BYTES = 5_000_000
 BRAVE_URL = "https://api.search.brave.com/res/v1/web/search"
 CITATION = re.compile(r"【(\d+)†L(\d+)(?:-L(\d+))?】")
 NO_SEARCH_ENGINE = (
@@ -193,8 +194,22 @@ class BrowserSession:
     async def _get(
         self, url: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
     ) -> httpx2.Response:
-        try:
-            response = await self._client.get(url, params=params, headers=headers)
+        try:  # the body is capped, so a huge response cannot exhaust the host
+            async with self._client.stream("GET", url, params=params, headers=headers) as streamed:
+                body = bytearray()
+                async for chunk in streamed.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_PAGE_BYTES:
+                        raise BrowserError(f"{url} is larger than {MAX_PAGE_BYTES // 1_000_000} MB; not loaded")
+                # The bytes are already decoded: drop the headers that would make httpx2 decode them again.
+                kept = {
+                    k: v
+                    for k, v in streamed.headers.items()
+                    if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+                }
+                response = httpx2.Response(
+                    streamed.status_code, headers=kept, content=bytes(body), request=streamed.request
+                )
         except httpx2.HTTPError as exc:
             raise BrowserError(f"could not fetch {url}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
