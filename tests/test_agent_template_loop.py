@@ -25,7 +25,7 @@ async def test_a_required_call_reaches_the_server_and_the_result_is_fed_back(
     recording = tmp_path / "rounds.jsonl"
     async with Host(config, settings_path=settings) as host:
         await host.wait_settled()
-        options = ChatOptions(required_tool="fx.add", max_rounds=2, max_tokens_per_round=48, temperature=0.7, seed=5)
+        options = ChatOptions(required_tool="fx.add", max_rounds=2, max_tokens_per_round=96, temperature=0.2, seed=5)
         chat = host.chat(RecordingBackend(gemma, recording), options)
         assert chat.format == "template"
         events = [event async for event in chat.send("Please add 20 and 22 with the tool.")]

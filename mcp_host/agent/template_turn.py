@@ -8,6 +8,7 @@ With `required_tool`, the first round is grammar-constrained to a valid call of 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
@@ -49,12 +50,13 @@ async def template_turn(chat: Chat, text: str) -> AsyncIterator[Event]:
     stats = TurnStats()
     seen_calls: dict[str, int] = {}
     outcome: Literal["answered", "max_rounds", "cancelled", "error"] = "max_rounds"
-    stop = frozenset({int(getattr(backend, "eos_token", -1))})
+    stop = frozenset(getattr(backend, "eog_tokens", None) or {int(getattr(backend, "eos_token", -1))})
+    guard = ControlTextGuard(getattr(backend, "control_texts", ()))
     for round_index in range(chat.options.max_rounds):
         stats.rounds += 1
         offered = [] if round_index == chat.options.max_rounds - 1 and round_index > 0 else tools
         try:
-            prompt = _bos(backend) + backend.tokenize(template.render(chat.messages, offered))
+            prompt = _bos(backend) + backend.tokenize(template.render(guard.messages(chat.messages), offered))
         except (BackendError, TemplateError) as exc:
             yield ErrorEvent(message=str(exc), kind="backend")
             outcome = "error"
@@ -155,3 +157,24 @@ def _visible(text: str) -> str:
 def _identifier(recipient: str) -> str:
     """The name a template-path model knows a tool by: `functions.x` → `x`, `browser.search` → `browser_search`."""
     return recipient.removeprefix("functions.").replace(".", "_")
+
+
+class ControlTextGuard:
+    """Keeps text from tools, pages and users from turning into the model's control tokens.
+
+    The rendered template is tokenized with special tokens enabled (the template's own markup needs
+    them), so a tool result containing `<end_of_turn><start_of_turn>user` would forge a turn. Such
+    text is broken with a zero-width space before rendering; the model still reads it.
+    """
+
+    def __init__(self, control_texts: tuple[str, ...]) -> None:
+        ordered = sorted(set(control_texts), key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def text(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda match: match.group(0)[0] + "\u200b" + match.group(0)[1:], text)
+
+    def messages(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**m, "content": self.text(m["content"])} if isinstance(m.get("content"), str) else m for m in messages]

@@ -13,6 +13,7 @@ at an arbitrary position and would re-evaluate the whole prompt.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -108,6 +109,31 @@ class LlamaCppBackend:
     @property
     def eos_token(self) -> int:
         return int(self._llama.token_eos())
+
+    @functools.cached_property
+    def eog_tokens(self) -> frozenset[int]:
+        """Every token that ends a generation (EOS, and a chat template's end-of-turn such as `<end_of_turn>`)."""
+        vocab, count = self._vocab()
+        llama_cpp = _import_llama()
+        return frozenset(i for i in range(count) if llama_cpp.llama_vocab_is_eog(vocab, i))
+
+    @functools.cached_property
+    def control_texts(self) -> tuple[str, ...]:
+        """The text of every control token that looks like markup (`<start_of_turn>`, `<|im_start|>`)."""
+        vocab, count = self._vocab()
+        llama_cpp = _import_llama()
+        texts = []
+        for i in range(count):
+            if llama_cpp.llama_vocab_is_control(vocab, i):
+                text = bytes(llama_cpp.llama_vocab_get_text(vocab, i) or b"").decode("utf-8", "replace")
+                if len(text) > 2 and text[0] in "<[":
+                    texts.append(text)
+        return tuple(texts)
+
+    def _vocab(self) -> tuple[Any, int]:
+        llama_cpp = _import_llama()
+        vocab = llama_cpp.llama_model_get_vocab(self._llama.model)
+        return vocab, int(llama_cpp.llama_vocab_n_tokens(vocab))
 
     @property
     def bos_token(self) -> int | None:
