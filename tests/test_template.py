@@ -95,3 +95,10 @@ def test_mlx_says_clearly_why_it_cannot_run_here() -> None:
     assert "Apple Silicon" in reason or "mlx-lm is not installed" in reason
     with pytest.raises(BackendUnavailableError, match=re.escape(reason)):
         MlxBackend.load("mlx-community/gpt-oss-20b-MXFP4-Q8")
+
+
+def test_the_native_tool_call_form_of_templates_that_render_tools() -> None:
+    text = 'Checking.\n<tool_call>\n{"name": "get_time", "arguments": {"tz": "Asia/Tokyo"}}\n</tool_call>'
+    content, calls, faults = parse_tool_requests(text, ["get_time"])
+    assert content == "Checking." and faults == []
+    assert [(c.name, c.arguments) for c in calls] == [("get_time", {"tz": "Asia/Tokyo"})]

@@ -6,7 +6,8 @@
 
 A GGUF's `tokenizer.chat_template` is rendered (sandboxed Jinja) with the `tools` list when the
 template uses tools. Otherwise the tools go in the system prompt in LM Studio's default format and
-calls are read back from `[TOOL_REQUEST]{"name": ..., "arguments": {...}}[END_TOOL_REQUEST]`.
+calls are read back from `[TOOL_REQUEST]{"name": ..., "arguments": {...}}[END_TOOL_REQUEST]`; models whose
+template renders tools answer with `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`, read too.
 A base model with no template at all gets a plain `User:` / `Assistant:` transcript.
 """
 
@@ -24,6 +25,8 @@ from mcp_host.tools.schema import JsonSchema
 REQUEST_OPEN = "[TOOL_REQUEST]"
 REQUEST_CLOSE = "[END_TOOL_REQUEST]"
 _REQUEST = re.compile(re.escape(REQUEST_OPEN) + r"(.*?)" + re.escape(REQUEST_CLOSE), re.DOTALL)
+# Templates that render tools themselves (Qwen, Hermes and others) have the model answer in this form.
+_NATIVE_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 
 Message = dict[str, Any]  # OpenAI chat shape: {"role", "content", "tool_calls"?, "tool_call_id"?, "name"?}
 
@@ -128,7 +131,8 @@ def parse_tool_requests(text: str, known: Sequence[str]) -> tuple[str, list[Tool
     """Split generated text into plain content, well-formed calls, and faults to tell the model about."""
     calls: list[ToolRequest] = []
     faults: list[ToolRequestFault] = []
-    for match in _REQUEST.finditer(text):
+    matches = sorted([*_REQUEST.finditer(text), *_NATIVE_CALL.finditer(text)], key=lambda m: m.start())
+    for match in matches:
         raw = match.group(0)
         try:
             request = json.loads(match.group(1))
@@ -161,7 +165,7 @@ def parse_tool_requests(text: str, known: Sequence[str]) -> tuple[str, list[Tool
                 text[text.rfind(REQUEST_OPEN) :],
             )
         )
-    content = _REQUEST.sub("", text)
+    content = _NATIVE_CALL.sub("", _REQUEST.sub("", text))
     if unclosed:
         content = content[: content.rfind(REQUEST_OPEN)]
     return content.strip(), calls, faults
