@@ -19,6 +19,7 @@ from mcp_host.agent.events import ErrorEvent, Event, MessageDelta, TurnCompleted
 from mcp_host.backends.base import BackendError
 from mcp_host.prompt.harmony_parse import ToolCallRequest
 from mcp_host.prompt.template import (
+    NATIVE_OPEN,
     REQUEST_OPEN,
     TemplateError,
     TemplatePrompt,
@@ -73,7 +74,7 @@ async def template_turn(chat: Chat, text: str) -> AsyncIterator[Event]:
                     if token in stop:
                         break
                     generated.append(token)
-                    visible = _visible(backend.detokenize(generated))
+                    visible = visible_text(backend.detokenize(generated))
                     if len(visible) > len(shown):
                         yield MessageDelta(text=visible[len(shown) :])
                         shown = visible
@@ -145,12 +146,13 @@ def _bos(backend: object) -> list[int]:
     return [bos] if isinstance(bos, int) else []
 
 
-def _visible(text: str) -> str:
+def visible_text(text: str) -> str:
     """Text for the user: everything before a tool request, holding back what may be the start of one."""
-    head = text.split(REQUEST_OPEN, 1)[0]
-    for cut in range(len(REQUEST_OPEN) - 1, 0, -1):
-        if head.endswith(REQUEST_OPEN[:cut]):
-            return head[:-cut]
+    head = text.split(REQUEST_OPEN, 1)[0].split(NATIVE_OPEN, 1)[0]
+    for marker in (REQUEST_OPEN, NATIVE_OPEN):
+        for cut in range(len(marker) - 1, 0, -1):
+            if head.endswith(marker[:cut]):
+                return head[:-cut]
     return head
 
 

@@ -32,10 +32,11 @@ from mcp_host._version import __version__
 from mcp_host.agent.events import Event, MessageDelta, ReasoningDelta
 from mcp_host.api.completions import (
     CallPiece,
-    ChatCompletion,
+    Completion,
     EndPiece,
     ReasoningPiece,
     TextPiece,
+    completion_for,
     json_dumps,
     tool_call_json,
 )
@@ -77,7 +78,7 @@ def create_app(
         if names is not None:
             assert isinstance(body, dict)
             return await _with_host_tools(host, backend, body, names)
-        completion = ChatCompletion.from_request(body, renderer, default_model=backend.name)
+        completion = completion_for(body, renderer, backend)
         if completion.stream:
             return StreamingResponse(
                 _stream(completion, backend, renderer),
@@ -110,7 +111,7 @@ def create_app(
 
     async def v0_chat_completions(request: Request) -> Response:
         body = await _json_body(request, max_body_bytes)
-        completion = ChatCompletion.from_request(body, renderer, default_model=backend.name)
+        completion = completion_for(body, renderer, backend)
         if completion.stream:
             return StreamingResponse(_stream(completion, backend, renderer), media_type="text/event-stream")
         result, end = await _complete_with_end(completion, backend, renderer)
@@ -244,13 +245,13 @@ async def _json_body(request: Request, limit: int) -> object:
         raise ApiError(400, f"the request body is not valid JSON: {exc}") from exc
 
 
-async def _complete(completion: ChatCompletion, backend: Backend, renderer: HarmonyRenderer) -> dict[str, Any]:
+async def _complete(completion: Completion, backend: Backend, renderer: HarmonyRenderer) -> dict[str, Any]:
     result, _ = await _complete_with_end(completion, backend, renderer)
     return result
 
 
 async def _complete_with_end(
-    completion: ChatCompletion, backend: Backend, renderer: HarmonyRenderer
+    completion: Completion, backend: Backend, renderer: HarmonyRenderer
 ) -> tuple[dict[str, Any], EndPiece]:
     text, reasoning, calls = [], [], []
     end: EndPiece | None = None
@@ -280,7 +281,7 @@ async def _complete_with_end(
     return result, end
 
 
-async def _stream(completion: ChatCompletion, backend: Backend, renderer: HarmonyRenderer) -> AsyncIterator[str]:
+async def _stream(completion: Completion, backend: Backend, renderer: HarmonyRenderer) -> AsyncIterator[str]:
     identifier = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
 
@@ -307,7 +308,7 @@ async def _stream(completion: ChatCompletion, backend: Backend, renderer: Harmon
                     {
                         "tool_calls": [
                             {
-                                "index": 0,
+                                "index": piece.index,
                                 "id": piece.id,
                                 "type": "function",
                                 "function": {"name": piece.name, "arguments": ""},
@@ -317,7 +318,7 @@ async def _stream(completion: ChatCompletion, backend: Backend, renderer: Harmon
                 )
                 for start in range(0, len(piece.arguments), ARGUMENT_FRAGMENT):
                     fragment = piece.arguments[start : start + ARGUMENT_FRAGMENT]
-                    yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]})
+                    yield chunk({"tool_calls": [{"index": piece.index, "function": {"arguments": fragment}}]})
             else:
                 yield chunk({}, piece.finish_reason)
                 if completion.include_usage:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from openai_harmony import Message
 
+from mcp_host.agent.template_turn import ControlTextGuard, visible_text
 from mcp_host.api.errors import ApiError
 from mcp_host.backends.base import Backend, GenerationParams, GenerationStats
 from mcp_host.prompt import harmony_parse as parsed
@@ -33,6 +34,7 @@ from mcp_host.prompt.harmony import (
     tool_result_message,
     user_message,
 )
+from mcp_host.prompt.template import TemplatePrompt, TemplateTool, parse_tool_requests, tool_call_grammar
 from mcp_host.tools.schema import normalise_schema
 from mcp_host.tools.spec import ToolSpec
 
@@ -55,6 +57,7 @@ class CallPiece:
     id: str
     name: str
     arguments: str
+    index: int = 0
 
 
 @dataclass(frozen=True)
@@ -252,3 +255,104 @@ def tool_call_json(piece: CallPiece) -> dict[str, Any]:
 
 def json_dumps(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass
+class TemplateCompletion:
+    """The same request for a model that does not speak Harmony: its own chat template, `[TOOL_REQUEST]` calls."""
+
+    model: str
+    stream: bool
+    prompt: list[int]
+    tool_names: list[str]
+    params: GenerationParams
+    include_usage: bool = False
+
+    @classmethod
+    def from_request(cls, body: object, backend: Backend, *, default_model: str) -> TemplateCompletion:
+        messages, tools = _validated(body)  # the Harmony path's checks; only the rendering differs
+        template = TemplatePrompt(getattr(backend, "chat_template", None))
+        guard = ControlTextGuard(getattr(backend, "control_texts", ()))
+        bos = getattr(backend, "bos_token", None)
+        text = template.render(guard.messages(messages), tools)
+        stop = frozenset(getattr(backend, "eog_tokens", None) or {int(getattr(backend, "eos_token", -1))})
+        assert isinstance(body, dict)
+        required = _required_tools(body.get("tool_choice"), tools)
+        params = GenerationParams(
+            grammar=tool_call_grammar(required) if required else None,
+            max_tokens=_positive_int(body, "max_tokens", 4096, alias="max_completion_tokens"),
+            temperature=_number(body, "temperature", 1.0),
+            top_p=_number(body, "top_p", 1.0),
+            seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
+            stop_tokens=stop,
+        )
+        stream_options = body.get("stream_options")
+        return cls(
+            model=str(body.get("model") or default_model),
+            stream=bool(body.get("stream", False)),
+            prompt=([bos] if isinstance(bos, int) else []) + backend.tokenize(text),
+            tool_names=[tool.name for tool in tools],
+            params=params,
+            include_usage=isinstance(stream_options, dict) and bool(stream_options.get("include_usage")),
+        )
+
+    async def run(self, backend: Backend, renderer: HarmonyRenderer) -> AsyncIterator[Piece]:
+        generated: list[int] = []
+        shown = ""
+        async with backend.generate(self.prompt, self.params) as generation:
+            async for token in generation:
+                if token in self.params.stop_tokens:
+                    break
+                generated.append(token)
+                visible = visible_text(backend.detokenize(generated))
+                if len(visible) > len(shown):
+                    yield TextPiece(visible[len(shown) :])
+                    shown = visible
+        _, calls, faults = parse_tool_requests(backend.detokenize(generated), self.tool_names)
+        for index, call in enumerate(calls):
+            yield CallPiece(f"call_{uuid.uuid4().hex[:24]}", call.name, json.dumps(call.arguments), index)
+        if faults and not calls:
+            yield TextPiece(f"\n[the model's tool request could not be used: {faults[0].text}]")
+        reason: Literal["stop", "length", "tool_calls"] = (
+            "tool_calls" if calls else "length" if generation.stats.stop_reason == "length" else "stop"
+        )
+        yield EndPiece(reason, generation.stats)
+
+
+Completion = ChatCompletion | TemplateCompletion
+
+
+def completion_for(body: object, renderer: HarmonyRenderer, backend: Backend) -> Completion:
+    """Harmony for gpt-oss; the model's own chat template for every other model."""
+    from mcp_host.agent.chat import detect_format
+
+    if detect_format(backend) == "template":
+        return TemplateCompletion.from_request(body, backend, default_model=backend.name)
+    return ChatCompletion.from_request(body, renderer, default_model=backend.name)
+
+
+def _required_tools(choice: object, tools: list[TemplateTool]) -> list[TemplateTool]:
+    """`tool_choice: "required"` or a named function: the call is then grammar-constrained to valid JSON."""
+    if choice == "required":
+        return tools
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        chosen = [tool for tool in tools if tool.name == name]
+        if not chosen:
+            raise ApiError(400, f"tool_choice names {name!r}, which is not among the tools", param="tool_choice")
+        return chosen
+    return []
+
+
+def _validated(body: object) -> tuple[list[dict[str, Any]], list[TemplateTool]]:
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "'messages' must be a non-empty array", param="messages")
+    harmony_history(messages)  # the same checks of roles, content and tool messages
+    tools = [
+        TemplateTool(t.identifier, t.spec.description, t.spec.input_schema) for t in _client_tools(body.get("tools"))
+    ]
+    plain = [{**m, "content": _text(m.get("content"), i)} for i, m in enumerate(messages) if isinstance(m, dict)]
+    return plain, tools

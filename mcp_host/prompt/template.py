@@ -26,6 +26,7 @@ REQUEST_OPEN = "[TOOL_REQUEST]"
 REQUEST_CLOSE = "[END_TOOL_REQUEST]"
 _REQUEST = re.compile(re.escape(REQUEST_OPEN) + r"(.*?)" + re.escape(REQUEST_CLOSE), re.DOTALL)
 # Templates that render tools themselves (Qwen, Hermes and others) have the model answer in this form.
+NATIVE_OPEN = "<tool_call>"
 _NATIVE_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 
 Message = dict[str, Any]  # OpenAI chat shape: {"role", "content", "tool_calls"?, "tool_call_id"?, "name"?}
