@@ -95,13 +95,7 @@ class ChatCompletion:
         instructions, history = harmony_history(messages)
         options = HarmonyOptions(reasoning_effort=effort, instructions=instructions)
         prompt = renderer.render_prompt(options, tools, history)
-        params = GenerationParams(
-            max_tokens=_positive_int(body, "max_tokens", 4096, alias="max_completion_tokens"),
-            temperature=_number(body, "temperature", 1.0),
-            top_p=_number(body, "top_p", 1.0),
-            seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
-            stop_tokens=STOP_TOKENS,
-        )
+        params = sampling_params(body, STOP_TOKENS)
         stream_options = body.get("stream_options")
         return cls(
             model=str(body.get("model") or default_model),
@@ -135,6 +129,18 @@ class ChatCompletion:
             # The model's output could not be used; say so in the answer rather than failing the request.
             yield TextPiece(f"\n[the model's output could not be parsed: {parser.last_fault.text}]")
         yield EndPiece("length" if generation.stats.stop_reason == "length" else "stop", generation.stats)
+
+
+def sampling_params(body: dict[str, Any], stop: frozenset[int], grammar: str | None = None) -> GenerationParams:
+    """The request's sampling fields, checked, with the stop tokens (and grammar) of the prompt format."""
+    return GenerationParams(
+        max_tokens=_positive_int(body, "max_tokens", 4096, alias="max_completion_tokens"),
+        temperature=_number(body, "temperature", 1.0),
+        top_p=_number(body, "top_p", 1.0),
+        seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
+        stop_tokens=stop,
+        grammar=grammar,
+    )
 
 
 def _client_tools(raw: object) -> list[FunctionTool]:
@@ -278,14 +284,7 @@ class TemplateCompletion:
         stop = frozenset(getattr(backend, "eog_tokens", None) or {int(getattr(backend, "eos_token", -1))})
         assert isinstance(body, dict)
         required = _required_tools(body.get("tool_choice"), tools)
-        params = GenerationParams(
-            grammar=tool_call_grammar(required) if required else None,
-            max_tokens=_positive_int(body, "max_tokens", 4096, alias="max_completion_tokens"),
-            temperature=_number(body, "temperature", 1.0),
-            top_p=_number(body, "top_p", 1.0),
-            seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
-            stop_tokens=stop,
-        )
+        params = sampling_params(body, stop, tool_call_grammar(required) if required else None)
         stream_options = body.get("stream_options")
         return cls(
             model=str(body.get("model") or default_model),
