@@ -19,7 +19,6 @@ from typing import Any, Literal
 
 from openai_harmony import Message
 
-from mcp_host.agent.template_turn import ControlTextGuard, visible_text
 from mcp_host.api.errors import ApiError
 from mcp_host.backends.base import Backend, GenerationParams, GenerationStats
 from mcp_host.prompt import harmony_parse as parsed
@@ -34,7 +33,13 @@ from mcp_host.prompt.harmony import (
     tool_result_message,
     user_message,
 )
-from mcp_host.prompt.template import TemplatePrompt, TemplateTool, parse_tool_requests, tool_call_grammar
+from mcp_host.prompt.template import (
+    ModelTemplate,
+    TemplateOutput,
+    TemplateTool,
+    parse_tool_requests,
+    tool_call_grammar,
+)
 from mcp_host.tools.schema import normalise_schema
 from mcp_host.tools.spec import ToolSpec
 
@@ -277,45 +282,33 @@ class TemplateCompletion:
     @classmethod
     def from_request(cls, body: object, backend: Backend, *, default_model: str) -> TemplateCompletion:
         messages, tools = _validated(body)  # the Harmony path's checks; only the rendering differs
-        template = TemplatePrompt(getattr(backend, "chat_template", None))
-        guard = ControlTextGuard(getattr(backend, "control_texts", ()))
-        bos = getattr(backend, "bos_token", None)
-        text = template.render(guard.messages(messages), tools)
-        stop = frozenset(getattr(backend, "eog_tokens", None) or {int(getattr(backend, "eos_token", -1))})
+        model = ModelTemplate(backend)
         assert isinstance(body, dict)
         required = _required_tools(body.get("tool_choice"), tools)
-        params = sampling_params(body, stop, tool_call_grammar(required) if required else None)
+        params = sampling_params(body, model.stop_tokens, tool_call_grammar(required) if required else None)
         stream_options = body.get("stream_options")
         return cls(
             model=str(body.get("model") or default_model),
             stream=bool(body.get("stream", False)),
-            prompt=([bos] if isinstance(bos, int) else []) + backend.tokenize(text),
+            prompt=model.prompt(messages, tools),
             tool_names=[tool.name for tool in tools],
             params=params,
             include_usage=isinstance(stream_options, dict) and bool(stream_options.get("include_usage")),
         )
 
     async def run(self, backend: Backend, renderer: HarmonyRenderer) -> AsyncIterator[Piece]:
-        generated: list[int] = []
-        shown = ""
-        async with backend.generate(self.prompt, self.params) as generation:
-            async for token in generation:
-                if token in self.params.stop_tokens:
-                    break
-                generated.append(token)
-                visible = visible_text(backend.detokenize(generated))
-                if len(visible) > len(shown):
-                    yield TextPiece(visible[len(shown) :])
-                    shown = visible
-        _, calls, faults = parse_tool_requests(backend.detokenize(generated), self.tool_names)
+        output = TemplateOutput()
+        async for text in ModelTemplate(backend).stream(self.prompt, self.params, output):
+            yield TextPiece(text)
+        _, calls, faults = parse_tool_requests(output.text, self.tool_names)
         for index, call in enumerate(calls):
             yield CallPiece(f"call_{uuid.uuid4().hex[:24]}", call.name, json.dumps(call.arguments), index)
         if faults and not calls:
             yield TextPiece(f"\n[the model's tool request could not be used: {faults[0].text}]")
         reason: Literal["stop", "length", "tool_calls"] = (
-            "tool_calls" if calls else "length" if generation.stats.stop_reason == "length" else "stop"
+            "tool_calls" if calls else "length" if output.stats.stop_reason == "length" else "stop"
         )
-        yield EndPiece(reason, generation.stats)
+        yield EndPiece(reason, output.stats)
 
 
 Completion = ChatCompletion | TemplateCompletion

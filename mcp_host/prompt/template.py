@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+from mcp_host.backends.base import Backend, GenerationParams, GenerationStats
 from mcp_host.errors import McpHostError
 from mcp_host.tools.schema import JsonSchema
 
@@ -235,3 +236,79 @@ def _plain_transcript(messages: Sequence[Message]) -> str:
     names = {"system": "System", "user": "User", "assistant": "Assistant"}
     lines = [f"{names.get(m['role'], m['role'].title())}: {m.get('content') or ''}" for m in messages]
     return "\n\n".join([*lines, "Assistant:"])
+
+
+class ControlTextGuard:
+    """Keeps text from tools, pages and users from turning into the model's control tokens.
+
+    The rendered template is tokenized with special tokens enabled (the template's own markup needs
+    them), so a tool result containing `<end_of_turn><start_of_turn>user` would forge a turn. Such
+    text is broken with a zero-width space before rendering; the model still reads it.
+    """
+
+    def __init__(self, control_texts: tuple[str, ...]) -> None:
+        ordered = sorted(set(control_texts), key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def text(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda match: match.group(0)[0] + "\u200b" + match.group(0)[1:], text)
+
+    def messages(self, messages: Sequence[Message]) -> list[Message]:
+        return [{**m, "content": self.text(m["content"])} if isinstance(m.get("content"), str) else m for m in messages]
+
+
+def visible_text(text: str) -> str:
+    """Text for the user: everything before a tool request, holding back what may be the start of one."""
+    head = text.split(REQUEST_OPEN, 1)[0].split(NATIVE_OPEN, 1)[0]
+    for marker in (REQUEST_OPEN, NATIVE_OPEN):
+        for cut in range(len(marker) - 1, 0, -1):
+            if head.endswith(marker[:cut]):
+                return head[:-cut]
+    return head
+
+
+@dataclass
+class TemplateOutput:
+    """What one generation produced: its tokens (without the end token), their text, and the stats."""
+
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    stats: GenerationStats = field(default_factory=GenerationStats)
+
+
+class ModelTemplate:
+    """A non-Harmony model's prompt format bound to the model: template, BOS, end tokens, control-text guard.
+
+    model = ModelTemplate(backend)
+    output = TemplateOutput()
+    async for text in model.stream(model.prompt(messages, tools), params, output): ...
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.template = TemplatePrompt(getattr(backend, "chat_template", None))
+        self.guard = ControlTextGuard(getattr(backend, "control_texts", ()))
+        bos = getattr(backend, "bos_token", None)
+        self.bos = [bos] if isinstance(bos, int) else []
+        self.stop_tokens = frozenset(getattr(backend, "eog_tokens", None) or {int(getattr(backend, "eos_token", -1))})
+
+    def prompt(self, messages: Sequence[Message], tools: Sequence[TemplateTool] = ()) -> list[int]:
+        """Token ids of the rendered prompt. Raises `TemplateError`, `BackendError`."""
+        return self.bos + self.backend.tokenize(self.template.render(self.guard.messages(messages), tools))
+
+    async def stream(self, prompt: list[int], params: GenerationParams, output: TemplateOutput) -> AsyncIterator[str]:
+        """Generate, yielding the text meant for the user as it grows (tool requests held back); fills `output`."""
+        shown = ""
+        async with self.backend.generate(prompt, params) as generation:
+            async for token in generation:
+                if token in self.stop_tokens:
+                    break
+                output.tokens.append(token)
+                visible = visible_text(self.backend.detokenize(output.tokens))
+                if len(visible) > len(shown):
+                    yield visible[len(shown) :]
+                    shown = visible
+        output.text = self.backend.detokenize(output.tokens)
+        output.stats = generation.stats
