@@ -281,20 +281,29 @@ async def _complete_with_end(
     return result, end
 
 
-async def _stream(completion: Completion, backend: Backend, renderer: HarmonyRenderer) -> AsyncIterator[str]:
-    identifier = f"chatcmpl-{uuid.uuid4().hex}"
-    created = int(time.time())
+class _Chunks:
+    """The `data:` lines of one streamed completion, all sharing its id, time and model."""
 
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        body = {
-            "id": identifier,
+    def __init__(self, model: str) -> None:
+        self.base = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion.chunk",
-            "created": created,
-            "model": completion.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-            **extra,
+            "created": int(time.time()),
+            "model": model,
         }
-        return f"data: {json_dumps(body)}\n\n"
+
+    def delta(self, delta: dict[str, Any], finish: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return f"data: {json_dumps({**self.base, 'choices': [choice]})}\n\n"
+
+    def usage(self, usage: dict[str, int]) -> str:
+        return f"data: {json_dumps({**self.base, 'choices': [], 'usage': usage})}\n\n"
+
+
+async def _stream(completion: Completion, backend: Backend, renderer: HarmonyRenderer) -> AsyncIterator[str]:
+
+    chunks = _Chunks(completion.model)
+    chunk = chunks.delta
 
     yield chunk({"role": "assistant", "content": ""})
     try:
@@ -322,7 +331,7 @@ async def _stream(completion: Completion, backend: Backend, renderer: HarmonyRen
             else:
                 yield chunk({}, piece.finish_reason)
                 if completion.include_usage:
-                    yield f"data: {json_dumps({'id': identifier, 'object': 'chat.completion.chunk', 'created': created, 'model': completion.model, 'choices': [], 'usage': _usage(piece)})}\n\n"  # noqa: E501
+                    yield chunks.usage(_usage(piece))
     except BackendError as exc:
         yield f"data: {json_dumps({'error': {'message': f'the model failed: {exc}', 'type': 'server_error'}})}\n\n"
     yield "data: [DONE]\n\n"
@@ -344,20 +353,7 @@ async def _with_host_tools(host: Host, backend: Backend, body: dict[str, Any], n
     if body.get("stream"):
 
         async def stream() -> AsyncIterator[str]:
-            def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-                return (
-                    "data: "
-                    + json_dumps(
-                        {
-                            "id": identifier,
-                            "object": "chat.completion.chunk",
-                            "created": created,
-                            "model": model,
-                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                        }
-                    )
-                    + "\n\n"
-                )
+            chunk = _Chunks(model).delta
 
             yield chunk({"role": "assistant", "content": ""})
             async for event in _prepend(first, turn):
