@@ -54,7 +54,6 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
         browser=args.browser,
         python=args.python,
     )
-    chat = host.chat(backend, ChatOptions(harmony=harmony, format=pick.format))
     failed = [s for s in host.statuses() if s.state.value == "failed"]
     console.print(
         f"[dim]{len(host.registry)} tools from {len(host.statuses()) - len(failed)} servers"
@@ -66,24 +65,31 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
     view = TurnView(console, hide_reasoning=args.hide_reasoning, session=session)
     effort = harmony.reasoning_effort
     try:
-        while True:
-            try:
-                line = (await session.prompt_async("> ")).strip()
-            except KeyboardInterrupt:
-                continue
-            except EOFError:
-                return 0
-            if not line:
-                continue
-            if line.startswith("/"):
-                if line in ("/quit", "/exit"):
-                    return 0
-                effort = _slash_command(line, host, chat, console, effort)
-                continue
-            await _turn(chat, line, effort, view, console)
+        async with host.chat(backend, ChatOptions(harmony=harmony, format=pick.format)) as chat:
+            await _loop(host, chat, session, view, console, effort)
+            return 0
     finally:
-        await chat.aclose()
         await pick.backend.aclose()
+
+
+async def _loop(
+    host: Host, chat: Chat, session: PromptSession[str], view: TurnView, console: Console, effort: Any
+) -> None:
+    while True:
+        try:
+            line = (await session.prompt_async("> ")).strip()
+        except KeyboardInterrupt:
+            continue
+        except EOFError:
+            return
+        if not line:
+            continue
+        if line.startswith("/"):
+            if line in ("/quit", "/exit"):
+                return
+            effort = _slash_command(line, host, chat, console, effort)
+            continue
+        await _turn(chat, line, effort, view, console)
 
 
 async def _turn(chat: Chat, text: str, effort: Any, view: TurnView, console: Console) -> None:
@@ -98,8 +104,9 @@ async def _turn(chat: Chat, text: str, effort: Any, view: TurnView, console: Con
                         return
 
             tg.start_soon(cancel_on_ctrl_c)
-            async for event in chat.send(text, reasoning=effort):
-                await view.show(event, chat)
+            async with chat.turn(text, reasoning=effort) as events:
+                async for event in events:
+                    await view.show(event, chat)
             tg.cancel_scope.cancel()
     if scope.cancelled_caught:
         console.print("\n[yellow]cancelled[/yellow]")
@@ -202,7 +209,7 @@ def _slash_command(line: str, host: Host, chat: Chat, console: Console, effort: 
         chat.reset()
         console.print("[dim]conversation cleared[/dim]")
     elif command == "/save" and rest:
-        transcript = [message.to_dict() for message in chat.history] or chat.messages
+        transcript = chat.transcript()
         Path(rest).expanduser().write_text(json.dumps(transcript, indent=2, ensure_ascii=False))
         console.print(f"[dim]saved to {escape(rest)}[/dim]")
     else:

@@ -32,7 +32,7 @@ from mcp_host.chat_cli import run_chat
 from mcp_host.config.edit import add_server
 from mcp_host.config.mcpjson import load_config
 from mcp_host.config.paths import audit_log_path, default_config_path
-from mcp_host.errors import ConfigError, McpHostError, ServerError, ToolError
+from mcp_host.errors import ConfigError, McpHostError, ServerNotReadyError, UsageError
 from mcp_host.host import Host
 from mcp_host.render_command import render_prompt
 from mcp_host.serve_command import serve
@@ -48,10 +48,6 @@ _STATE_STYLE = {
     ServerState.FAILED: "red",
     ServerState.STOPPED: "dim",
 }
-
-
-class UsageError(Exception):
-    """Bad command-line input; printed without a traceback, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,11 +259,8 @@ async def _call(console: Console, host: Host, args: argparse.Namespace) -> int:
         raise UsageError('arguments must be a JSON object, like \'{"name": "value"}\'')
     status = host.manager.connection(_server_of(args.tool, host.config_path)).status()
     if status.state is not ServerState.READY:
-        raise ServerError(f"server {status.name!r} is {status.state.value}: {status.error}", server=status.name)
-    try:
-        result = await host.call_tool(args.tool, arguments, timeout_s=args.timeout)
-    except ToolError as exc:
-        raise McpHostError(str(exc)) from exc
+        raise ServerNotReadyError(f"server {status.name!r} is {status.state.value}: {status.error}", server=status.name)
+    result = await host.call_tool(args.tool, arguments, timeout_s=args.timeout)
     _print_result(console, result, args.json)
     return EXIT_FAILED if result.is_error else 0
 

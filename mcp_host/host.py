@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +24,7 @@ import anyio.abc
 
 from mcp_host.agent.chat import Chat, ChatOptions
 from mcp_host.agent.permissions import AuditLog, Permissions
-from mcp_host.backends.base import Backend
+from mcp_host.backends.base import Backend, ChatBackend
 from mcp_host.config.mcpjson import McpConfig, load_config
 from mcp_host.config.paths import default_config_path, default_settings_path
 from mcp_host.config.settings import HostSettings, load_settings
@@ -70,6 +71,7 @@ class Host:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._stop_watching = anyio.Event()
         self._permissions: Permissions | None = None
+        self._chats: weakref.WeakSet[Chat] = weakref.WeakSet()
         self._closed = False
 
     @property
@@ -117,6 +119,8 @@ class Host:
             return
         self._closed = True
         self._stop_watching.set()
+        for chat in list(self._chats):  # their python interpreters and working directories
+            await chat.aclose()
         if self._manager is not None:
             await self._manager.__aexit__(None, None, None)
 
@@ -165,14 +169,18 @@ class Host:
             ]
         return sorted(statuses, key=lambda status: status.name)
 
-    def chat(self, backend: Backend, options: ChatOptions | None = None) -> Chat:
+    def chat(self, backend: Backend | ChatBackend, options: ChatOptions | None = None) -> Chat:
         """A new conversation with `backend` and every tool the host has, under the permission policy.
 
-        "Always" answers are saved to the settings file; the audit log goes to `audit_path`.
+        Use it as `async with host.chat(backend) as chat:`; a chat not entered runs its turns in the
+        host's task group and is closed with the host. "Always" answers are saved to the settings
+        file; the audit log goes to `audit_path`.
         """
         permissions = self.permissions
         options = options or ChatOptions()
         natives: dict[str, NativeTool] = {}
+        session: BrowserSession | None = None
+        workdir: Path | None = None
         if options.harmony.browser:
             browser = self.settings.browser
             key = browser.search_api_key.get_secret_value() if browser.search_api_key else None
@@ -187,7 +195,7 @@ class Host:
         if options.harmony.python:
             workdir = Path(tempfile.mkdtemp(prefix="mcp-host-python-"))
             natives["python"] = PythonTool(workdir, time_limit_s=options.call_timeout_s or 30.0)
-        return Chat(
+        chat = Chat(
             backend,
             tools=self.registry,
             call_tool=self._call_for_chat,
@@ -195,7 +203,12 @@ class Host:
             audit=AuditLog(self.audit_path),
             options=options,
             natives=natives,
+            browser=session,
+            workdir=workdir,
+            task_group=self._task_group,
         )
+        self._chats.add(chat)
+        return chat
 
     async def _call_for_chat(self, name: str, arguments: dict[str, Any], timeout_s: float | None) -> ToolResult:
         return await self.call_tool(name, arguments, timeout_s=timeout_s)

@@ -11,13 +11,13 @@ import uvicorn
 from rich.console import Console
 
 from mcp_host.api.app import create_app
-from mcp_host.errors import McpHostError
+from mcp_host.errors import UsageError
 from mcp_host.host import Host
 from mcp_host.model_pick import pick_model
 
 
 def check_bind(address: str, allow_remote: bool, api_key: str | None) -> None:
-    """Loopback by default; anything else must be asked for and protected. Raises `McpHostError`."""
+    """Loopback by default; anything else must be asked for and protected. Raises `UsageError`."""
     try:
         loopback = ipaddress.ip_address(address).is_loopback
     except ValueError:
@@ -25,9 +25,9 @@ def check_bind(address: str, allow_remote: bool, api_key: str | None) -> None:
     if loopback:
         return
     if not allow_remote:
-        raise McpHostError(f"refusing to listen on {address}: pass --allow-remote to serve beyond this machine")
+        raise UsageError(f"refusing to listen on {address}: pass --allow-remote to serve beyond this machine")
     if not api_key:
-        raise McpHostError(f"listening on {address} needs an API key (--api-key or MCP_HOST_API_KEY)")
+        raise UsageError(f"listening on {address} needs an API key (--api-key or MCP_HOST_API_KEY)")
 
 
 async def serve(host: Host, args: argparse.Namespace, console: Console) -> int:

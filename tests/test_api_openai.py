@@ -17,6 +17,7 @@ import uvicorn
 
 from mcp_host.api import create_app
 from mcp_host.backends import RecordedGeneration, ReplayBackend
+from mcp_host.backends.base import Backend
 from mcp_host.errors import McpHostError
 from mcp_host.host import Host
 from mcp_host.prompt import harmony_encoding
@@ -53,7 +54,7 @@ def scripted(*outputs: str, tokens_per_second: float = 0.0) -> ReplayBackend:
 
 
 class Served:
-    def __init__(self, url: str, backend: ReplayBackend) -> None:
+    def __init__(self, url: str, backend: Backend) -> None:
         self.url = url
         self.backend = backend
         self.clients: list[openai.AsyncOpenAI] = []
@@ -64,9 +65,12 @@ class Served:
         return client
 
 
-async def serving(tmp_path: Path, outputs: Sequence[str], **app_options: object) -> AsyncIterator[Served]:
+async def serving(
+    tmp_path: Path, outputs: Sequence[str], backend: Backend | None = None, **app_options: object
+) -> AsyncIterator[Served]:
+    """The API over a real uvicorn server on 127.0.0.1: the scripted `outputs`, or `backend`."""
     config = write_config(tmp_path / "mcp.json", {})
-    backend = scripted(*outputs)
+    backend = backend or scripted(*outputs)
     port = free_port()
     async with Host(config, settings_path=tmp_path / "settings.toml") as host:
         app = create_app(host, backend, **app_options)  # type: ignore[arg-type]
@@ -230,3 +234,27 @@ async def test_lm_studio_rest_api_with_stats_and_model_info(api: Served) -> None
     assert stats["time_to_first_token"] is not None and stats["generation_time"] > 0
     assert body["model_info"]["context_length"] == 131072 and body["model_info"]["format"] == "gguf"
     assert "Always answer in rhymes." in harmony_encoding().decode(api.backend.prompts[0])
+
+
+async def test_a_model_failure_is_a_502_or_an_error_chunk(tmp_path: Path) -> None:
+    async for served in serving(tmp_path, []):  # a replay with nothing left to say fails every generation
+        async with httpx2.AsyncClient(base_url=served.url) as http:
+            whole = await http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]})
+        assert whole.status_code == 502 and whole.json()["error"]["type"] == "server_error"
+        stream = await served.client().chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        with pytest.raises(openai.APIError, match="the model failed"):
+            _ = [chunk async for chunk in stream]
+
+
+async def test_the_api_key_guards_streams_and_sessions_alike(tmp_path: Path) -> None:
+    async for served in serving(tmp_path, [ANSWER], api_key="s3cret"):
+        async with httpx2.AsyncClient(base_url=served.url) as http:
+            refused = await http.post("/v1/sessions", headers={"Authorization": "Bearer nope"})
+            assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+        stream = await served.client("s3cret").chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+        assert text == "It is sunny in Paris."

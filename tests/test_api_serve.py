@@ -98,7 +98,7 @@ def test_serve_refuses_other_addresses_unless_asked_and_protected(tmp_path: Path
         text=True,
         timeout=60,
     )
-    assert refused.returncode == 1 and "--allow-remote" in refused.stderr
+    assert refused.returncode == 2 and "--allow-remote" in refused.stderr
     keyless = subprocess.run(
         [
             sys.executable,
@@ -119,4 +119,4 @@ def test_serve_refuses_other_addresses_unless_asked_and_protected(tmp_path: Path
         timeout=60,
         env={"PATH": "/usr/bin:/bin"},
     )
-    assert keyless.returncode == 1 and "needs an API key" in keyless.stderr
+    assert keyless.returncode == 2 and "needs an API key" in keyless.stderr

@@ -33,7 +33,9 @@ def tokens(text: str) -> list[int]:
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[str, ReplayBackend, Host]]:
+async def served(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, ReplayBackend, Host]]:
+    """The session API over the fixture server `fx`; `request.param`: options of `create_app`."""
+    app_options = getattr(request, "param", {})
     config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
     backend = ReplayBackend(
         [RecordedGeneration([], tokens(text), "stop") for text in (CALL, ANSWER, LONG, ANSWER)],
@@ -44,7 +46,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[str, ReplayBackend, Host
     async with Host(config, settings_path=tmp_path / "settings.toml") as host:
         await host.wait_settled()
         server = uvicorn.Server(
-            uvicorn.Config(create_app(host, backend), host="127.0.0.1", port=port, log_level="warning")
+            uvicorn.Config(create_app(host, backend, **app_options), host="127.0.0.1", port=port, log_level="warning")
         )
         async with anyio.create_task_group() as tg:
             tg.start_soon(server.serve)
@@ -104,6 +106,30 @@ async def test_a_turn_with_an_approval_over_sse(served: tuple[str, ReplayBackend
         assert (await http.post("/v1/sessions/nope/messages", json={"content": "x"})).status_code == 404
 
 
+@pytest.mark.parametrize("served", [{"sse_ping_s": 0.05}], indirect=True)
+async def test_a_stream_waiting_on_an_approval_is_kept_alive_with_pings(
+    served: tuple[str, ReplayBackend, Host],
+) -> None:
+    url, _, _ = served
+    async with httpx2.AsyncClient(base_url=url, timeout=30) as http:
+        session = (await http.post("/v1/sessions")).json()["id"]
+        waiting, pings, last = None, 0, ""
+        async with http.stream("POST", f"/v1/sessions/{session}/messages", json={"content": "40 + 2?"}) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: ") and '"approval.required"' in line:
+                    waiting = json.loads(line[6:])["call_id"]
+                elif line.startswith(":") and waiting is not None:
+                    pings += 1  # a comment: proxies see traffic, SSE readers ignore it
+                    if pings == 3:
+                        allowed = await http.post(
+                            f"/v1/sessions/{session}/approvals/{waiting}", json={"decision": "allow"}
+                        )
+                        assert allowed.status_code == 200
+                elif line.startswith("event: "):
+                    last = line[7:]
+        assert pings >= 3 and last == "turn.completed"
+
+
 async def test_a_client_that_disconnects_cancels_its_generation(served: tuple[str, ReplayBackend, Host]) -> None:
     url, backend, _ = served
     backend._next = 2  # the long answer, paced at 200 tokens/s: about 10 s if nobody stops it
@@ -158,3 +184,19 @@ async def test_chat_completions_with_the_hosts_own_tools(served: tuple[str, Repl
     # fx.add has no annotations, so it needs an approval nobody can give here: denied, and the model is told why.
     assert call["tool"] == "fx.add" and call["is_error"] is True and "nobody can give one" in call["result"]
     assert "nobody can give one on this endpoint" in harmony_encoding().decode(backend.prompts[1])
+
+
+async def test_deleting_a_session_mid_turn_ends_its_stream(served: tuple[str, ReplayBackend, Host]) -> None:
+    url, _, _ = served
+    async with httpx2.AsyncClient(base_url=url, timeout=30) as http:
+        session = (await http.post("/v1/sessions")).json()["id"]
+        seen: list[str] = []
+        with anyio.fail_after(10):
+            async with http.stream("POST", f"/v1/sessions/{session}/messages", json={"content": "40 + 2?"}) as response:
+                async for kind, _ in events(response):
+                    seen.append(kind)
+                    if kind == "approval.required":  # the turn waits on a person: delete the session meanwhile
+                        deleted = await http.delete(f"/v1/sessions/{session}")
+                        assert deleted.status_code == 200 and deleted.json()["deleted"] is True
+        assert "approval.required" in seen and "tool_call.result" not in seen
+        assert (await http.get(f"/v1/sessions/{session}")).status_code == 404

@@ -22,3 +22,10 @@ def test_errors_share_one_root() -> None:
         value = getattr(mcp_host, name)
         if isinstance(value, type) and issubclass(value, Exception):
             assert issubclass(value, mcp_host.McpHostError), name
+
+
+def test_every_error_is_exported() -> None:
+    from mcp_host import errors
+
+    public = {name for name, value in vars(errors).items() if isinstance(value, type) and issubclass(value, Exception)}
+    assert public <= set(mcp_host.__all__), public - set(mcp_host.__all__)

@@ -127,6 +127,13 @@ FAULTS = [
         "functions.stock_price",
     ),
     (
+        "unknown_tool_outside_any_namespace",
+        "<|channel|>commentary to=stock_price <|constrain|>json<|message|>{}<|call|>",
+        "unknown_tool",
+        "no tool named 'stock_price'",
+        None,
+    ),
+    (
         "builtin_not_enabled",
         '<|channel|>analysis to=browser.search<|message|>{"query": "x"}<|call|>',
         "unknown_tool",
@@ -138,6 +145,20 @@ FAULTS = [
         "<|channel|>analysis to=functions.time__now <|constrain|>json<|message|>{}<|call|>",
         "analysis_call",
         "must go to the commentary channel",
+        "functions.time__now",
+    ),
+    (
+        "call_ended_with_end",
+        "<|channel|>commentary to=functions.time__now <|constrain|>json<|message|>{}<|end|>",
+        "unterminated_call",
+        "did not end with <|call|>",
+        "functions.time__now",
+    ),
+    (
+        "call_ended_with_return",
+        "<|channel|>commentary to=functions.time__now <|constrain|>json<|message|>{}<|return|>",
+        "unterminated_call",
+        "did not end with <|call|>",
         "functions.time__now",
     ),
     (
@@ -174,12 +195,14 @@ def test_well_formed_messages_before_a_fault_are_kept() -> None:
 
 
 def test_the_error_path_tells_the_model_in_the_next_round() -> None:
+    """A bad call Harmony can read stays, answered by its tool; an unreadable message goes, header and all."""
     renderer = HarmonyRenderer()
     log = TokenLog(renderer)
     log.start_turn(tokens("<|start|>user<|message|>hi<|end|><|start|>assistant"))
     for text, expected in [
         (
             "<|channel|>commentary to=functions.stock_price <|constrain|>json<|message|>{}<|call|>",
+            "<|start|>assistant<|channel|>commentary to=functions.stock_price <|constrain|>json<|message|>{}<|call|>"
             "<|start|>functions.stock_price to=assistant<|channel|>commentary<|message|>There is no tool named",
         ),
         (
@@ -188,10 +211,8 @@ def test_the_error_path_tells_the_model_in_the_next_round() -> None:
         ),
     ]:
         parser, events = parse(text)
-        fault = events[-1]
-        assert isinstance(fault, ParseFault)
-        before = len(log)
-        log.append_generated(tokens(text)[: parser.clean_token_count])
-        log.append_fault(fault)
+        assert isinstance(events[-1], ParseFault)
+        before = len(log) - len(renderer.assistant_start())  # the round's header is in the log already
+        log.append_fault(tokens(text), parser)
         appended = renderer.encoding.decode(log.tokens[before:])
         assert appended.startswith(expected) and appended.endswith("<|end|><|start|>assistant")

@@ -7,10 +7,20 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import pytest
 
+from mcp_host.agent import (
+    ApprovalAnswer,
+    ApprovalRequired,
+    ChatOptions,
+    ErrorEvent,
+    Event,
+    ToolCallResult,
+    TurnCompleted,
+)
 from mcp_host.backends import BackendError, GenerationParams, demo_model
 from mcp_host.backends.openai_http import (
     ChatDone,
@@ -20,7 +30,8 @@ from mcp_host.backends.openai_http import (
     OpenAIChatBackend,
     OpenAICompletionsBackend,
 )
-from tests.conftest import free_port, stop_process, wait_for_port
+from mcp_host.host import Host
+from tests.conftest import fixture_entry, free_port, stop_process, wait_for_port, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -170,3 +181,33 @@ async def test_a_server_killed_mid_stream_ends_with_an_error_not_a_hang(tokenize
         stop_process(process)
         await backend.aclose()
     assert received >= 3 and time.perf_counter() - started < 20
+
+
+async def test_the_whole_loop_runs_in_chat_mode_with_an_mcp_tool_and_an_approval(server: str, tmp_path: Path) -> None:
+    """A model served by an OpenAI-compatible server in chat mode: the server parses the call, the host runs it."""
+    config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
+    backend = OpenAIChatBackend(server, "gemma")
+    options = ChatOptions(required_tool="fx.add", max_rounds=2, max_tokens_per_round=48, temperature=0.0)
+    events: list[Event] = []
+    try:
+        async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+            await host.wait_settled()
+            async with host.chat(backend, options) as chat:
+                assert chat.format == "chat"
+                async with chat.turn("Add 20 and 22 with the tool.") as turn:
+                    async for event in turn:
+                        events.append(event)
+                        if isinstance(event, ApprovalRequired):
+                            chat.answer(event.call_id, ApprovalAnswer("allow"))
+                transcript = chat.transcript()
+    finally:
+        await backend.aclose()
+    (asked,) = [e for e in events if isinstance(e, ApprovalRequired)]
+    (result,) = [e for e in events if isinstance(e, ToolCallResult)]
+    assert asked.tool == "fx.add" and isinstance(asked.arguments, dict)
+    assert not result.is_error and result.text == str(asked.arguments["a"] + asked.arguments.get("b", 2))
+    (done,) = [e for e in events if isinstance(e, TurnCompleted)]
+    assert done.stop_reason == "answered", [e for e in events if isinstance(e, ErrorEvent)]
+    assert done.stats.rounds == 2 and done.stats.tool_calls == 1
+    tool_message = next(m for m in transcript if m["role"] == "tool")
+    assert tool_message["content"] == result.text and tool_message["name"] == "fx__add"  # sent back to the server

@@ -61,8 +61,9 @@ async def test_a_memory_bomb_fails_inside_the_limit(python: PythonTool) -> None:
     assert (await python.call({"code": "'alive'"})).text == "'alive'\n"
 
 
-@pytest.mark.skipif(not network_isolation_available(), reason="no network namespaces on this machine")
 async def test_there_is_no_network(python: PythonTool) -> None:
+    if not await network_isolation_available():
+        pytest.skip("no network namespaces on this machine")
     result = await python.call({"code": "import socket\nsocket.create_connection(('127.0.0.1', 9), timeout=2)"})
     assert result.is_error and ("Network is unreachable" in result.text or "Connection refused" in result.text)
     interfaces = await python.call({"code": "import socket\nsorted(n for _, n in socket.if_nameindex())"})
@@ -108,3 +109,22 @@ async def test_a_cancelled_call_stops_and_its_result_never_reaches_the_next_call
     with anyio.move_on_after(1):
         await python.call({"code": "import time\ntime.sleep(2)\n'old result'"})
     assert (await python.call({"code": "'new result'"})).text == "'new result'\n"
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's reaping is left
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+async def test_closing_the_tool_ends_the_processes_the_code_started(python: PythonTool) -> None:
+    started = await python.call({"code": "import subprocess\nsubprocess.Popen(['sleep', '60']).pid"})
+    pid = int(started.text)
+    assert _running(pid)
+    await python.aclose()
+    with anyio.fail_after(2):
+        while _running(pid):  # noqa: ASYNC110 - no event exists for another process's exit
+            await anyio.sleep(0.01)

@@ -1,6 +1,7 @@
 """The agent loop: chats, their events, permissions and approvals."""
 
-from mcp_host.agent.chat import Chat, ChatOptions
+from mcp_host.agent.calls import CallLimits, CallOutcome, CallPipeline, ToolCall
+from mcp_host.agent.chat import Chat, ChatOptions, TurnEvents
 from mcp_host.agent.events import (
     EVENT_ADAPTER,
     ApprovalRequired,
@@ -13,6 +14,7 @@ from mcp_host.agent.events import (
     TurnCompleted,
     TurnStats,
 )
+from mcp_host.agent.formats import TurnFormat
 from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions, Verdict, fingerprint
 
 __all__ = [
@@ -20,6 +22,9 @@ __all__ = [
     "ApprovalAnswer",
     "ApprovalRequired",
     "AuditLog",
+    "CallLimits",
+    "CallOutcome",
+    "CallPipeline",
     "Chat",
     "ChatOptions",
     "ErrorEvent",
@@ -27,9 +32,12 @@ __all__ = [
     "MessageDelta",
     "Permissions",
     "ReasoningDelta",
+    "ToolCall",
     "ToolCallCreated",
     "ToolCallResult",
     "TurnCompleted",
+    "TurnEvents",
+    "TurnFormat",
     "TurnStats",
     "Verdict",
     "fingerprint",

@@ -1,63 +1,62 @@
-"""The agent loop for gpt-oss: generate, parse, ask, call tools, feed results back, until the model answers.
+"""A chat: one conversation with a model and the host's tools, turn by turn.
 
-    chat = Chat(backend, tools=registry, call_tool=manager.call_tool, permissions=permissions)
-    async for event in chat.send("What time is it in Tokyo?"):
-        if isinstance(event, ApprovalRequired):
-            chat.answer(event.call_id, ApprovalAnswer("allow"))
+    async with host.chat(backend) as chat:
+        async with chat.turn("What time is it in Tokyo?") as events:
+            async for event in events:
+                if isinstance(event, ApprovalRequired):
+                    chat.answer(event.call_id, ApprovalAnswer("allow"))
 
-Within a turn the prompt only grows (the token log), so the backend reuses its cache every round.
-Failures the model can recover from (a bad call, a denied permission, a timeout, a tool error) are
-told to the model as the tool's reply; only the host's own bugs propagate.
+A turn runs in a task of its own and hands its events over a memory stream, so the consumer may
+stop early, be cancelled, or read from another task: leaving `turn()` cancels what is left of the
+turn (generation, tool calls with the MCP cancellation). `send()` is the same as an async iterator.
+The prompt format (`TurnFormat`: Harmony, the model's chat template, or a server's chat) builds
+prompts and reads calls; the call pipeline (`CallPipeline`) decides, asks, runs and reports them.
+Failures the model can recover from become what the model reads; only the host's own bugs propagate.
 """
 
 from __future__ import annotations
 
-import json
+import itertools
+import math
+import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
 from typing import Any, Literal
 
 import anyio
-from openai_harmony import Message, Role
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from mcp_host.agent.calls import Approvals, CallLimits, CallPipeline, Emit, ToolCaller
 from mcp_host.agent.events import (
     Annotation,
     ApprovalRequired,
     ErrorEvent,
     Event,
     MessageDelta,
-    ReasoningDelta,
-    ToolCallCreated,
     ToolCallResult,
     TurnCompleted,
     TurnStats,
 )
-from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions, describe_arguments
-from mcp_host.agent.template_turn import template_turn
-from mcp_host.backends.base import Backend, BackendError, GenerationParams, GenerationStats
-from mcp_host.errors import McpHostError
-from mcp_host.prompt import harmony_parse as parsed
-from mcp_host.prompt.harmony import (
-    STOP_TOKENS,
-    Effort,
-    FunctionTool,
-    HarmonyOptions,
-    HarmonyRenderer,
-    tool_result_message,
-    user_message,
-)
-from mcp_host.prompt.token_log import TokenLog, fault_message
+from mcp_host.agent.formats import TurnFormat, TurnTools, make_format
+from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions
+from mcp_host.backends.base import Backend, ChatBackend, GenerationParams
+from mcp_host.errors import BackendError, ChatBusyError, ChatClosedError, TemplateError
+from mcp_host.prompt.harmony import Effort, HarmonyOptions, HarmonyRenderer
 from mcp_host.tools.native.base import NativeTool
+from mcp_host.tools.native.browser import BrowserSession
 from mcp_host.tools.registry import ToolRegistry
-from mcp_host.tools.spec import ToolResult, ToolSpec
 
-ToolCaller = Callable[[str, dict[str, Any], float | None], Awaitable[ToolResult]]
+Outcome = Literal["answered", "max_rounds", "cancelled", "error"]
 
 
 @dataclass(frozen=True)
 class ChatOptions:
-    """Per-chat settings; `send(..., reasoning=...)` overrides the effort for one turn."""
+    """Per-chat settings; `turn(..., reasoning=...)` overrides the effort for one turn."""
 
     harmony: HarmonyOptions = field(default_factory=HarmonyOptions)
     max_rounds: int = 10
@@ -68,27 +67,65 @@ class ChatOptions:
     call_timeout_s: float | None = None
     output_limit_chars: int = 20_000
     repeat_limit: int = 3
-    format: Literal["auto", "harmony", "template"] = "auto"
+    format: Literal["auto", "harmony", "template", "chat"] = "auto"
     required_tool: str | None = None  # template path: the first round must call this tool (grammar-constrained)
     max_parallel_calls: int = 4
 
-    def generation_params(self, stop_tokens: frozenset[int], grammar: str | None = None) -> GenerationParams:
+    def generation_params(self) -> GenerationParams:
+        """Sampling for every round; the prompt format adds its stop tokens and grammar."""
         return GenerationParams(
-            max_tokens=self.max_tokens_per_round,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            seed=self.seed,
-            stop_tokens=stop_tokens,
-            grammar=grammar,
+            max_tokens=self.max_tokens_per_round, temperature=self.temperature, top_p=self.top_p, seed=self.seed
+        )
+
+    def call_limits(self) -> CallLimits:
+        return CallLimits(
+            timeout_s=self.call_timeout_s,
+            output_limit_chars=self.output_limit_chars,
+            repeat_limit=self.repeat_limit,
+            max_parallel=self.max_parallel_calls,
         )
 
 
+class TurnEvents:
+    """The events of one running turn, in order; an async iterator safe to read from any task.
+
+    Raises, once the events are exhausted, the host bug that ended the turn, if one did.
+    """
+
+    def __init__(self, receive: MemoryObjectReceiveStream[Event], running: _RunningTurn) -> None:
+        self._receive = receive
+        self._running = running
+
+    def __aiter__(self) -> TurnEvents:
+        return self
+
+    async def __anext__(self) -> Event:
+        try:
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            if self._running.failure is not None:
+                raise self._running.failure from None
+            raise StopAsyncIteration from None
+
+    def cancel(self) -> None:
+        """Stop the turn (from any task); the events end."""
+        self._running.scope.cancel()
+        self._receive.close()
+
+
+class _RunningTurn:
+    def __init__(self) -> None:
+        self.scope = anyio.CancelScope()
+        self.done = anyio.Event()
+        self.failure: Exception | None = None
+
+
 class Chat:
-    """One conversation with gpt-oss and the host's tools. Not for concurrent turns: one `send()` at a time."""
+    """One conversation with a model and the host's tools; an async resource. One turn at a time."""
 
     def __init__(
         self,
-        backend: Backend,
+        backend: Backend | ChatBackend,
         *,
         tools: ToolRegistry,
         call_tool: ToolCaller,
@@ -96,48 +133,117 @@ class Chat:
         audit: AuditLog | None = None,
         options: ChatOptions | None = None,
         renderer: HarmonyRenderer | None = None,
-        natives: dict[str, NativeTool] | None = None,
+        natives: Mapping[str, NativeTool] | None = None,
+        browser: BrowserSession | None = None,
+        workdir: Path | None = None,
+        task_group: anyio.abc.TaskGroup | None = None,
     ) -> None:
         self.backend = backend
         self.tools = tools
-        self._call_tool = call_tool
         self.permissions = permissions
         self.audit = audit or AuditLog(None)
         self.options = options or ChatOptions()
-        self.renderer = renderer or HarmonyRenderer()
         self.natives = dict(natives or {})  # by the name the model calls: `python`, `browser.search`
-        self.history: list[Message] = []
-        self.log = TokenLog(self.renderer)
-        self._answers: dict[str, ApprovalAnswer] = {}
-        self._answered = anyio.Event()
-        self._next_call = 0
-        self.busy = False
-        self.messages: list[dict[str, Any]] = []  # the template path's history, in OpenAI chat shape
-        self.format = self.options.format if self.options.format != "auto" else detect_format(backend)
+        self.turn_format: TurnFormat = make_format(backend, self.options, renderer)
+        self._call_tool = call_tool
+        self._browser = browser
+        self._workdir = workdir  # owned: removed on close
+        self._approvals = Approvals()
+        self._call_ids = itertools.count(1)
+        self._host_tasks = task_group  # where `send()` runs turns when the chat itself was not entered
+        self._stack: AsyncExitStack | None = None
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._running: _RunningTurn | None = None
+        self._closed = False
+
+    @property
+    def format(self) -> str:
+        """The prompt format in use: `harmony`, `template` or `chat`."""
+        return self.turn_format.name
+
+    @property
+    def busy(self) -> bool:
+        return self._running is not None
+
+    async def __aenter__(self) -> Chat:
+        if self._closed:
+            raise ChatClosedError("this chat is closed")
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(self.aclose)
+            self._tasks = await stack.enter_async_context(anyio.create_task_group())
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._stack is not None and self._tasks is not None
+        self._tasks.cancel_scope.cancel()  # a turn still running (an abandoned `send()`) stops
+        stack, self._stack, self._tasks = self._stack, None, None
+        await stack.__aexit__(exc_type, exc, tb)
+
+    async def aclose(self) -> None:
+        """Stop the chat's native tools (its python interpreter) and remove its working directory. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            if self._running is not None:
+                self._running.scope.cancel()
+            for tool in self.natives.values():
+                await tool.aclose()
+            if self._workdir is not None:
+                workdir = self._workdir
+                await anyio.to_thread.run_sync(lambda: shutil.rmtree(workdir, ignore_errors=True))
 
     def answer(self, call_id: str, answer: ApprovalAnswer) -> None:
         """Answer an `approval.required` event (from any task)."""
-        self._answers[call_id] = answer
-        self._answered.set()
+        self._approvals.answer(call_id, answer)
 
-    def _annotations(self, answer: str) -> list[Annotation]:
-        browser = self.natives.get("browser.open")
-        session = getattr(browser, "session", None)
-        if session is None or not answer:
-            return []
-        return [
-            Annotation(start=c.start, end=c.end, url=c.url, title=c.title, line_start=c.line_start, line_end=c.line_end)
-            for c in session.citations(answer)
-        ]
+    def load_messages(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        """Earlier conversation in OpenAI chat shape: system/developer, user, assistant (tool_calls), tool."""
+        self.turn_format.load_messages(messages)
 
-    async def aclose(self) -> None:
-        """Stop the chat's native tools (its python interpreter). Idempotent."""
-        for tool in self.natives.values():
-            await tool.aclose()
+    def transcript(self) -> list[dict[str, Any]]:
+        return self.turn_format.transcript()
 
     def reset(self) -> None:
-        self.history.clear()
-        self.messages.clear()
+        self.turn_format.reset()
+
+    @asynccontextmanager
+    async def turn(self, text: str, *, reasoning: Effort | None = None) -> AsyncIterator[TurnEvents]:
+        """Run one turn in a task of this block; its events end with `turn.completed`.
+
+        Leaving the block early cancels the rest of the turn. Raises `ChatBusyError`, `ChatClosedError`.
+        """
+        running = self._claim()
+        async with anyio.create_task_group() as tg:
+            events = await self._start(tg, running, text, reasoning)
+            try:
+                yield events
+            finally:
+                events.cancel()
+
+    async def send(self, text: str, *, reasoning: Effort | None = None) -> AsyncIterator[Event]:
+        """Run one turn: an async stream of events ending with `turn.completed`.
+
+        The turn runs in the chat's task group (`async with chat`) or its host's; breaking out of
+        the loop cancels it. Raises `ChatBusyError`, `ChatClosedError`.
+        """
+        tasks = self._tasks or self._host_tasks
+        if tasks is None:
+            raise ChatClosedError(
+                "this chat has no task group to run turns in: use `async with chat:` or `async with chat.turn(text)`"
+            )
+        running = self._claim()
+        events = await self._start(tasks, running, text, reasoning)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            events.cancel()
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await running.done.wait()
 
     async def act(
         self,
@@ -159,28 +265,29 @@ class Chat:
         completed: TurnCompleted | None = None
         if on_round_start:
             on_round_start(0)
-        async for event in self.send(text):
-            if on_event:
-                on_event(event)
-            if isinstance(event, MessageDelta):
-                final.append(event.text)
-                if on_fragment:
-                    on_fragment(event.text)
-            elif isinstance(event, ApprovalRequired):
-                answer = (
-                    await on_approval(event)
-                    if on_approval
-                    else ApprovalAnswer("deny", reason="no one is available to approve it")
-                )
-                self.answer(event.call_id, answer)
-            elif isinstance(event, ToolCallResult):
-                if on_round_end:
-                    on_round_end(rounds)
-                rounds += 1
-                if on_round_start:
-                    on_round_start(rounds)
-            elif isinstance(event, TurnCompleted):
-                completed = event
+        async with self.turn(text) as events:
+            async for event in events:
+                if on_event:
+                    on_event(event)
+                if isinstance(event, MessageDelta):
+                    final.append(event.text)
+                    if on_fragment:
+                        on_fragment(event.text)
+                elif isinstance(event, ApprovalRequired):
+                    answer = (
+                        await on_approval(event)
+                        if on_approval
+                        else ApprovalAnswer("deny", reason="no one is available to approve it")
+                    )
+                    self.answer(event.call_id, answer)
+                elif isinstance(event, ToolCallResult):
+                    if on_round_end:
+                        on_round_end(rounds)
+                    rounds += 1
+                    if on_round_start:
+                        on_round_start(rounds)
+                elif isinstance(event, TurnCompleted):
+                    completed = event
         if on_round_end:
             on_round_end(rounds)
         if on_message:
@@ -188,239 +295,86 @@ class Chat:
         assert completed is not None, "a turn always ends with turn.completed"
         return completed
 
-    async def send(self, text: str, *, reasoning: Effort | None = None) -> AsyncIterator[Event]:
-        """Run one turn: an async stream of events ending with `turn.completed`."""
-        if self.busy:
-            raise McpHostError("this chat is already answering; wait for turn.completed")
-        self.busy = True
-        try:
-            async for event in self._turn(text, reasoning):
-                yield event
-        finally:
-            self.busy = False
+    def _claim(self) -> _RunningTurn:
+        if self._closed:
+            raise ChatClosedError("this chat is closed")
+        if self._running is not None:
+            raise ChatBusyError("this chat is already answering; wait for turn.completed")
+        self._running = _RunningTurn()
+        return self._running
 
-    async def _turn(self, text: str, reasoning: Effort | None) -> AsyncIterator[Event]:
-        if self.format == "template":
-            async for event in template_turn(self, text):
-                yield event
-            return
+    async def _start(
+        self, tasks: anyio.abc.TaskGroup, running: _RunningTurn, text: str, reasoning: Effort | None
+    ) -> TurnEvents:
+        send, receive = anyio.create_memory_object_stream[Event](math.inf)
+        await tasks.start(self._run, text, reasoning, send, running)
+        return TurnEvents(receive, running)
+
+    async def _run(
+        self,
+        text: str,
+        reasoning: Effort | None,
+        send: MemoryObjectSendStream[Event],
+        running: _RunningTurn,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        try:
+            task_status.started()
+            with running.scope, send:
+                try:
+                    await self._turn(text, reasoning, send.send)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass  # nobody reads the events any more: the turn ends
+                except Exception as exc:  # noqa: BLE001 - a host bug: re-raised to the reader of the events
+                    running.failure = exc
+        finally:
+            self._running = None
+            running.done.set()
+
+    async def _turn(self, text: str, reasoning: Effort | None, emit: Emit) -> None:
         started = time.perf_counter()
-        harmony = self.options.harmony if reasoning is None else self.options.harmony.with_effort(reasoning)
-        names = self.tools.names
-        functions = FunctionTool.from_specs(list(self.tools), names)
-        known = {tool.identifier for tool in functions}
-        self.history.append(user_message(text))
-        self.log.start_turn(self.renderer.render_prompt(harmony, functions, self.history))
+        turn_format = self.turn_format
+        pipeline = CallPipeline(
+            call_tool=self._call_tool,
+            natives=self.natives,
+            approvals=self._approvals,
+            permissions=self.permissions,
+            audit=self.audit,
+            limits=self.options.call_limits(),
+            next_call_id=lambda: f"call_{next(self._call_ids)}",
+        )
+        turn_format.start_turn(text, TurnTools(self.tools, self.natives), reasoning)
+        params = self.options.generation_params()
         stats = TurnStats()
-        seen_calls: dict[str, int] = {}
-        outcome: Literal["answered", "max_rounds", "cancelled", "error"] = "max_rounds"
-        for round_index in range(self.options.max_rounds):
+        outcome: Outcome = "max_rounds"
+        for index in range(self.options.max_rounds):
             stats.rounds += 1
-            if round_index == self.options.max_rounds - 1 and round_index > 0:
-                self._append(
-                    Message.from_role_and_content(
-                        Role.SYSTEM, "You have used every tool round of this turn; answer the user now, without tools."
-                    )
-                )
-                known = set()
-            parser = parsed.HarmonyStreamParser(
-                known, browser=harmony.browser, python=harmony.python, encoding=self.renderer.encoding
-            )
-            generated: list[int] = []
-            params = self.options.generation_params(STOP_TOKENS)
+            last_round = index == self.options.max_rounds - 1 and index > 0
             try:
-                async with self.backend.generate(self.log.tokens, params) as generation:
-                    async for token in generation:
-                        generated.append(token)
-                        for parse_event in parser.feed(token):
-                            mapped = _stream_event(parse_event)
-                            if mapped is not None:
-                                yield mapped
-                        if parser.done:
-                            break
-            except BackendError as exc:
-                yield ErrorEvent(message=str(exc), kind="backend")
+                round_ = await turn_format.generate(params, last_round=last_round, emit=emit)
+            except (BackendError, TemplateError) as exc:
+                await emit(ErrorEvent(message=str(exc), kind="backend"))
                 outcome = "error"
                 break
-            add_generation_stats(stats, generation.stats)
-            if not parser.done:
-                parser.finish()
-            fault = parser.last_fault
-            if fault is not None:
-                self.log.append_generated(generated[: parser.clean_token_count])
-                self.history.extend(parser.messages)
-                self._append(fault_message(fault))
-                yield ErrorEvent(message=fault.text, kind=f"model_output.{fault.kind}")
-                continue
-            self.log.append_generated(generated)
-            self.history.extend(parser.messages)
-            call = parser.last_call if parser.stop_reason == "call" else None
-            if call is None:
+            stats.add_generation(round_.stats)
+            for fault in round_.faults:
+                await emit(ErrorEvent(message=fault.text, kind=fault.kind))
+            outcomes = await pipeline.run(round_.calls, emit, stats) if round_.calls else []
+            turn_format.end_round(outcomes)
+            if round_.answered:
                 outcome = "answered"
                 break
-            async for call_event in self._run_call(call, seen_calls, stats):
-                yield call_event
         stats.duration_s = time.perf_counter() - started
-        answer = "".join(m.content[0].text for m in self.history[-1:] if m.channel == "final" and m.content)
-        yield TurnCompleted(stop_reason=outcome, stats=stats, answer=answer, annotations=self._annotations(answer))
-
-    async def _run_call(
-        self, call: parsed.ToolCallRequest, seen_calls: dict[str, int], stats: TurnStats
-    ) -> AsyncIterator[Event]:
-        """Decide, ask, run and reply to one call (the Harmony path: one call per round)."""
-        prepared = PreparedCall(call)
-        async for event in self._prepare_call(prepared, seen_calls, stats):
-            yield event
-        await self._execute_prepared(prepared)
-        yield self._reply(call, prepared.call_id, prepared.display, prepared.result_or_error())
-
-    async def _prepare_call(
-        self, prepared: PreparedCall, seen_calls: dict[str, int], stats: TurnStats
-    ) -> AsyncIterator[Event]:
-        """Everything before running: the created event, repeat detection, the policy, the user's answer.
-
-        Leaves `prepared.result` set when the call must not run, else `prepared.spec` and its arguments.
-        """
-        call = prepared.call
-        self._next_call += 1
-        prepared.call_id = call_id = f"call_{self._next_call}"
-        spec = (
-            self.tools.get_by_identifier(call.function)
-            if call.function and call.function in (self.tools.names.to_qualified)
-            else None
+        answer = turn_format.answer()
+        await emit(
+            TurnCompleted(stop_reason=outcome, stats=stats, answer=answer, annotations=self._annotations(answer))
         )
-        prepared.display = spec.name if spec else call.recipient
-        arguments: dict[str, Any] = dict(call.parsed or {})
-        if call.recipient in self.natives:
-            spec = self.natives[call.recipient].spec
-            prepared.display = spec.name
-            if call.parsed is None:  # python's arguments are the code itself
-                arguments = {"code": call.arguments}
-        stats.tool_calls += 1
-        yield ToolCallCreated(call_id=call_id, tool=prepared.display, arguments=arguments)
-        key = f"{call.recipient} {json.dumps(arguments, sort_keys=True)}"
-        seen_calls[key] = seen_calls.get(key, 0) + 1
-        if seen_calls[key] > self.options.repeat_limit:
-            self.audit.record("refused", call_id=call_id, tool=prepared.display, reason="repeated call")
-            prepared.result = ToolResult.error(
-                f"You have made this exact call {seen_calls[key] - 1} times already in this turn and got the "
-                "same answer. Do not call it again; use the results you have or answer the user."
-            )
-            return
-        if spec is None:
-            self.audit.record("refused", call_id=call_id, tool=prepared.display, reason="not available")
-            prepared.result = ToolResult.error(f"{call.recipient} is not available here.")
-            return
-        verdict = self.permissions.verdict(spec)
-        self.audit.record("decision", call_id=call_id, tool=spec.name, policy=verdict.policy, reason=verdict.reason)
-        if verdict.policy == "deny":
-            prepared.result = ToolResult.error(f"Permission denied: {verdict.reason}.")
-            return
-        if verdict.policy == "ask":
-            yield ApprovalRequired(call_id=call_id, tool=spec.name, arguments=arguments, reason=verdict.reason)
-            answer = await self._wait_for(call_id)
-            self.audit.record(
-                "approval",
-                call_id=call_id,
-                tool=spec.name,
-                decision=answer.decision,
-                edited=answer.arguments is not None,
-            )
-            if answer.decision == "deny":
-                reason = f": {answer.reason}" if answer.reason else "."
-                prepared.result = ToolResult.error(f"The user denied this call{reason}")
-                return
-            if answer.decision == "always":
-                self.permissions.remember(spec)
-            if answer.arguments is not None:
-                arguments = answer.arguments
-        prepared.spec, prepared.arguments = spec, arguments
 
-    async def _execute_prepared(self, prepared: PreparedCall) -> None:
-        if prepared.result is not None or prepared.spec is None:
-            return
-        result = await self._execute(prepared.spec, prepared.arguments)
-        self.audit.record(
-            "call",
-            call_id=prepared.call_id,
-            tool=prepared.spec.name,
-            is_error=result.is_error,
-            result_chars=len(result.text),
-            **describe_arguments(prepared.arguments),
-        )
-        prepared.result = result
-
-    async def _execute(self, spec: ToolSpec, arguments: dict[str, Any]) -> ToolResult:
-        if spec.origin == "native":
-            return await self.natives[spec.name].call(arguments)
-        try:
-            return await self._call_tool(spec.name, arguments, self.options.call_timeout_s)
-        except McpHostError as exc:  # timeouts, a server that went away: the model reads it
-            return ToolResult.error(str(exc))
-
-    async def _wait_for(self, call_id: str) -> ApprovalAnswer:
-        while call_id not in self._answers:
-            await self._answered.wait()
-            self._answered = anyio.Event()
-        return self._answers.pop(call_id)
-
-    def _reply(self, call: parsed.ToolCallRequest, call_id: str, display: str, result: ToolResult) -> ToolCallResult:
-        text = result.text
-        limit = self.options.output_limit_chars
-        cut = max(len(text) - limit, 0)
-        if cut:
-            text = f"{text[:limit]}\n[… output truncated: {cut} of {len(text)} characters cut]"
-        if result.is_error and not text.startswith("Error"):
-            text = f"Error: {text}"
-        if self.format == "template":
-            name = call.recipient.removeprefix("functions.").replace(".", "_")
-            self.messages.append({"role": "tool", "tool_call_id": call_id, "name": name, "content": text})
-        else:
-            self._append(tool_result_message(call.recipient, text, channel=call.channel))
-        return ToolCallResult(call_id=call_id, tool=display, is_error=result.is_error, text=text, truncated_chars=cut)
-
-    def _append(self, message: Message) -> None:
-        self.log.append_tool_result(message)
-        self.history.append(message)
-
-
-def _stream_event(event: parsed.ParseEvent) -> Event | None:
-    if isinstance(event, parsed.ReasoningDelta):
-        return ReasoningDelta(text=event.text)
-    if isinstance(event, parsed.MessageDelta):
-        return MessageDelta(text=event.text)
-    return None  # preambles, calls and faults are handled once the round ends
-
-
-def add_generation_stats(stats: TurnStats, generation: GenerationStats) -> None:
-    stats.prompt_tokens_evaluated += generation.evaluated_prompt_tokens
-    stats.prompt_tokens_reused += generation.reused_prompt_tokens
-    stats.generated_tokens += generation.generated_tokens
-    if stats.time_to_first_token_s is None:
-        stats.time_to_first_token_s = generation.time_to_first_token_s
-    stats.tokens_per_second = generation.tokens_per_second or stats.tokens_per_second
-
-
-@dataclass
-class PreparedCall:
-    """One call on its way: decided (`result` set, it will not run) or approved (`spec` and `arguments`)."""
-
-    call: parsed.ToolCallRequest
-    call_id: str = ""
-    display: str = ""
-    spec: ToolSpec | None = None
-    arguments: dict[str, Any] = field(default_factory=dict)
-    result: ToolResult | None = None
-
-    def result_or_error(self) -> ToolResult:
-        return self.result if self.result is not None else ToolResult.error("the call did not run")
-
-
-def detect_format(backend: Backend) -> Literal["harmony", "template"]:
-    """gpt-oss speaks Harmony; every other model gets its own chat template (or LM Studio's default format)."""
-    template = getattr(backend, "chat_template", None)
-    if "gpt-oss" in backend.name.lower() or (isinstance(template, str) and "<|channel|>" in template):
-        return "harmony"
-    if backend.name.startswith("replay"):
-        return "harmony"  # recordings and scripts in this project are of gpt-oss
-    return "template"
+    def _annotations(self, answer: str) -> list[Annotation]:
+        if self._browser is None or not answer:
+            return []
+        return [
+            Annotation(start=c.start, end=c.end, url=c.url, title=c.title, line_start=c.line_start, line_end=c.line_end)
+            for c in self._browser.citations(answer)
+        ]

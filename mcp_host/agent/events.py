@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from mcp_host.backends.base import GenerationStats
+
 
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -55,6 +57,8 @@ class ToolCallResult(_Event):
 
 
 class TurnStats(BaseModel):
+    """A turn's cost, summed over its rounds' `GenerationStats`."""
+
     rounds: int = 0
     tool_calls: int = 0
     prompt_tokens_evaluated: int = 0
@@ -63,6 +67,14 @@ class TurnStats(BaseModel):
     time_to_first_token_s: float | None = None
     tokens_per_second: float = 0.0
     duration_s: float = 0.0
+
+    def add_generation(self, generation: GenerationStats) -> None:
+        self.prompt_tokens_evaluated += generation.evaluated_prompt_tokens
+        self.prompt_tokens_reused += generation.reused_prompt_tokens
+        self.generated_tokens += generation.generated_tokens
+        if self.time_to_first_token_s is None:
+            self.time_to_first_token_s = generation.time_to_first_token_s
+        self.tokens_per_second = generation.tokens_per_second or self.tokens_per_second
 
 
 class Annotation(BaseModel):

@@ -1,39 +1,55 @@
-"""Errors as OpenAI sends them: `{"error": {"message", "type", "code", "param"}}` with the right status."""
+"""Errors as OpenAI sends them: `{"error": {"message", "type", "code", "param"}}` with the right status.
+
+    return error_response(ApiError(404, "no such session"))
+
+`ApiError` itself lives in `mcp_host.errors` (which imports no web framework); this module turns it
+into a Starlette response.
+"""
 
 from __future__ import annotations
 
-from starlette.responses import JSONResponse
+from collections.abc import Mapping
+from typing import Any
 
-from mcp_host.errors import McpHostError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ExceptionHandler
 
-_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    404: "not_found_error",
-    409: "conflict_error",
-    413: "invalid_request_error",
-    500: "server_error",
-    502: "server_error",
-    503: "server_error",
+from mcp_host.errors import ApiError as ApiError
+from mcp_host.errors import BackendError, TemplateError
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    """The JSON response for `error`: OpenAI's error object, with the error's HTTP status."""
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _backend_error(request: Request, exc: Exception) -> Response:
+    return error_response(ApiError(502, f"the model failed: {exc}"))
+
+
+async def _template_error(request: Request, exc: Exception) -> Response:
+    return error_response(ApiError(400, f"the model's chat template cannot render these messages: {exc}"))
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error_response(ApiError(404, f"no such endpoint: {request.method} {request.url.path}"))
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return error_response(ApiError(405, f"{request.method} is not allowed on {request.url.path}"))
+
+
+EXCEPTION_HANDLERS: Mapping[Any, ExceptionHandler] = {
+    ApiError: _api_error,
+    BackendError: _backend_error,
+    TemplateError: _template_error,
+    404: _not_found,
+    405: _not_allowed,
 }
-
-
-class ApiError(McpHostError):
-    """An error answered to the client; `status` is the HTTP status."""
-
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.param = param
-        self.code = code
-
-    def response(self) -> JSONResponse:
-        body = {
-            "error": {
-                "message": str(self),
-                "type": _TYPES.get(self.status, "server_error"),
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-        return JSONResponse(body, status_code=self.status)
+"""Starlette's `exception_handlers`: every error the routes raise on purpose, answered in OpenAI's shape."""

@@ -1,95 +1,112 @@
 """Chat completions that use the host's own tools: `"mcp_host": {"tools": ["time", "browser", "python"]}`.
 
+    turn = HostToolsTurn.from_request(host, backend, request)    # raises ApiError(400) before anything runs
+    await turn.run(emit)                                         # in the task that answers the client
+
 The named servers' tools (and the native `browser` / `python`) run server-side under the permission
-policy, in the host's full loop. Nobody can answer an approval on this endpoint, so a call that
-needs one is denied with a reason the model reads. The answer comes back as an ordinary completion;
-the calls that ran are listed in the `mcp_host` extension field of the response.
+policy, in the host's full loop, after every earlier message of the request (system prompt included).
+Nobody can answer an approval on this endpoint, so a call that needs one is denied with a reason the
+model reads. The answer comes back as an ordinary completion; the calls that ran are listed in the
+`mcp_host` extension field of the response.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_host.agent import (
     ApprovalAnswer,
     ApprovalRequired,
     ChatOptions,
+    ErrorEvent,
+    Event,
     MessageDelta,
     ReasoningDelta,
     ToolCallResult,
     TurnCompleted,
+    TurnStats,
 )
-from mcp_host.agent.events import Event
-from mcp_host.api.completions import EFFORTS, harmony_history
-from mcp_host.api.errors import ApiError
+from mcp_host.api.answers import completion_json, usage
+from mcp_host.api.completions import DEFAULT_MAX_TOKENS, check_tool_messages
+from mcp_host.api.requests import ChatCompletionRequest
 from mcp_host.backends.base import Backend
+from mcp_host.errors import ApiError
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import Effort, HarmonyOptions
 from mcp_host.tools.registry import ToolRegistry
 
 NATIVES = ("browser", "python")
+NOBODY_TO_ASK = "this tool needs an approval, and nobody can give one on this endpoint"
 
 
-def requested_host_tools(body: dict[str, Any]) -> list[str] | None:
-    extension = body.get("mcp_host")
-    if extension is None:
-        return None
-    tools = extension.get("tools") if isinstance(extension, dict) else None
-    if not isinstance(tools, list) or not all(isinstance(name, str) for name in tools):
-        raise ApiError(
-            400, "'mcp_host.tools' must be an array of server names, 'browser' or 'python'", param="mcp_host.tools"
+@dataclass(frozen=True)
+class HostToolsTurn:
+    """One validated request for the host's loop."""
+
+    host: Host
+    backend: Backend
+    model: str
+    options: ChatOptions
+    servers: list[str]
+    earlier: list[dict[str, Any]]
+    text: str
+    effort: Effort | None
+
+    @classmethod
+    def from_request(cls, host: Host, backend: Backend, request: ChatCompletionRequest) -> HostToolsTurn:
+        """Raises `ApiError` (400) for what the turn could not run with."""
+        assert request.mcp_host is not None
+        names = request.mcp_host.tools
+        if request.tools:
+            raise ApiError(400, "use either client 'tools' or 'mcp_host.tools' in one request, not both", param="tools")
+        servers = {status.name for status in host.statuses()}
+        unknown = [name for name in names if name not in servers and name not in NATIVES]
+        if unknown:
+            raise ApiError(
+                400,
+                f"unknown host tools {unknown}; servers here: {sorted(servers)}, or browser, python",
+                param="mcp_host.tools",
+            )
+        *earlier, last = request.messages
+        if last.role != "user":
+            raise ApiError(400, "with host tools the last message must be the user's", param="messages")
+        check_tool_messages(request.messages)
+        harmony = HarmonyOptions(
+            reasoning_effort=request.reasoning_effort or host.settings.prompt.reasoning_effort,
+            browser="browser" in names,
+            python="python" in names,
         )
-    if body.get("tools"):
-        raise ApiError(400, "use either client 'tools' or 'mcp_host.tools' in one request, not both", param="tools")
-    return tools
-
-
-async def run_with_host_tools(
-    host: Host, backend: Backend, body: dict[str, Any], names: list[str]
-) -> AsyncIterator[Event]:
-    """The host's loop for this request; events as the chat produces them."""
-    servers = {status.name for status in host.statuses()}
-    unknown = [name for name in names if name not in servers and name not in NATIVES]
-    if unknown:
-        raise ApiError(
-            400,
-            f"unknown host tools {unknown}; servers here: {sorted(servers)}, or browser, python",
-            param="mcp_host.tools",
+        options = ChatOptions(
+            harmony=harmony,
+            max_tokens_per_round=request.token_limit(DEFAULT_MAX_TOKENS),
+            temperature=1.0 if request.temperature is None else request.temperature,
+            top_p=1.0 if request.top_p is None else request.top_p,
+            seed=request.seed,
         )
-    messages = body.get("messages")
-    if (
-        not isinstance(messages, list)
-        or not messages
-        or not isinstance(messages[-1], dict)
-        or (messages[-1].get("role") != "user")
-    ):
-        raise ApiError(400, "with host tools the last message must be the user's", param="messages")
-    effort: Effort = body.get("reasoning_effort") or "medium"
-    if effort not in EFFORTS:
-        raise ApiError(400, f"'reasoning_effort' must be one of {', '.join(EFFORTS)}", param="reasoning_effort")
-    instructions, history = harmony_history(messages[:-1])
-    options = ChatOptions(
-        harmony=HarmonyOptions(
-            reasoning_effort=effort, instructions=instructions, browser="browser" in names, python="python" in names
+        return cls(
+            host=host,
+            backend=backend,
+            model=request.model or backend.name,
+            options=options,
+            servers=[name for name in names if name not in NATIVES],
+            earlier=[message.openai_dict() for message in earlier],
+            text=last.text,
+            effort=request.reasoning_effort,
         )
-    )
-    chat = host.chat(backend, options)
-    chat.tools = _only(host.registry, [name for name in names if name not in NATIVES])
-    chat.history.extend(history)
-    content = messages[-1].get("content")
-    try:
-        async for event in chat.send(content if isinstance(content, str) else str(content)):
-            if isinstance(event, ApprovalRequired):
-                chat.answer(
-                    event.call_id,
-                    ApprovalAnswer(
-                        "deny", reason="this tool needs an approval, and nobody can give one on this endpoint"
-                    ),
-                )
-            yield event
-    finally:
-        await chat.aclose()
+
+    async def run(self, emit: Callable[[Event], Awaitable[None]]) -> None:
+        """The turn, start to end, in this task; every event goes to `emit`."""
+        chat = self.host.chat(self.backend, self.options)
+        chat.tools = _only(self.host.registry, self.servers)
+        async with chat:
+            chat.load_messages(self.earlier)
+            async with chat.turn(self.text, reasoning=self.effort) as events:
+                async for event in events:
+                    if isinstance(event, ApprovalRequired):
+                        chat.answer(event.call_id, ApprovalAnswer("deny", reason=NOBODY_TO_ASK))
+                    await emit(event)
 
 
 def _only(registry: ToolRegistry, servers: list[str]) -> ToolRegistry:
@@ -99,12 +116,43 @@ def _only(registry: ToolRegistry, servers: list[str]) -> ToolRegistry:
     return subset
 
 
-def summarise(events: list[Event]) -> tuple[str, str, list[dict[str, Any]], TurnCompleted | None]:
-    """Answer text, reasoning, the calls that ran, and the end of the turn."""
-    text = "".join(e.text for e in events if isinstance(e, MessageDelta))
-    reasoning = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
-    calls = [
-        {"tool": e.tool, "is_error": e.is_error, "result": e.text} for e in events if isinstance(e, ToolCallResult)
-    ]
-    done = next((e for e in events if isinstance(e, TurnCompleted)), None)
-    return text, reasoning, calls, done
+@dataclass
+class TurnSummary:
+    """The events of a host-tools turn, gathered for a non-streamed answer."""
+
+    text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    done: TurnCompleted | None = None
+    failure: str | None = None
+
+    async def add(self, event: Event) -> None:
+        if isinstance(event, MessageDelta):
+            self.text.append(event.text)
+        elif isinstance(event, ReasoningDelta):
+            self.reasoning.append(event.text)
+        elif isinstance(event, ToolCallResult):
+            self.calls.append({"tool": event.tool, "is_error": event.is_error, "result": event.text})
+        elif isinstance(event, ErrorEvent) and event.kind == "backend":
+            self.failure = event.message
+        elif isinstance(event, TurnCompleted):
+            self.done = event
+
+    def json(self, model: str) -> dict[str, Any]:
+        """The whole completion; raises `ApiError` (502) when the model failed."""
+        if self.failure is not None:
+            raise ApiError(502, f"the model failed: {self.failure}")
+        body = completion_json(
+            model,
+            text="".join(self.text),
+            reasoning="".join(self.reasoning),
+            finish_reason="stop",
+            usage=turn_usage(self.done.stats if self.done is not None else TurnStats()),
+        )
+        body["mcp_host"] = {"tool_calls": self.calls}
+        return body
+
+
+def turn_usage(stats: TurnStats) -> dict[str, int]:
+    """OpenAI's `usage` of a whole turn, every round counted."""
+    return usage(stats.prompt_tokens_evaluated + stats.prompt_tokens_reused, stats.generated_tokens)

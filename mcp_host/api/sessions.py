@@ -3,52 +3,85 @@
     POST   /v1/sessions                              {"reasoning_effort", "instructions", "browser", "python"}
     POST   /v1/sessions/{id}/messages                {"content": "..."}  -> text/event-stream of loop events
     POST   /v1/sessions/{id}/approvals/{call_id}     {"decision": "allow"|"always"|"deny", "reason", "arguments"}
-    GET    /v1/sessions/{id}                         history and state
+    GET    /v1/sessions/{id}                         state and history
     DELETE /v1/sessions/{id}
 
 A second message while a turn runs is 409; a client that disconnects cancels its turn (generation and
-tool calls, with the MCP cancellation).
+tool calls, with the MCP cancellation). Each session's chat is entered and left by one keeper task in
+the `Sessions` task group (a chat owns a task group, which must close in the task that opened it);
+deleting the session or stopping the app closes it.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from types import TracebackType
 
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_host.agent import ApprovalAnswer, ApprovalRequired, Chat, ChatOptions
-from mcp_host.agent.events import TurnCompleted
-from mcp_host.api.completions import EFFORTS, json_dumps
-from mcp_host.api.errors import ApiError
+from mcp_host.api.answers import json_dumps
+from mcp_host.api.requests import ApprovalBody, BodyReader, SessionCreate, SessionMessage
+from mcp_host.api.streaming import PING_S, EventSink, ServerSentEvent, event_stream
 from mcp_host.backends.base import Backend
+from mcp_host.errors import ApiError
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import HarmonyOptions
-
-Reader = Any  # async (request) -> object: the JSON body reader of the app
 
 
 @dataclass
 class Session:
     id: str
     chat: Chat
+    closing: anyio.Event = field(default_factory=anyio.Event)
+    closed: anyio.Event = field(default_factory=anyio.Event)
     created: int = field(default_factory=lambda: int(time.time()))
     pending: set[str] = field(default_factory=set)
+    turn: anyio.CancelScope | None = None  # the running turn, if any
+
+    @property
+    def busy(self) -> bool:
+        return self.turn is not None
 
 
 class Sessions:
-    """Every open session; their chats share the host's tools and the one backend."""
+    """Every open session; their chats share the host's tools and the one backend.
 
-    def __init__(self, host: Host, backend: Backend, read_json: Reader) -> None:
+    An async resource: `async with sessions:` (the app's lifespan) before the first session.
+    """
+
+    def __init__(self, host: Host, backend: Backend, reader: BodyReader, *, ping_s: float = PING_S) -> None:
         self.host = host
         self.backend = backend
-        self.read_json = read_json
+        self.reader = reader
+        self.ping_s = ping_s
         self.sessions: dict[str, Session] = {}
+        self._resources = AsyncExitStack()
+        self._keepers: TaskGroup | None = None
+
+    async def __aenter__(self) -> Sessions:
+        self._keepers = await self._resources.enter_async_context(anyio.create_task_group())
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every session's chat (its tools stop; the host stops its servers). Idempotent."""
+        for session in list(self.sessions.values()):
+            self._close(session)
+        self.sessions.clear()
+        self._keepers = None
+        await self._resources.aclose()
 
     def routes(self) -> list[Route]:
         return [
@@ -66,93 +99,85 @@ class Sessions:
         return session
 
     async def create(self, request: Request) -> Response:
-        raw = await request.body()
-        body = await self.read_json(request) if raw else {}
-        if not isinstance(body, dict):
-            raise ApiError(400, "the request body must be a JSON object")
-        effort = body.get("reasoning_effort", self.host.settings.prompt.reasoning_effort)
-        if effort not in EFFORTS:
-            raise ApiError(400, f"'reasoning_effort' must be one of {', '.join(EFFORTS)}", param="reasoning_effort")
-        for flag in ("browser", "python"):
-            if not isinstance(body.get(flag, False), bool):
-                raise ApiError(400, f"'{flag}' must be true or false", param=flag)
-        instructions = body.get("instructions")
-        if instructions is not None and not isinstance(instructions, str):
-            raise ApiError(400, "'instructions' must be a string", param="instructions")
-        options = ChatOptions(
-            harmony=HarmonyOptions(
-                reasoning_effort=effort,
-                instructions=instructions,
-                browser=body.get("browser", False),
-                python=body.get("python", False),
-            )
+        body = await self.reader.read(request, SessionCreate, empty=SessionCreate())
+        if self._keepers is None:
+            raise ApiError(503, "sessions are not open: the app's lifespan has not started or has ended")
+        harmony = HarmonyOptions(
+            reasoning_effort=body.reasoning_effort or self.host.settings.prompt.reasoning_effort,
+            instructions=body.instructions,
+            browser=body.browser,
+            python=body.python,
         )
-        session = Session(f"sess_{uuid.uuid4().hex[:20]}", self.host.chat(self.backend, options))
+        session: Session = await self._keepers.start(self._keep, ChatOptions(harmony=harmony))
         self.sessions[session.id] = session
         return JSONResponse({"id": session.id, "object": "session", "created": session.created}, status_code=201)
 
+    async def _keep(self, options: ChatOptions, *, task_status: TaskStatus[Session]) -> None:
+        """Holds one session's chat open, in this one task, until the session closes."""
+        session: Session | None = None
+        try:
+            async with self.host.chat(self.backend, options) as chat:
+                session = Session(f"sess_{uuid.uuid4().hex[:20]}", chat)
+                task_status.started(session)
+                await session.closing.wait()
+        finally:
+            if session is not None:
+                session.closed.set()
+
+    def _close(self, session: Session) -> None:
+        if session.turn is not None:
+            session.turn.cancel()
+        session.closing.set()
+
     async def read(self, request: Request) -> Response:
         session = self._get(request)
-        history = [message.to_dict() for message in session.chat.history] or session.chat.messages
         return JSONResponse(
             {
                 "id": session.id,
                 "object": "session",
                 "created": session.created,
-                "busy": session.chat.busy,
+                "busy": session.busy,
                 "pending_approvals": sorted(session.pending),
-                "history": history,
+                "history": session.chat.transcript(),
             }
         )
 
     async def delete(self, request: Request) -> Response:
         session = self._get(request)
         del self.sessions[session.id]
-        await session.chat.aclose()
+        self._close(session)
+        await session.closed.wait()
         return JSONResponse({"id": session.id, "object": "session", "deleted": True})
 
     async def message(self, request: Request) -> Response:
         session = self._get(request)
-        body = await self.read_json(request)
-        content = body.get("content") if isinstance(body, dict) else None
-        if not isinstance(content, str) or not content:
-            raise ApiError(400, "'content' must be a non-empty string", param="content")
-        if session.chat.busy:
+        body = await self.reader.read(request, SessionMessage)
+        if session.busy:
             raise ApiError(409, f"session {session.id} is answering a message; wait for turn.completed")
-        session.chat.busy = True  # taken now, so a second request cannot slip in before the stream starts
-        return StreamingResponse(
-            self._events(session, content), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-        )
+        session.turn = anyio.CancelScope()  # taken now, so a second request cannot slip in before the stream starts
 
-    async def _events(self, session: Session, content: str) -> AsyncIterator[str]:
-        session.chat.busy = False  # send() takes it again, for the whole turn
-        async for event in session.chat.send(content):
-            if isinstance(event, ApprovalRequired):
-                session.pending.add(event.call_id)
-            yield f"event: {event.type}\ndata: {json_dumps(event.model_dump(mode='json'))}\n\n"
-            if isinstance(event, TurnCompleted):
-                session.pending.clear()
+        async def produce(sink: EventSink) -> None:
+            assert session.turn is not None
+            with session.turn:
+                async with session.chat.turn(body.content) as events:
+                    async for event in events:
+                        if isinstance(event, ApprovalRequired):
+                            session.pending.add(event.call_id)
+                        data = json_dumps(event.model_dump(mode="json"))
+                        await sink.send(ServerSentEvent(data=data, event=event.type))
+
+        def finished() -> None:
+            session.turn = None
+            session.pending.clear()
+
+        return event_stream(produce, ping_s=self.ping_s, finished=finished)
 
     async def approve(self, request: Request) -> Response:
         session = self._get(request)
         call_id = request.path_params["call_id"]
         if call_id not in session.pending:
             raise ApiError(404, f"no approval is pending for {call_id!r} in session {session.id}")
-        body = await self.read_json(request)
-        if not isinstance(body, dict) or body.get("decision") not in ("allow", "always", "deny"):
-            raise ApiError(400, "'decision' must be allow, always or deny", param="decision")
-        arguments = body.get("arguments")
-        if arguments is not None and not isinstance(arguments, dict):
-            raise ApiError(400, "'arguments' must be a JSON object", param="arguments")
-        reason = body.get("reason")
+        body = await self.reader.read(request, ApprovalBody)
         session.pending.discard(call_id)
-        session.chat.answer(
-            call_id,
-            ApprovalAnswer(body["decision"], reason=reason if isinstance(reason, str) else None, arguments=arguments),
-        )
-        return JSONResponse({"call_id": call_id, "decision": body["decision"]})
-
-    async def aclose(self) -> None:
-        for session in list(self.sessions.values()):
-            await session.chat.aclose()
-        self.sessions.clear()
+        session.chat.answer(call_id, ApprovalAnswer(body.decision, reason=body.reason, arguments=body.arguments))
+        return JSONResponse({"call_id": call_id, "decision": body.decision})

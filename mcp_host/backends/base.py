@@ -14,26 +14,49 @@ Raises (from `generate` or while iterating): `BackendError` and its subclasses.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Protocol, runtime_checkable
 
-from mcp_host.errors import McpHostError
+from mcp_host.errors import BackendConnectionError as BackendConnectionError
+from mcp_host.errors import BackendError as BackendError
+from mcp_host.errors import BackendResponseError as BackendResponseError
+from mcp_host.errors import BackendUnavailableError as BackendUnavailableError
+from mcp_host.errors import GenerationError as GenerationError
+from mcp_host.errors import ModelLoadError as ModelLoadError
+from mcp_host.errors import ModelNotFoundError as ModelNotFoundError
+from mcp_host.errors import UnsupportedFeatureError as UnsupportedFeatureError
 
 StopReason = Literal["stop", "length", "cancelled", "error"]
 
 
-class BackendError(McpHostError):
-    """The engine failed: a model that will not load, a server that is down or answers garbage."""
+PromptFormat = Literal["harmony", "template", "chat"]
 
 
-class ModelNotFoundError(BackendError):
-    """No model matches the name; the message lists what was found and how to get gpt-oss."""
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, declared by the backend (never probed with `getattr`).
+
+    `prompt_format` says who builds the prompt: `harmony` (the host renders Harmony for gpt-oss),
+    `template` (the host renders the model's own chat template, or a fallback), `chat` (a server that
+    applies its own template and parses tool calls: see `ChatBackend`).
+    """
+
+    prompt_format: PromptFormat
+    tokenizer: bool = True
+    chat_template: str | None = None
+    bos_token: int | None = None
+    end_tokens: frozenset[int] = frozenset()
+    control_texts: tuple[str, ...] = ()
+    grammar: bool = False
+    embeddings: bool = False
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-class BackendUnavailableError(BackendError):
-    """The engine cannot run here (MLX off Apple Silicon, a missing optional package)."""
+def speaks_harmony(name: str, chat_template: str | None) -> bool:
+    """gpt-oss speaks Harmony: known by its name or by a chat template that writes Harmony channels."""
+    return "gpt-oss" in name.lower() or (chat_template is not None and "<|channel|>" in chat_template)
 
 
 @dataclass(frozen=True)
@@ -120,6 +143,11 @@ class Backend(Protocol):
     name: str
     context_length: int
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """The prompt format, tokenizer, chat template, end tokens and features of this model."""
+        ...
+
     def generate(self, prompt: Sequence[int], params: GenerationParams) -> Generation:
         """Start generating after `prompt`; stops at a stop token (included in the output) or `max_tokens`."""
         ...
@@ -133,3 +161,62 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release the model. Idempotent."""
         ...
+
+
+# -- chat mode: servers that apply their own template --------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChatTextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ChatReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ChatToolCall:
+    """A whole tool call, accumulated from the streamed `delta.tool_calls` fragments."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ChatDone:
+    finish_reason: str | None
+    stats: GenerationStats
+
+
+ChatEvent = ChatTextDelta | ChatReasoningDelta | ChatToolCall | ChatDone
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """A model behind a server that takes chat messages and tools (`capabilities.prompt_format == "chat"`).
+
+    Raises `BackendError` (from `chat` or while iterating).
+    """
+
+    name: str
+    context_length: int
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def chat(
+        self,
+        messages: list[dict[str, object]],
+        params: GenerationParams,
+        *,
+        tools: list[dict[str, object]] | None = None,
+        tool_choice: str | dict[str, object] | None = None,
+        reasoning_effort: str | None = None,
+    ) -> AsyncGenerator[ChatEvent]:
+        """Stream one assistant turn: text, reasoning, whole tool calls, then `ChatDone`."""
+        ...
+
+    async def aclose(self) -> None: ...

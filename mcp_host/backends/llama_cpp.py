@@ -22,9 +22,17 @@ from typing import Any
 
 import anyio
 
-from mcp_host.backends.base import BackendError, BackendUnavailableError, GenerationParams, GenerationStats, StopReason
+from mcp_host.backends.base import (
+    BackendUnavailableError,
+    Capabilities,
+    GenerationParams,
+    GenerationStats,
+    StopReason,
+    speaks_harmony,
+)
 from mcp_host.backends.models import find_model
 from mcp_host.backends.threaded import CancelFlag, ThreadedGeneration
+from mcp_host.errors import GenerationError, ModelLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +77,7 @@ class LlamaCppBackend:
 
         Defaults: the context is the model's training context capped at 32,768; every layer goes to
         the GPU when llama.cpp was built with GPU support; one thread per core.
-        Raises `ModelNotFoundError`, `BackendUnavailableError`, `BackendError`.
+        Raises `ModelNotFoundError`, `BackendUnavailableError`, `ModelLoadError`.
         """
         llama_cpp = _import_llama()
         found = find_model(str(model))
@@ -94,8 +102,22 @@ class LlamaCppBackend:
                 kwargs["n_ctx"] = context_length or min(train_context or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
                 llama = llama_cpp.Llama(**kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
-            raise BackendError(f"llama.cpp could not load {found.path}: {exc}") from exc
+            raise ModelLoadError(f"llama.cpp could not load {found.path}: {exc}") from exc
         return cls(llama, name=found.id)
+
+    @functools.cached_property
+    def capabilities(self) -> Capabilities:
+        template = self.chat_template
+        return Capabilities(
+            prompt_format="harmony" if speaks_harmony(self.name, template) else "template",
+            chat_template=template,
+            bos_token=self.bos_token,
+            end_tokens=self.eog_tokens or frozenset({self.eos_token}),
+            control_texts=self.control_texts,
+            grammar=True,
+            embeddings=bool(self._llama.context_params.embeddings),
+            metadata=self.metadata,
+        )
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -150,11 +172,11 @@ class LlamaCppBackend:
 
     def generate(self, prompt: Sequence[int], params: GenerationParams) -> ThreadedGeneration:
         if self._closed:
-            raise BackendError(f"model {self.name} was closed")
+            raise GenerationError(f"model {self.name} was closed")
         if not prompt:
-            raise BackendError("cannot generate from an empty prompt")
+            raise GenerationError("cannot generate from an empty prompt")
         if len(prompt) >= self.context_length:
-            raise BackendError(f"the prompt has {len(prompt)} tokens; the context holds {self.context_length}")
+            raise GenerationError(f"the prompt has {len(prompt)} tokens; the context holds {self.context_length}")
         tokens = list(prompt)
         stats = GenerationStats(prompt_tokens=len(tokens))
         return ThreadedGeneration(self._lock, self._worker(tokens, params), stats)

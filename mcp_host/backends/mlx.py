@@ -15,9 +15,17 @@ from typing import Any
 
 import anyio
 
-from mcp_host.backends.base import BackendError, BackendUnavailableError, GenerationParams, GenerationStats, StopReason
+from mcp_host.backends.base import (
+    BackendUnavailableError,
+    Capabilities,
+    GenerationParams,
+    GenerationStats,
+    StopReason,
+    speaks_harmony,
+)
 from mcp_host.backends.replay import common_prefix_length
 from mcp_host.backends.threaded import CancelFlag, ThreadedGeneration
+from mcp_host.errors import ModelLoadError, UnsupportedFeatureError
 
 
 def mlx_available() -> tuple[bool, str]:
@@ -42,6 +50,15 @@ class MlxBackend:
         self._lock = anyio.Lock()
         self._cache: list[Any] | None = None
         self._cached_tokens: list[int] = []
+        template = getattr(tokenizer, "chat_template", None)  # a Hugging Face tokenizer attribute, optional
+        template = template if isinstance(template, str) else None
+        bos = tokenizer.bos_token_id
+        self.capabilities = Capabilities(
+            prompt_format="harmony" if speaks_harmony(name, template) else "template",
+            chat_template=template,
+            bos_token=int(bos) if isinstance(bos, int) else None,
+            end_tokens=frozenset(int(token) for token in tokenizer.eos_token_ids),
+        )
 
     @classmethod
     def load(cls, model: str | Path, *, context_length: int = 32768) -> MlxBackend:
@@ -57,7 +74,7 @@ class MlxBackend:
         try:
             loaded_model, tokenizer = load(str(model))
         except Exception as exc:  # noqa: BLE001 - mlx-lm raises many kinds; they all mean "cannot load"
-            raise BackendError(f"mlx-lm could not load {model}: {exc}") from exc
+            raise ModelLoadError(f"mlx-lm could not load {model}: {exc}") from exc
         return cls(loaded_model, tokenizer, name=str(model), context_length=context_length)
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
@@ -68,7 +85,7 @@ class MlxBackend:
 
     def generate(self, prompt: Sequence[int], params: GenerationParams) -> ThreadedGeneration:
         if params.grammar is not None:
-            raise BackendError("grammar-constrained generation needs llama.cpp; MLX has no grammar sampler")
+            raise UnsupportedFeatureError("grammar-constrained generation needs llama.cpp; MLX has no grammar sampler")
         tokens = list(prompt)
         return ThreadedGeneration(self._lock, self._worker(tokens, params), GenerationStats(prompt_tokens=len(tokens)))
 

@@ -15,14 +15,25 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
 import httpx2
 
-from mcp_host.backends.base import BackendError, GenerationParams, GenerationStats
+from mcp_host.backends.base import (
+    BackendError,
+    Capabilities,
+    ChatDone,
+    ChatEvent,
+    ChatReasoningDelta,
+    ChatTextDelta,
+    ChatToolCall,
+    GenerationParams,
+    GenerationStats,
+)
+from mcp_host.errors import BackendConnectionError, BackendResponseError
 
 DEFAULT_TIMEOUT = httpx2.Timeout(10.0, read=300.0)
 
@@ -39,7 +50,7 @@ async def stream_sse(client: httpx2.AsyncClient, url: str, body: dict[str, Any])
         async with client.stream("POST", url, json=body) as response:
             if response.status_code >= 400:
                 text = (await response.aread()).decode("utf-8", "replace")
-                raise BackendError(f"{url} answered HTTP {response.status_code}: {text[:500]}")
+                raise BackendResponseError(f"{url} answered HTTP {response.status_code}: {text[:500]}")
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue
@@ -49,17 +60,17 @@ async def stream_sse(client: httpx2.AsyncClient, url: str, body: dict[str, Any])
                 try:
                     chunk = json.loads(data)
                 except json.JSONDecodeError as exc:
-                    raise BackendError(f"{url} sent a chunk that is not JSON: {data[:200]}") from exc
+                    raise BackendResponseError(f"{url} sent a chunk that is not JSON: {data[:200]}") from exc
                 if isinstance(chunk, dict) and "error" in chunk:
-                    raise BackendError(f"{url} reported an error: {chunk['error']}")
+                    raise BackendResponseError(f"{url} reported an error: {chunk['error']}")
                 yield chunk
     except httpx2.TimeoutException as exc:
-        raise BackendError(f"{url} did not answer in time ({type(exc).__name__})") from exc
+        raise BackendConnectionError(f"{url} did not answer in time ({type(exc).__name__})") from exc
     except httpx2.ConnectError as exc:
-        raise BackendError(f"cannot reach {url}: {exc}") from exc
+        raise BackendConnectionError(f"cannot reach {url}: {exc}") from exc
     except httpx2.HTTPError as exc:
-        raise BackendError(f"the connection to {url} failed mid-stream: {type(exc).__name__}: {exc}") from exc
-    raise BackendError(f"{url} ended the stream without [DONE]")
+        raise BackendConnectionError(f"the connection to {url} failed mid-stream: {type(exc).__name__}: {exc}") from exc
+    raise BackendResponseError(f"{url} ended the stream without [DONE]")
 
 
 def _sampling(params: GenerationParams) -> dict[str, Any]:
@@ -89,6 +100,8 @@ class OpenAICompletionsBackend:
         self.context_length = context_length
         self.tokenizer = tokenizer
         self.send_token_ids = send_token_ids
+        # Raw mode exists for Harmony: the host renders the prompt with the tokenizer it was given.
+        self.capabilities = Capabilities(prompt_format="harmony")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx2.AsyncClient(headers=headers, timeout=timeout)
 
@@ -173,34 +186,6 @@ class _CompletionsGeneration:
 # -- chat mode ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ChatTextDelta:
-    text: str
-
-
-@dataclass(frozen=True)
-class ChatReasoningDelta:
-    text: str
-
-
-@dataclass(frozen=True)
-class ChatToolCall:
-    """A whole tool call, accumulated from the streamed `delta.tool_calls` fragments."""
-
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True)
-class ChatDone:
-    finish_reason: str | None
-    stats: GenerationStats
-
-
-ChatEvent = ChatTextDelta | ChatReasoningDelta | ChatToolCall | ChatDone
-
-
 @dataclass
 class _PartialCall:
     id: str = ""
@@ -212,11 +197,19 @@ class OpenAIChatBackend:
     """Chat mode: the server applies its own template; the host sends messages and tools."""
 
     def __init__(
-        self, base_url: str, model: str, *, api_key: str | None = None, timeout: httpx2.Timeout = DEFAULT_TIMEOUT
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        context_length: int = 131072,
+        timeout: httpx2.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.name = f"openai-chat:{model}"
+        self.context_length = context_length
+        self.capabilities = Capabilities(prompt_format="chat", tokenizer=False)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx2.AsyncClient(headers=headers, timeout=timeout)
 
@@ -225,13 +218,13 @@ class OpenAIChatBackend:
 
     async def chat(
         self,
-        messages: list[dict[str, Any]],
+        messages: list[dict[str, object]],
         params: GenerationParams,
         *,
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
+        tools: list[dict[str, object]] | None = None,
+        tool_choice: str | dict[str, object] | None = None,
         reasoning_effort: str | None = None,
-    ) -> AsyncIterator[ChatEvent]:
+    ) -> AsyncGenerator[ChatEvent]:
         """Stream one assistant turn. Raises `BackendError`."""
         body: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True, **_sampling(params)}
         if tools:

@@ -20,7 +20,15 @@ from typing import Any
 
 import anyio
 
-from mcp_host.backends.base import Backend, BackendError, Generation, GenerationParams, GenerationStats, StopReason
+from mcp_host.backends.base import (
+    Backend,
+    Capabilities,
+    Generation,
+    GenerationParams,
+    GenerationStats,
+    StopReason,
+)
+from mcp_host.errors import GenerationError, ModelLoadError, UnsupportedFeatureError
 
 FORMAT_VERSION = 1
 
@@ -61,8 +69,11 @@ class ReplayBackend:
         check_prompts: bool = False,
         tokens_per_second: float = 0.0,
         detokenizer: Any = None,
+        capabilities: Capabilities | None = None,
     ) -> None:
         self.name = name
+        # Scripts in this project are of gpt-oss; a recording says what its model was.
+        self.capabilities = capabilities or Capabilities(prompt_format="harmony", tokenizer=False)
         self.context_length = context_length
         self.check_prompts = check_prompts
         self.tokens_per_second = tokens_per_second
@@ -74,13 +85,14 @@ class ReplayBackend:
 
     @classmethod
     def load(cls, path: Path, **options: Any) -> ReplayBackend:
-        """Read a recording. Raises `BackendError` naming the file and line of anything unreadable."""
+        """Read a recording. Raises `ModelLoadError` naming the file and line of anything unreadable."""
         generations: list[RecordedGeneration] = []
         name = "replay"
+        capabilities: Capabilities | None = None
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
-            raise BackendError(f"cannot read recording {path}: {exc}") from exc
+            raise ModelLoadError(f"cannot read recording {path}: {exc}") from exc
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -90,6 +102,7 @@ class ReplayBackend:
                     if entry.get("version") != FORMAT_VERSION:
                         raise ValueError(f"unsupported version {entry.get('version')!r}")
                     name = f"replay of {entry.get('backend', 'unknown')}"
+                    capabilities = _capabilities_from_json(entry.get("capabilities"))
                 elif entry["type"] == "generation":
                     generations.append(
                         RecordedGeneration(
@@ -97,7 +110,8 @@ class ReplayBackend:
                         )
                     )
             except (ValueError, KeyError, TypeError) as exc:
-                raise BackendError(f"{path}:{number}: not a recording line: {exc}") from exc
+                raise ModelLoadError(f"{path}:{number}: not a recording line: {exc}") from exc
+        options.setdefault("capabilities", capabilities)
         return cls(generations, name=options.pop("name", name), **options)
 
     @property
@@ -106,13 +120,13 @@ class ReplayBackend:
 
     def generate(self, prompt: Sequence[int], params: GenerationParams) -> Generation:
         if self._next >= len(self._generations):
-            raise BackendError(f"the recording has no more generations (it had {len(self._generations)})")
+            raise GenerationError(f"the recording has no more generations (it had {len(self._generations)})")
         recorded = self._generations[self._next]
         self._next += 1
         self.prompts.append(list(prompt))
         if self.check_prompts and list(prompt) != recorded.prompt:
             at = common_prefix_length(prompt, recorded.prompt)
-            raise BackendError(f"generation {self._next}: the prompt differs from the recording at token {at}")
+            raise GenerationError(f"generation {self._next}: the prompt differs from the recording at token {at}")
         stats = GenerationStats(prompt_tokens=len(prompt))
         stats.reused_prompt_tokens = min(common_prefix_length(self._cached, prompt), max(len(prompt) - 1, 0))
         stats.evaluated_prompt_tokens = len(prompt) - stats.reused_prompt_tokens
@@ -120,11 +134,11 @@ class ReplayBackend:
         return _ReplayGeneration(recorded, params, stats, self.tokens_per_second)
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
-        raise BackendError("a replay has no tokenizer of its own")
+        raise UnsupportedFeatureError("a replay has no tokenizer of its own")
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         if self._detokenizer is None:
-            raise BackendError("a replay has no tokenizer of its own")
+            raise UnsupportedFeatureError("a replay has no tokenizer of its own")
         return str(self._detokenizer.decode(list(tokens)))
 
     async def aclose(self) -> None:
@@ -176,10 +190,17 @@ class RecordingBackend:
         self.path = path
         self.name = inner.name
         self.context_length = inner.context_length
+        self.capabilities = inner.capabilities
         path.parent.mkdir(parents=True, exist_ok=True)
+        header = {
+            "type": "header",
+            "version": FORMAT_VERSION,
+            "backend": inner.name,
+            "capabilities": _capabilities_to_json(inner.capabilities),
+        }
         with path.open("a", encoding="utf-8") as handle:
             if handle.tell() == 0:
-                handle.write(json.dumps({"type": "header", "version": FORMAT_VERSION, "backend": inner.name}) + "\n")
+                handle.write(json.dumps(header) + "\n")
 
     def generate(self, prompt: Sequence[int], params: GenerationParams) -> Generation:
         return _RecordingGeneration(self.inner.generate(prompt, params), list(prompt), self.path)
@@ -192,10 +213,6 @@ class RecordingBackend:
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-    def __getattr__(self, name: str) -> Any:
-        # What a prompt format asks of the model (chat_template, eos_token, bos_token) is the inner backend's.
-        return getattr(self.inner, name)
 
 
 class _RecordingGeneration:
@@ -229,3 +246,27 @@ class _RecordingGeneration:
         async for token in self._inner:
             self._tokens.append(token)
             yield token
+
+
+def _capabilities_to_json(capabilities: Capabilities) -> dict[str, Any]:
+    """The prompt-format facts a replay needs (no metadata: recordings go into bug reports)."""
+    return {
+        "prompt_format": capabilities.prompt_format,
+        "chat_template": capabilities.chat_template,
+        "bos_token": capabilities.bos_token,
+        "end_tokens": sorted(capabilities.end_tokens),
+        "control_texts": list(capabilities.control_texts),
+    }
+
+
+def _capabilities_from_json(raw: object) -> Capabilities | None:
+    if not isinstance(raw, dict):
+        return None
+    return Capabilities(
+        prompt_format=raw["prompt_format"],
+        tokenizer=False,
+        chat_template=raw.get("chat_template"),
+        bos_token=raw.get("bos_token"),
+        end_tokens=frozenset(int(token) for token in raw.get("end_tokens", [])),
+        control_texts=tuple(str(text) for text in raw.get("control_texts", [])),
+    )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_host.config.mcpjson import parse_config
-from mcp_host.errors import ConfigError, ConfigSchemaError
+from mcp_host.errors import ConfigSchemaError, ConfigWriteError
 
 
 def add_server(path: Path, name: str, entry: dict[str, Any], *, replace: bool = False) -> None:
@@ -56,7 +56,7 @@ def write_atomically(path: Path, text: str) -> None:
         os.replace(temp_name, path)
     except OSError as exc:
         Path(temp_name).unlink(missing_ok=True)
-        raise ConfigError(f"{path}: cannot be written: {exc}", path=path) from exc
+        raise ConfigWriteError(f"{path}: cannot be written: {exc}", path=path) from exc
 
 
 class _EveryVariableSet(Mapping[str, str]):

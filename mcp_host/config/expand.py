@@ -5,15 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from mcp_host.errors import UndefinedVariableError as UndefinedVariableError
+
 _PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class UndefinedVariableError(KeyError):
-    """A `${VAR}` without a default names a variable that is not set."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
 
 
 def expand_vars(text: str, environ: Mapping[str, str]) -> str:

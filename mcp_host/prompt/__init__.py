@@ -21,7 +21,7 @@ from mcp_host.prompt.harmony_parse import (
     ReasoningDelta,
     ToolCallRequest,
 )
-from mcp_host.prompt.token_log import TokenLog, fault_message
+from mcp_host.prompt.token_log import TokenLog
 from mcp_host.prompt.vocab import VocabularyError, ensure_vocabulary, harmony_encoding
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
     "assistant_message",
     "drop_finished_reasoning",
     "ensure_vocabulary",
-    "fault_message",
     "harmony_encoding",
     "tool_call_message",
     "tool_result_message",

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from openai_harmony import (
     Author,
@@ -37,6 +38,7 @@ from mcp_host.tools.names import NameMap
 from mcp_host.tools.spec import ToolSpec
 
 Effort = Literal["low", "medium", "high"]
+EFFORTS: tuple[Effort, ...] = get_args(Effort)
 _EFFORTS = {"low": ReasoningEffort.LOW, "medium": ReasoningEffort.MEDIUM, "high": ReasoningEffort.HIGH}
 
 DEFAULT_IDENTITY = "You are ChatGPT, a large language model trained by OpenAI."
@@ -124,6 +126,51 @@ def drop_finished_reasoning(history: Sequence[Message]) -> list[Message]:
             and message.recipient is None
         )
     ]
+
+
+def message_text(content: object) -> str:
+    """An OpenAI message's content as text: a string, or the text of its content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
+    return ""
+
+
+def messages_from_openai(messages: Sequence[Mapping[str, Any]]) -> tuple[str | None, list[Message]]:
+    """OpenAI chat messages (already validated) as Harmony: system/developer text becomes the instructions.
+
+    Assistant `tool_calls` (and the older `function_call`) become calls in the `functions` namespace;
+    a `tool` message answers the call named by its `tool_call_id` (else its `name`, else the last call).
+    """
+    instructions: list[str] = []
+    history: list[Message] = []
+    call_names: dict[str, str] = {}
+    last_call = ""
+    for message in messages:
+        role = message.get("role")
+        content = message_text(message.get("content"))
+        if role in ("system", "developer"):
+            instructions.append(content)
+        elif role == "user":
+            history.append(user_message(content))
+        elif role == "assistant":
+            if content:
+                history.append(assistant_message(content, "final"))
+            calls = list(message.get("tool_calls") or [])
+            if isinstance(message.get("function_call"), Mapping):  # the older single-call form LM Studio documents
+                calls.append({"id": "", "function": message["function_call"]})
+            for call in calls:
+                function = call.get("function") or {}
+                name = str(function.get("name", ""))
+                arguments = function.get("arguments") or "{}"
+                call_names[str(call.get("id") or "")] = last_call = name
+                text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+                history.append(tool_call_message(f"functions.{name}", text))
+        elif role == "tool":
+            name = call_names.get(str(message.get("tool_call_id") or "")) or str(message.get("name") or "") or last_call
+            history.append(tool_result_message(f"functions.{name or 'tool'}", content))
+    return ("\n\n".join(instructions) or None), history
 
 
 # -- rendering ------------------------------------------------------------------------------

@@ -108,7 +108,10 @@ class HarmonyStreamParser:
     `done` becomes true at `<|return|>` or `<|call|>`, or at the first fault: after a fault the
     rest of the generation means nothing and the caller should stop generating. `stop_reason`
     says which. `messages` are the well-formed messages parsed so far, and `clean_token_count`
-    how many generated tokens they span, so that a caller can keep exactly those.
+    how many generated tokens they span. `faulted_call` is the call a fault is about when Harmony
+    parsed it whole and named a plausible tool (unknown tool, bad JSON, analysis channel, missing
+    `<|call|>`): it ends at `token_count`, and `ParseFault.reply_as` is its recipient.
+    `TokenLog.append_fault` uses these to keep the prompt well-formed after a fault.
     """
 
     def __init__(
@@ -131,10 +134,16 @@ class HarmonyStreamParser:
         self.messages: list[Message] = []
         self.last_call: ToolCallRequest | None = None
         self.last_fault: ParseFault | None = None
+        self.faulted_call: Message | None = None
 
     @property
     def done(self) -> bool:
         return self.stop_reason is not None
+
+    @property
+    def token_count(self) -> int:
+        """How many tokens were fed before the parser stopped (through the fault, when there is one)."""
+        return len(self._tokens)
 
     def feed(self, token: int) -> list[ParseEvent]:
         """Parse one generated token; returns the events it completes (often none)."""
@@ -162,6 +171,8 @@ class HarmonyStreamParser:
             if isinstance(checked, ParseFault):
                 self.stop_reason = "fault"
                 self.last_fault = checked
+                if checked.reply_as is not None and checked.reply_as == message.recipient:
+                    self.faulted_call = message  # complete, and a tool can answer it
                 return events
             if isinstance(checked, ToolCallRequest):
                 if token != CALL_TOKEN or self.last_call is not None:
@@ -174,7 +185,7 @@ class HarmonyStreamParser:
                         reply_as=checked.recipient,
                         channel=checked.channel,
                     )
-                    self.stop_reason, self.last_fault = "fault", fault
+                    self.stop_reason, self.last_fault, self.faulted_call = "fault", fault, message
                     return [*events[:-1], fault]
                 self.last_call = checked
             self.messages.append(message)
@@ -225,12 +236,7 @@ class HarmonyStreamParser:
         recipient = message.recipient
         raw = self._render_raw(message)
         if "<|" in channel or (recipient is not None and "<|" in recipient):
-            return ParseFault(
-                "doubled_channel",
-                "Your last message had two <|channel|> markers in its header, so "
-                "it was not understood. Use exactly one channel per message.",
-                raw,
-            )
+            return _doubled_channel(raw)
         if channel not in ("analysis", "commentary", "final"):
             return ParseFault(
                 "malformed_header",
@@ -330,6 +336,9 @@ class HarmonyStreamParser:
                 "<|start|>assistant.",
                 raw,
             )
+        header = raw.partition("<|message|>")[0]
+        if header.count("<|channel|>") > 1:  # after `<|start|>` Harmony reads the rest as the role and fails there
+            return _doubled_channel(raw)
         recipient = _recipient_in(raw)
         if "remaining in message header" in error:
             if recipient is not None and raw.count(f"to={recipient}") > 1:
@@ -366,6 +375,15 @@ class HarmonyStreamParser:
             return str(self.encoding.decode(self.encoding.render(message)))
         except Exception:  # noqa: BLE001 - a message too malformed to re-render is shown as parsed
             return str(message.to_json())
+
+
+def _doubled_channel(raw: str) -> ParseFault:
+    return ParseFault(
+        "doubled_channel",
+        "Your last message had two <|channel|> markers in its header, so "
+        "it was not understood. Use exactly one channel per message.",
+        raw,
+    )
 
 
 def _recipient_in(raw: str) -> str | None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_host.backends.base import Backend, GenerationParams, GenerationStats
-from mcp_host.errors import McpHostError
+from mcp_host.errors import TemplateError as TemplateError
 from mcp_host.tools.schema import JsonSchema
 
 REQUEST_OPEN = "[TOOL_REQUEST]"
@@ -31,10 +31,6 @@ NATIVE_OPEN = "<tool_call>"
 _NATIVE_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 
 Message = dict[str, Any]  # OpenAI chat shape: {"role", "content", "tool_calls"?, "tool_call_id"?, "name"?}
-
-
-class TemplateError(McpHostError):
-    """The model's chat template failed to render these messages."""
 
 
 @dataclass(frozen=True)
@@ -259,14 +255,62 @@ class ControlTextGuard:
         return [{**m, "content": self.text(m["content"])} if isinstance(m.get("content"), str) else m for m in messages]
 
 
-def visible_text(text: str) -> str:
-    """Text for the user: everything before a tool request, holding back what may be the start of one."""
-    head = text.split(REQUEST_OPEN, 1)[0].split(NATIVE_OPEN, 1)[0]
-    for marker in (REQUEST_OPEN, NATIVE_OPEN):
-        for cut in range(len(marker) - 1, 0, -1):
-            if head.endswith(marker[:cut]):
-                return head[:-cut]
-    return head
+class VisibleText:
+    """The user-visible part of a growing answer, fed piece by piece in linear time.
+
+    Everything before the first `[TOOL_REQUEST]` / `<tool_call>` is shown; a tail that may be the
+    start of one is held back until the next piece settles it.
+    """
+
+    _MARKERS = (REQUEST_OPEN, NATIVE_OPEN)
+
+    def __init__(self) -> None:
+        self._held = ""
+        self._stopped = False
+
+    def feed(self, piece: str) -> str:
+        """The newly visible text after `piece`."""
+        if self._stopped:
+            return ""
+        held = self._held + piece
+        found = [index for index in (held.find(marker) for marker in self._MARKERS) if index >= 0]
+        if found:
+            self._stopped, self._held = True, ""
+            return held[: min(found)]
+        keep = max(
+            (cut for marker in self._MARKERS for cut in range(len(marker) - 1, 0, -1) if held.endswith(marker[:cut])),
+            default=0,
+        )
+        self._held = held[len(held) - keep :] if keep else ""
+        return held[: len(held) - keep]
+
+    def finish(self) -> str:
+        """What was held back, once the answer has ended without a tool request."""
+        held, self._held = ("" if self._stopped else self._held), ""
+        return held
+
+
+class IncrementalDecoder:
+    """Token ids to text one token at a time, holding back a token that ends inside a UTF-8 character."""
+
+    _MAX_PENDING = 4  # a UTF-8 character spans at most four tokens
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._pending: list[int] = []
+
+    def feed(self, token: int) -> str:
+        self._pending.append(token)
+        text = self._backend.detokenize(self._pending)
+        if text.endswith("\ufffd") and len(self._pending) < self._MAX_PENDING:
+            return ""
+        self._pending.clear()
+        return text
+
+    def flush(self) -> str:
+        text = self._backend.detokenize(self._pending) if self._pending else ""
+        self._pending.clear()
+        return text
 
 
 @dataclass
@@ -287,28 +331,40 @@ class ModelTemplate:
     """
 
     def __init__(self, backend: Backend) -> None:
+        capabilities = backend.capabilities
         self.backend = backend
-        self.template = TemplatePrompt(getattr(backend, "chat_template", None))
-        self.guard = ControlTextGuard(getattr(backend, "control_texts", ()))
-        bos = getattr(backend, "bos_token", None)
-        self.bos = [bos] if isinstance(bos, int) else []
-        self.stop_tokens = frozenset(getattr(backend, "eog_tokens", None) or {int(getattr(backend, "eos_token", -1))})
+        self.template = TemplatePrompt(capabilities.chat_template)
+        self.guard = ControlTextGuard(capabilities.control_texts)
+        self.bos = [capabilities.bos_token] if capabilities.bos_token is not None else []
+        self.stop_tokens = capabilities.end_tokens
 
     def prompt(self, messages: Sequence[Message], tools: Sequence[TemplateTool] = ()) -> list[int]:
         """Token ids of the rendered prompt. Raises `TemplateError`, `BackendError`."""
         return self.bos + self.backend.tokenize(self.template.render(self.guard.messages(messages), tools))
 
-    async def stream(self, prompt: list[int], params: GenerationParams, output: TemplateOutput) -> AsyncIterator[str]:
-        """Generate, yielding the text meant for the user as it grows (tool requests held back); fills `output`."""
-        shown = ""
+    async def stream(self, prompt: list[int], params: GenerationParams, output: TemplateOutput) -> AsyncGenerator[str]:
+        """Generate, yielding the text meant for the user as it grows (tool requests held back); fills `output`.
+
+        Each token is decoded once (text grows by pieces), so a long answer costs linear time.
+        """
+        decoder = IncrementalDecoder(self.backend)
+        visible = VisibleText()
+        pieces: list[str] = []
         async with self.backend.generate(prompt, params) as generation:
             async for token in generation:
                 if token in self.stop_tokens:
                     break
                 output.tokens.append(token)
-                visible = visible_text(self.backend.detokenize(output.tokens))
-                if len(visible) > len(shown):
-                    yield visible[len(shown) :]
-                    shown = visible
-        output.text = self.backend.detokenize(output.tokens)
+                piece = decoder.feed(token)
+                if piece:
+                    pieces.append(piece)
+                    shown = visible.feed(piece)
+                    if shown:
+                        yield shown
+        rest = decoder.flush()
+        pieces.append(rest)
+        shown = visible.feed(rest) + visible.finish()
+        if shown:
+            yield shown
+        output.text = "".join(pieces)
         output.stats = generation.stats

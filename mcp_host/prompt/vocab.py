@@ -21,15 +21,11 @@ from pathlib import Path
 from openai_harmony import HarmonyEncoding, HarmonyEncodingName, load_harmony_encoding
 
 from mcp_host.config.paths import cache_dir
-from mcp_host.errors import McpHostError
+from mcp_host.errors import VocabularyError as VocabularyError
 
 VOCAB_FILE = "o200k_base.tiktoken"
 VOCAB_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 ENV_VAR = "TIKTOKEN_ENCODINGS_BASE"
-
-
-class VocabularyError(McpHostError):
-    """The o200k_base vocabulary is missing or corrupt; the message names the file."""
 
 
 def packaged_vocabulary() -> Path:

@@ -12,11 +12,9 @@ as an event, and the command resolved on `PATH` before anything is spawned.
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import os
 import shutil
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,24 +26,16 @@ import anyio.abc
 import mcp_types
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp.client._transport import TransportStreams
-from mcp.os.posix.utilities import terminate_posix_process_tree
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
+
+from mcp_host.errors import CommandNotFoundError as CommandNotFoundError
+from mcp_host.process_group import close_process, open_process_group, stop_process_group, wait_exit
 
 logger = logging.getLogger(__name__)
 
 # One JSON-RPC message per line; a line longer than this is not something a server means to send.
 MAX_LINE_BYTES = 64 * 1024 * 1024
-# After stdin closes, a well-behaved server exits on its own within this grace period.
-EXIT_GRACE_S = 2.0
-# Between SIGTERM and SIGKILL to the server's process group.
-TERMINATE_GRACE_S = 2.0
-# For a SIGKILL to take effect.
-KILL_SETTLE_S = 0.5
-
-
-class CommandNotFoundError(OSError):
-    """The command is not on PATH (or the given path does not exist or is not executable)."""
 
 
 @dataclass(frozen=True)
@@ -108,11 +98,9 @@ class StdioTransport:
 
     async def __aenter__(self) -> TransportStreams:
         executable, cwd = self.launch.resolve()
-        self._process = await anyio.open_process(
-            [executable, *self.launch.args],
-            env=self.launch.environment(),
-            cwd=cwd,
-            start_new_session=True,  # its own process group, so stopping reaches its children too
+        # Its own process group, so stopping reaches the processes it starts too (npx → node).
+        self._process = await open_process_group(
+            [executable, *self.launch.args], env=self.launch.environment(), cwd=cwd
         )
         self.pid = self._process.pid
         read_writer, read_stream = anyio.create_memory_object_stream[SessionMessage | Exception](16)
@@ -130,33 +118,14 @@ class StdioTransport:
     ) -> bool | None:
         assert self._task_group is not None and self._process is not None
         with anyio.CancelScope(shield=True):
-            await self._stop_process()
+            await stop_process_group(self._process)
+            self.exited.set()
             for stream in self._streams:
                 await stream.aclose()
         self._task_group.cancel_scope.cancel()
         await self._task_group.__aexit__(None, None, None)
-        with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_SETTLE_S):
-            await self._process.aclose()
-        _close_subprocess_transport(self._process)
+        await close_process(self._process)
         return None
-
-    async def _stop_process(self) -> None:
-        """Close stdin, wait; SIGTERM the group, wait; SIGKILL it. Always bounded."""
-        process = self._process
-        assert process is not None
-        if process.stdin is not None:
-            with contextlib.suppress(OSError, anyio.ClosedResourceError, anyio.BrokenResourceError):
-                await process.stdin.aclose()
-        exited = await _wait_exit(process, EXIT_GRACE_S)
-        if sys.platform == "win32":  # pragma: no cover - the host targets POSIX first
-            if not exited:
-                process.kill()
-        else:
-            # Even when the leader is gone, children it left in its group (npx → node) must not outlive it.
-            await terminate_posix_process_tree(process, TERMINATE_GRACE_S)
-            await _wait_group_gone(process.pid, KILL_SETTLE_S)
-        await _wait_exit(process, KILL_SETTLE_S)
-        self.exited.set()
 
     async def _read_stdout(self, sink: anyio.abc.ObjectSendStream[SessionMessage | Exception]) -> None:
         assert self._process is not None and self._process.stdout is not None
@@ -173,7 +142,7 @@ class StdioTransport:
             self._note_noise(f"<a line longer than {MAX_LINE_BYTES} bytes>")
         finally:
             # stdout closed: the server is gone or going, and nothing more can be said to it.
-            await _wait_exit(self._process, 0.5)
+            await wait_exit(self._process, 0.5)
             self.exited.set()
             await sink.aclose()
 
@@ -215,36 +184,3 @@ class StdioTransport:
                 await self._process.stdin.send(data.encode() + b"\n")
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             pass
-
-
-async def _wait_exit(process: anyio.abc.Process, limit_s: float) -> bool:
-    # Not process.wait(): it also waits for pipe EOF, which a child holding the pipes delays.
-    with anyio.move_on_after(limit_s):
-        while process.returncode is None:  # noqa: ASYNC110 - no event exists for a child's exit
-            await anyio.sleep(0.01)
-    return process.returncode is not None
-
-
-async def _wait_group_gone(pgid: int, limit_s: float) -> None:
-    """Wait until no process is left in the group (an unreaped zombie counts as left, so this is bounded)."""
-    with anyio.move_on_after(limit_s):
-        while True:  # noqa: ASYNC110 - no event exists for a process group's end
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
-            except PermissionError:
-                pass
-            await anyio.sleep(0.01)
-
-
-def _close_subprocess_transport(process: anyio.abc.Process) -> None:
-    """Close asyncio's transport now rather than at garbage collection, when the loop may be gone.
-
-    Nothing public exposes it; the SDK's stdio client reaches it the same way.
-    """
-    transport = getattr(getattr(process, "_process", None), "_transport", None)
-    close = getattr(transport, "close", None)
-    if callable(close):
-        with contextlib.suppress(PermissionError):
-            close()

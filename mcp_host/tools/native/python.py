@@ -9,12 +9,12 @@
 - output: capped inside the interpreter, so a 50 MB print costs nothing to the host;
 - memory and CPU: `RLIMIT_AS` and `RLIMIT_CPU`, which the interpreter sets on itself before any code runs;
 - files: a working directory per chat;
-- network: none, in a new network namespace (`unshare -rn`) where the OS allows it.
+- network: none, in a new network namespace (`unshare -rn`) where the OS allows it (probed once, off the
+  event loop, at the first start).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -25,9 +25,10 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from mcp_host.servers.stdio import EXIT_GRACE_S, TERMINATE_GRACE_S
+from mcp_host.process_group import close_process, open_process_group, stop_process_group
 from mcp_host.tools.native.base import NativeTool
 from mcp_host.tools.spec import ToolResult, ToolSpec
 
@@ -43,12 +44,24 @@ PYTHON_SPEC = ToolSpec(
 )
 
 
-def network_isolation_available() -> bool:
-    """Whether `unshare -rn` works here (Linux with unprivileged user namespaces, or root)."""
+_isolation_available: bool | None = None
+
+
+async def network_isolation_available() -> bool:
+    """Whether `unshare -rn` works here (Linux with unprivileged user namespaces, or root).
+
+    Probed once per process, in a worker thread: it spawns a process, which must not block the event loop.
+    """
+    global _isolation_available
+    if _isolation_available is None:
+        _isolation_available = await anyio.to_thread.run_sync(_probe_unshare)
+    return _isolation_available
+
+
+def _probe_unshare() -> bool:
     if sys.platform != "linux" or shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True, check=False)
-    return probe.returncode == 0
+    return subprocess.run(["unshare", "-rn", "true"], capture_output=True, check=False).returncode == 0
 
 
 class PythonTool(NativeTool):
@@ -71,7 +84,7 @@ class PythonTool(NativeTool):
         self.output_limit_chars = output_limit_chars
         self.memory_limit_mb = memory_limit_mb
         self.cpu_limit_s = cpu_limit_s
-        self.isolate_network = isolate_network and network_isolation_available()
+        self.isolate_network = isolate_network  # where the OS allows it: see `network_isolation_available`
         self._process: anyio.abc.Process | None = None
         self._reader: BufferedByteReceiveStream | None = None
         self._lock = anyio.Lock()
@@ -131,7 +144,7 @@ class PythonTool(NativeTool):
             return self._process, self._reader
         self.workdir.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-I", "-u", str(KERNEL)]
-        if self.isolate_network:
+        if self.isolate_network and await network_isolation_available():
             command = ["unshare", "-rn", *command]
         env = {
             "PATH": os.environ.get("PATH", ""),
@@ -142,13 +155,8 @@ class PythonTool(NativeTool):
             "MCP_HOST_PYTHON_MEMORY_MB": str(self.memory_limit_mb),
             "MCP_HOST_PYTHON_CPU_S": str(self.cpu_limit_s),
         }
-        self._process = await anyio.open_process(
-            command,
-            cwd=self.workdir,
-            env=env,
-            start_new_session=True,
-            stderr=subprocess.DEVNULL,
-        )
+        # Its own process group, so a kill reaches whatever the model's code started too.
+        self._process = await open_process_group(command, cwd=self.workdir, env=env, stderr=subprocess.DEVNULL)
         assert self._process.stdout is not None
         self._reader = BufferedByteReceiveStream(self._process.stdout)
         return self._process, self._reader
@@ -157,13 +165,10 @@ class PythonTool(NativeTool):
         process, self._process, self._reader = self._process, None, None
         if process is None:
             return
-        with anyio.CancelScope(shield=True):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, 9)
-            with anyio.move_on_after(EXIT_GRACE_S + TERMINATE_GRACE_S):
-                await process.wait()
-            with anyio.move_on_after(1):
-                await process.aclose()
+        # Straight to SIGKILL: the interpreter's state is being thrown away, and code that traps SIGTERM
+        # must not buy itself time.
+        await stop_process_group(process, exit_grace_s=0, terminate_grace_s=0)
+        await close_process(process)
 
     async def aclose(self) -> None:
         await self._kill()

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import httpx2
 
-from mcp_host.errors import McpHostError
+from mcp_host.errors import BrowserError as BrowserError
 from mcp_host.tools.native.browser.page import Page
 
 MAX_PAGE_BYTES = 5_000_000
@@ -31,10 +31,6 @@ NO_SEARCH_ENGINE = (
     '"http://127.0.0.1:8888"), or search_api = "brave" with a search_api_key, or open a page by its URL with '
     'browser.open(id="https://...").'
 )
-
-
-class BrowserError(McpHostError):
-    """Something the model asked of the browser cannot be done; the message is for the model."""
 
 
 @dataclass(frozen=True)

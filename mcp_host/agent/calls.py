@@ -1,0 +1,199 @@
+"""The call pipeline every prompt format shares: policy → approval → execution → truncation → audit.
+
+    pipeline = CallPipeline(tools, approvals, permissions=..., audit=..., limits=CallLimits())
+    outcomes = await pipeline.run([ToolCall("functions.time__now", {}, spec)], emit, stats)
+
+Calls that come together are decided one by one (each may need the user's approval, asked through an
+`approval.required` event and answered with `Approvals.answer`), then the approved ones run
+concurrently up to `max_parallel`, and their results are reported in the order the model made them.
+A repeated identical call, an unknown tool, a denial, a timeout or a failing server becomes a result
+the model reads; only the host's own bugs propagate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from mcp_host.agent.events import ApprovalRequired, Event, ToolCallCreated, ToolCallResult, TurnStats
+from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions, describe_arguments
+from mcp_host.errors import McpHostError
+from mcp_host.tools.native.base import NativeTool
+from mcp_host.tools.spec import ToolResult, ToolSpec
+
+Emit = Callable[[Event], Awaitable[None]]
+ToolCaller = Callable[[str, dict[str, Any], float | None], Awaitable[ToolResult]]
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """How calls run: their timeout, how much of a result the model reads, repeats and parallelism."""
+
+    timeout_s: float | None = None
+    output_limit_chars: int = 20_000
+    repeat_limit: int = 3
+    max_parallel: int = 4
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call the model made, resolved by its prompt format: `spec` is None when no such tool is here."""
+
+    name: str  # as the model wrote it: `functions.time__now`, `python`, `time__now`
+    arguments: dict[str, Any]
+    spec: ToolSpec | None
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What became of one call: the text the model reads next (truncated, errors marked)."""
+
+    call: ToolCall
+    call_id: str
+    arguments: dict[str, Any]  # as run: the user may have edited them
+    text: str
+    is_error: bool
+
+
+@dataclass
+class _Decided:
+    call: ToolCall
+    call_id: str
+    display: str
+    arguments: dict[str, Any]
+    result: ToolResult | None = None  # set when the call must not run
+
+
+class Approvals:
+    """Answers to `approval.required` events, given from any task, awaited by the turn."""
+
+    def __init__(self) -> None:
+        self._answers: dict[str, ApprovalAnswer] = {}
+        self._changed = anyio.Event()
+
+    def answer(self, call_id: str, answer: ApprovalAnswer) -> None:
+        self._answers[call_id] = answer
+        self._changed.set()
+
+    async def wait(self, call_id: str) -> ApprovalAnswer:
+        while call_id not in self._answers:
+            await self._changed.wait()
+            self._changed = anyio.Event()
+        return self._answers.pop(call_id)
+
+
+@dataclass
+class CallPipeline:
+    """Runs the calls of one turn; knows the turn's repeats. Make one per turn."""
+
+    call_tool: ToolCaller
+    natives: Mapping[str, NativeTool]
+    approvals: Approvals
+    permissions: Permissions
+    audit: AuditLog
+    limits: CallLimits
+    next_call_id: Callable[[], str]
+    _seen: Counter[str] = field(default_factory=Counter)
+
+    async def run(self, calls: Sequence[ToolCall], emit: Emit, stats: TurnStats) -> list[CallOutcome]:
+        decided = [await self._decide(call, emit, stats) for call in calls]
+        limiter = anyio.CapacityLimiter(max(self.limits.max_parallel, 1))
+        async with anyio.create_task_group() as tg:
+            for entry in decided:
+                tg.start_soon(self._execute, entry, limiter)
+        outcomes = []
+        for entry in decided:
+            outcome, event = self._reply(entry)
+            await emit(event)
+            outcomes.append(outcome)
+        return outcomes
+
+    async def _decide(self, call: ToolCall, emit: Emit, stats: TurnStats) -> _Decided:
+        """The created event, repeat detection, the policy and the user's answer."""
+        spec = call.spec
+        entry = _Decided(call, self.next_call_id(), spec.name if spec else call.name, dict(call.arguments))
+        stats.tool_calls += 1
+        await emit(ToolCallCreated(call_id=entry.call_id, tool=entry.display, arguments=entry.arguments))
+        key = f"{call.name} {json.dumps(call.arguments, sort_keys=True)}"
+        self._seen[key] += 1
+        if self._seen[key] > self.limits.repeat_limit:
+            self.audit.record("refused", call_id=entry.call_id, tool=entry.display, reason="repeated call")
+            entry.result = ToolResult.error(
+                f"You have made this exact call {self._seen[key] - 1} times already in this turn and got the "
+                "same answer. Do not call it again; use the results you have or answer the user."
+            )
+            return entry
+        if spec is None:
+            self.audit.record("refused", call_id=entry.call_id, tool=entry.display, reason="not available")
+            entry.result = ToolResult.error(f"{call.name} is not available here.")
+            return entry
+        verdict = self.permissions.verdict(spec)
+        self.audit.record(
+            "decision", call_id=entry.call_id, tool=spec.name, policy=verdict.policy, reason=verdict.reason
+        )
+        if verdict.policy == "deny":
+            entry.result = ToolResult.error(f"Permission denied: {verdict.reason}.")
+        elif verdict.policy == "ask":
+            await emit(
+                ApprovalRequired(
+                    call_id=entry.call_id, tool=spec.name, arguments=entry.arguments, reason=verdict.reason
+                )
+            )
+            answer = await self.approvals.wait(entry.call_id)
+            self.audit.record(
+                "approval",
+                call_id=entry.call_id,
+                tool=spec.name,
+                decision=answer.decision,
+                edited=answer.arguments is not None,
+            )
+            if answer.decision == "deny":
+                reason = f": {answer.reason}" if answer.reason else "."
+                entry.result = ToolResult.error(f"The user denied this call{reason}")
+            else:
+                if answer.decision == "always":
+                    self.permissions.remember(spec)
+                if answer.arguments is not None:
+                    entry.arguments = answer.arguments
+        return entry
+
+    async def _execute(self, entry: _Decided, limiter: anyio.CapacityLimiter) -> None:
+        spec = entry.call.spec
+        if entry.result is not None or spec is None:
+            return
+        async with limiter:
+            if spec.origin == "native":
+                result = await self.natives[spec.name].call(entry.arguments)
+            else:
+                try:
+                    result = await self.call_tool(spec.name, entry.arguments, self.limits.timeout_s)
+                except McpHostError as exc:  # timeouts, a server that went away: the model reads it
+                    result = ToolResult.error(str(exc))
+        self.audit.record(
+            "call",
+            call_id=entry.call_id,
+            tool=spec.name,
+            is_error=result.is_error,
+            result_chars=len(result.text),
+            **describe_arguments(entry.arguments),
+        )
+        entry.result = result
+
+    def _reply(self, entry: _Decided) -> tuple[CallOutcome, ToolCallResult]:
+        result = entry.result if entry.result is not None else ToolResult.error("the call did not run")
+        text = result.text
+        limit = self.limits.output_limit_chars
+        cut = max(len(text) - limit, 0)
+        if cut:
+            text = f"{text[:limit]}\n[… output truncated: {cut} of {len(text)} characters cut]"
+        if result.is_error and not text.startswith("Error"):
+            text = f"Error: {text}"
+        event = ToolCallResult(
+            call_id=entry.call_id, tool=entry.display, is_error=result.is_error, text=text, truncated_chars=cut
+        )
+        return CallOutcome(entry.call, entry.call_id, entry.arguments, text, result.is_error), event

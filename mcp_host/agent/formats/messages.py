@@ -1,0 +1,114 @@
+"""A conversation in OpenAI chat shape and the tools as plain functions: what non-Harmony formats share.
+
+functions = Functions.build(tools)          # `time__now`, `python`, `browser_search` ...
+history = ChatMessages(instructions)
+history.add_user("What time is it?")
+history.add_round(content, outcomes, faults)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_host.agent.calls import CallOutcome, ToolCall
+from mcp_host.agent.formats.base import Fault, TurnTools
+from mcp_host.prompt.harmony import message_text
+from mcp_host.prompt.template import TemplateTool
+from mcp_host.tools.spec import ToolSpec
+
+_ROLES = ("system", "developer", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True)
+class Functions:
+    """The turn's tools under the names a non-Harmony model calls them by."""
+
+    tools: list[TemplateTool]
+    specs: dict[str, ToolSpec]
+
+    @classmethod
+    def build(cls, tools: TurnTools) -> Functions:
+        names = tools.registry.names
+        specs = {names.to_identifier[spec.name]: spec for spec in tools.registry}
+        # Native tools are ordinary functions for models that were not trained on them.
+        specs.update({name.replace(".", "_"): native.spec for name, native in tools.natives.items()})
+        listed = [TemplateTool(name, spec.description or spec.name, spec.input_schema) for name, spec in specs.items()]
+        return cls(listed, specs)
+
+    @property
+    def names(self) -> list[str]:
+        return [tool.name for tool in self.tools]
+
+    def function_for(self, tool: str | None) -> str | None:
+        """The function name of a tool given by qualified name (`server.tool`) or function name."""
+        if tool is None:
+            return None
+        by_qualified = {spec.name: function for function, spec in self.specs.items()}
+        return by_qualified.get(tool, tool)
+
+    def call(self, name: str, arguments: dict[str, Any]) -> ToolCall:
+        return ToolCall(name, arguments, self.specs.get(name))
+
+
+class ChatMessages:
+    """The history of a chat in OpenAI chat shape; the instructions are its first, system, message."""
+
+    def __init__(self, instructions: str | None = None) -> None:
+        self.instructions = instructions
+        self.messages: list[dict[str, Any]] = []
+        self.reset()
+
+    def reset(self) -> None:
+        self.messages = [{"role": "system", "content": self.instructions}] if self.instructions else []
+
+    def load(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        """Earlier messages (already validated); content parts become text, developer becomes system."""
+        for message in messages:
+            role = message.get("role")
+            if role not in _ROLES:
+                continue
+            entry = {**message, "content": message_text(message.get("content"))}
+            if role == "developer":
+                entry["role"] = "system"
+            if entry["role"] == "system" and self.messages and self.messages[0]["role"] == "system":
+                first = self.messages[0]
+                first["content"] = f"{first['content']}\n\n{entry['content']}".strip()
+                continue
+            if entry["role"] == "system":
+                self.messages.insert(0, entry)
+                continue
+            self.messages.append(entry)
+
+    def add_user(self, text: str) -> None:
+        self.messages.append({"role": "user", "content": text})
+
+    def add_round(self, content: str, outcomes: Sequence[CallOutcome], faults: Sequence[Fault]) -> None:
+        """The assistant's message with its calls, their results, then what could not be used."""
+        # Content stays a string even beside calls: OpenAI allows null there, but servers such as llama_cpp.server
+        # refuse it.
+        assistant: dict[str, Any] = {"role": "assistant", "content": content}
+        if outcomes:
+            assistant["tool_calls"] = [
+                {
+                    "id": outcome.call_id,
+                    "type": "function",
+                    "function": {"name": outcome.call.name, "arguments": json.dumps(outcome.arguments)},
+                }
+                for outcome in outcomes
+            ]
+        self.messages.append(assistant)
+        for outcome in outcomes:
+            self.messages.append(
+                {"role": "tool", "tool_call_id": outcome.call_id, "name": outcome.call.name, "content": outcome.text}
+            )
+        for fault in faults:
+            self.messages.append({"role": "user", "content": f"(from the host) {fault.text}"})
+
+    def answer(self) -> str:
+        last = self.messages[-1] if self.messages else {}
+        if last.get("role") == "assistant" and not last.get("tool_calls"):
+            return str(last.get("content") or "")
+        return ""

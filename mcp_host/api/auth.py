@@ -1,0 +1,33 @@
+"""The API key check: a pure ASGI middleware, so streamed responses pass through untouched."""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mcp_host.api.errors import error_response
+from mcp_host.errors import ApiError
+
+
+class ApiKeyMiddleware:
+    """Answers 401 to every HTTP request without `Authorization: Bearer <api_key>` (compared in constant time)."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self._key = api_key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self._authorised(Headers(scope=scope)):
+            refusal = ApiError(401, "a valid API key is required (Authorization: Bearer ...)", code="invalid_api_key")
+            await error_response(refusal)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _authorised(self, headers: Headers) -> bool:
+        given = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), self._key)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(app={self.app!r}, api_key='**********')"

@@ -1,0 +1,246 @@
+"""The HTTP API's request bodies as pydantic models, and the one mapping from their errors to a 400.
+
+    reader = BodyReader(limit=8 * 1024 * 1024)
+    body = await reader.read(request, ChatCompletionRequest)      # ApiError 400 / 413 on a bad body
+
+Types are strict (`"stream": "no"` is not a boolean, `NaN` is not a temperature). OpenAI's shapes
+accept unknown fields, because its clients send many (`n`, `user`, `logprobs`, ...); our own shapes
+(sessions, approvals, the `mcp_host` extension) accept none, so a misspelt field is an error.
+A body nested deeper than the JSON parser's limit (a few hundred levels) is a 400 too.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+
+from mcp_host.errors import ApiError
+from mcp_host.prompt.harmony import Effort
+
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"  # Harmony renders client tools as TypeScript functions
+
+
+class _OpenAIShape(BaseModel):
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="allow", frozen=True)
+
+
+class _OwnShape(BaseModel):
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid", frozen=True)
+
+
+# -- chat completions ----------------------------------------------------------------------------
+
+
+class ContentPart(_OpenAIShape):
+    """One part of a message's content; only text parts are read."""
+
+    type: str
+    text: str | None = None
+
+
+class FunctionCall(_OpenAIShape):
+    name: str
+    arguments: str | dict[str, Any] = "{}"  # LM Studio's older `function_call` example sends an object
+
+    @property
+    def arguments_json(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+class ToolCall(_OpenAIShape):
+    id: str = ""
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+    def openai_dict(self) -> dict[str, Any]:
+        function = {"name": self.function.name, "arguments": self.function.arguments_json}
+        return {"id": self.id, "type": "function", "function": function}
+
+
+class ChatMessage(_OpenAIShape):
+    """A message of the conversation, in OpenAI's chat shape."""
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    function_call: FunctionCall | None = None  # the older single-call form LM Studio documents
+    tool_call_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.text or "" for part in self.content)
+        return self.content or ""
+
+    @property
+    def calls(self) -> list[ToolCall]:
+        older = [ToolCall(function=self.function_call)] if self.function_call is not None else []
+        return [*(self.tool_calls or []), *older]
+
+    def openai_dict(self) -> dict[str, Any]:
+        """The message as the chat template and `Chat.load_messages` read it: content as plain text."""
+        message: dict[str, Any] = {"role": self.role, "content": self.text}
+        if self.name is not None:
+            message["name"] = self.name
+        if self.role == "assistant" and self.calls:
+            message["tool_calls"] = [call.openai_dict() for call in self.calls]
+        if self.tool_call_id is not None:
+            message["tool_call_id"] = self.tool_call_id
+        return message
+
+
+class FunctionDefinition(_OpenAIShape):
+    name: str = Field(pattern=IDENTIFIER)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class ToolDefinition(_OpenAIShape):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(_OpenAIShape):
+    name: str
+
+
+class NamedToolChoice(_OpenAIShape):
+    type: Literal["function"] = "function"
+    function: NamedFunction
+
+
+class StreamOptions(_OpenAIShape):
+    include_usage: bool | None = None
+
+
+class HostTools(_OwnShape):
+    """The `mcp_host` extension: run these servers' tools (or the native `browser` / `python`) here."""
+
+    tools: list[str]
+
+
+class ChatCompletionRequest(_OpenAIShape):
+    """`POST /v1/chat/completions` (and LM Studio's `/api/v0/chat/completions`)."""
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    tools: list[ToolDefinition] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    seed: int | None = None
+    max_tokens: int | None = Field(default=None, ge=-1)  # LM Studio's clients send -1: no limit
+    max_completion_tokens: int | None = Field(default=None, ge=-1)
+    reasoning_effort: Effort | None = None
+    mcp_host: HostTools | None = None
+
+    @property
+    def streamed(self) -> bool:
+        return bool(self.stream)
+
+    @property
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and bool(self.stream_options.include_usage)
+
+    def token_limit(self, default: int) -> int:
+        """`max_tokens` (or `max_completion_tokens`); -1, 0 and absent mean the default limit."""
+        limit = self.max_tokens if self.max_tokens is not None else self.max_completion_tokens
+        return limit if limit is not None and limit > 0 else default
+
+
+# -- sessions --------------------------------------------------------------------------------------
+
+
+class SessionCreate(_OwnShape):
+    """`POST /v1/sessions`; an empty body takes every default."""
+
+    reasoning_effort: Effort | None = None
+    instructions: str | None = None
+    browser: bool = False
+    python: bool = False
+
+
+class SessionMessage(_OwnShape):
+    """`POST /v1/sessions/{id}/messages`."""
+
+    content: str = Field(min_length=1)
+
+
+class ApprovalBody(_OwnShape):
+    """`POST /v1/sessions/{id}/approvals/{call_id}`; `arguments` replaces the model's when allowing."""
+
+    decision: Literal["allow", "always", "deny"]
+    reason: str | None = None
+    arguments: dict[str, Any] | None = None
+
+
+# -- reading and the error mapping -----------------------------------------------------------------
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+class BodyReader:
+    """Reads a request body (at most `limit` bytes) into one of the models above."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    async def read(self, request: Request, model: type[Body], *, empty: Body | None = None) -> Body:
+        """The validated body; `empty` stands for a request without one. Raises `ApiError` (400, 413)."""
+        raw = await self._raw(request)
+        if empty is not None and not raw.strip():
+            return empty
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as exc:
+            raise invalid_request(exc, raw) from exc
+
+    async def _raw(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            raise ApiError(413, f"the request body is larger than {self.limit} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.limit:
+                raise ApiError(413, f"the request body is larger than {self.limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def invalid_request(error: ValidationError, raw: bytes) -> ApiError:
+    """A validation error as OpenAI's 400: `param` is the dotted path of the first error in the body."""
+    first = error.errors(include_url=False)[0]
+    param = _input_path(first["loc"], first["type"] == "missing", raw)
+    if first["type"] == "model_type" and param is None:
+        message = "the request body must be a JSON object"
+    else:
+        message = f"{param or 'the request body'}: {first['msg']}"
+    if error.error_count() > 1:
+        message += f" (and {error.error_count() - 1} more)"
+    return ApiError(400, message, param=param)
+
+
+def _input_path(loc: tuple[int | str, ...], missing: bool, raw: bytes) -> str | None:
+    """`loc` walked along the input, leaving out pydantic's own labels (union members such as `str`)."""
+    try:
+        node: object = json.loads(raw)
+    except (ValueError, RecursionError):
+        return ".".join(map(str, loc)) or None
+    path: list[str] = []
+    for index, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif not (missing and index == len(loc) - 1):
+            continue  # a label of pydantic's, not a key of the body
+        path.append(str(part))
+    return ".".join(path) or None

@@ -1,0 +1,148 @@
+"""The turn pipeline on the real gemma GGUF (template path) and on scripted Harmony: history, sampling, streams.
+
+Every test bounds the tokens it generates, not the clock.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anyio
+import pytest
+
+from mcp_host.agent import ChatOptions, Event, MessageDelta, TurnCompleted
+from mcp_host.backends import RecordedGeneration, RecordingBackend, ReplayBackend
+from mcp_host.backends.llama_cpp import LlamaCppBackend
+from mcp_host.errors import ChatBusyError, ChatClosedError
+from mcp_host.host import Host
+from mcp_host.prompt import harmony_encoding
+from mcp_host.prompt.harmony import HarmonyOptions
+from tests.conftest import fixture_entry, write_config
+
+pytestmark = pytest.mark.anyio
+
+
+def completed(events: list[Event]) -> TurnCompleted:
+    (done,) = [event for event in events if isinstance(event, TurnCompleted)]
+    return done
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
+
+
+async def test_the_template_prompt_holds_the_system_prompt_and_every_earlier_message(
+    gemma: LlamaCppBackend, config: Path, tmp_path: Path
+) -> None:
+    recording = tmp_path / "rounds.jsonl"
+    options = ChatOptions(
+        harmony=HarmonyOptions(instructions="Answer in one word."), max_tokens_per_round=4, temperature=0.0
+    )
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+        async with host.chat(RecordingBackend(gemma, recording), options) as chat:
+            assert chat.format == "template"
+            chat.load_messages(
+                [
+                    {"role": "system", "content": "The user is called Zed."},
+                    {"role": "user", "content": "Hello, I am Zed."},
+                    {"role": "assistant", "content": "Hello Zed, nice to meet you."},
+                ]
+            )
+            async with chat.turn("What is my name?") as events:
+                first = [event async for event in events]
+            async with chat.turn("And again?") as events:
+                second = [event async for event in events]
+    assert completed(first).stop_reason == "answered" and completed(second).stop_reason == "answered"
+    prompts = [gemma.detokenize(json.loads(line)["prompt"]) for line in recording.read_text().splitlines()[1:]]
+    for text in ("Answer in one word.", "The user is called Zed.", "Hello, I am Zed.", "Hello Zed, nice to meet you."):
+        assert text in prompts[0] and text in prompts[1]
+    assert "What is my name?" in prompts[0]
+    assert completed(first).answer in prompts[1] and "And again?" in prompts[1]  # the first turn, kept
+
+
+async def test_max_tokens_temperature_and_seed_are_honoured_on_the_template_path(
+    gemma: LlamaCppBackend, config: Path, tmp_path: Path
+) -> None:
+    async def answer(**sampling: object) -> TurnCompleted:
+        options = ChatOptions(max_rounds=1, **sampling)  # type: ignore[arg-type]
+        async with Host(config, settings_path=tmp_path / "settings.toml") as host, host.chat(gemma, options) as chat:
+            events = [event async for event in chat.send("Write a story about a cat.")]
+        return completed(events)
+
+    short = await answer(max_tokens_per_round=3, temperature=0.0)
+    assert short.stats.generated_tokens == 3
+    seeded = [await answer(max_tokens_per_round=12, temperature=1.5, seed=seed) for seed in (7, 7, 8, 9)]
+    assert seeded[0].answer == seeded[1].answer  # the same seed samples the same tokens
+    assert len({done.answer for done in seeded}) > 1  # other seeds at a high temperature differ
+    greedy = [await answer(max_tokens_per_round=12, temperature=0.0, seed=seed) for seed in (1, 2)]
+    assert greedy[0].answer == greedy[1].answer  # temperature 0 is greedy whatever the seed
+
+
+async def test_max_tokens_is_honoured_on_the_harmony_path(config: Path, tmp_path: Path) -> None:
+    encoding = harmony_encoding()
+    long_answer = "<|channel|>final<|message|>" + "word " * 50 + "<|return|>"
+    backend = ReplayBackend([RecordedGeneration([], list(encoding.encode(long_answer, allowed_special="all")), "stop")])
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+        async with host.chat(backend, ChatOptions(max_rounds=1, max_tokens_per_round=6)) as chat:
+            events = [event async for event in chat.send("Talk.")]
+    assert completed(events).stats.generated_tokens == 6
+
+
+async def test_breaking_out_of_send_after_the_first_event_then_closing_the_host_raises_nothing(
+    gemma: LlamaCppBackend, config: Path, tmp_path: Path
+) -> None:
+    options = ChatOptions(max_rounds=1, max_tokens_per_round=64, temperature=0.0)
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+        chat = host.chat(gemma, options)  # not entered: its turns run in the host's task group
+        async for event in chat.send("Write a story about a cat."):
+            assert isinstance(event, MessageDelta)
+            break
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+        async with host.chat(gemma, options) as chat:
+            async for _ in chat.send("Write a story about a dog."):
+                break
+            with anyio.fail_after(30):  # the abandoned turn is cancelled, and the chat takes another
+                while chat.busy:
+                    await anyio.sleep(0.01)
+            async with chat.turn("Hello") as events:
+                async for _ in events:
+                    break
+            assert not chat.busy
+            events_list = [event async for event in chat.send("Hi")]
+    assert completed(events_list).stop_reason == "answered"
+
+
+async def test_events_can_be_read_from_another_task_and_a_second_turn_waits_its_turn(
+    gemma: LlamaCppBackend, config: Path, tmp_path: Path
+) -> None:
+    options = ChatOptions(max_rounds=1, max_tokens_per_round=8, temperature=0.0)
+    received: list[Event] = []
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host, host.chat(gemma, options) as chat:
+        async with chat.turn("Say hello.") as events:
+            with pytest.raises(ChatBusyError):
+                async with chat.turn("Another"):
+                    pass
+
+            async def read() -> None:
+                received.extend([event async for event in events])
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read)
+    assert completed(received).stop_reason == "answered"
+    with pytest.raises(ChatClosedError):
+        async with chat.turn("after close"):
+            pass
+
+
+async def test_a_chat_leaves_no_working_directory_behind(config: Path, tmp_path: Path) -> None:
+    options = ChatOptions(harmony=HarmonyOptions(python=True))
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+        async with host.chat(ReplayBackend([]), options) as chat:
+            workdir = chat.natives["python"].workdir  # type: ignore[attr-defined]
+            assert workdir.exists()
+        assert not workdir.exists()
+        unentered = host.chat(ReplayBackend([]), options)
+        other = unentered.natives["python"].workdir  # type: ignore[attr-defined]
+    assert not other.exists()  # closed with the host
