@@ -31,8 +31,10 @@ from mcp_host.agent import (
     ToolCallResult,
     TurnCompleted,
 )
+from mcp_host.backends.base import Backend
 from mcp_host.backends.replay import RecordingBackend
 from mcp_host.config.paths import cache_dir
+from mcp_host.errors import UsageError
 from mcp_host.host import Host
 from mcp_host.model_pick import pick_model
 from mcp_host.prompt.harmony import HarmonyOptions
@@ -45,7 +47,11 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
     pick = await anyio.to_thread.run_sync(
         lambda: pick_model(args.model, replay=args.replay, replay_speed=args.replay_speed)
     )
-    backend = RecordingBackend(pick.backend, args.record) if args.record else pick.backend
+    backend = pick.backend
+    if args.record:
+        if not isinstance(backend, Backend):
+            raise UsageError("--record needs a model that the host prompts itself, not a server in chat mode")
+        backend = RecordingBackend(backend, args.record)
     if pick.notice:
         style = "bold yellow" if pick.notice.startswith("DEMO") else "dim"
         console.print(f"[{style}]{escape(pick.notice)}[/{style}]")

@@ -29,7 +29,8 @@
     │   └── VocabularyError         the o200k_base vocabulary is missing or corrupt
     ├── ChatError                   a chat was used the wrong way
     │   ├── ChatBusyError           a chat already answering was asked to start another turn
-    │   └── ChatClosedError         a closed chat (or one with no task group to run in) was asked for a turn
+    │   ├── ChatClosedError         a closed chat (or one with no task group to run in) was asked for a turn
+    │   └── UnknownApprovalError    an answer names a call that is not waiting for approval
     └── ApiError                    an HTTP API error, answered with its status in OpenAI's shape
 
 A tool that runs and reports `isError` is not an exception: it is a `ToolResult`
@@ -191,6 +192,10 @@ class ChatBusyError(ChatError):
 
 class ChatClosedError(ChatError):
     """A closed chat, or one with no task group to run turns in, was asked for a turn."""
+
+
+class UnknownApprovalError(ChatError):
+    """An approval answer names a call that is not waiting for one (unknown, answered, or of an ended turn)."""
 
 
 _API_ERROR_TYPES = {

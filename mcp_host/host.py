@@ -29,7 +29,7 @@ from mcp_host.config.mcpjson import McpConfig, load_config
 from mcp_host.config.paths import default_config_path, default_settings_path
 from mcp_host.config.settings import HostSettings, load_settings
 from mcp_host.config.watch import watch_config
-from mcp_host.errors import ConfigError
+from mcp_host.errors import ChatClosedError, ConfigError
 from mcp_host.prompt.vocab import harmony_encoding
 from mcp_host.servers.manager import ConfigDiff, ServerManager
 from mcp_host.servers.state import ServerState, ServerStatus
@@ -176,6 +176,8 @@ class Host:
         host's task group and is closed with the host. "Always" answers are saved to the settings
         file; the audit log goes to `audit_path`.
         """
+        if self._closed:
+            raise ChatClosedError("the host is closed: open a new one for new chats")
         permissions = self.permissions
         options = options or ChatOptions()
         natives: dict[str, NativeTool] = {}

@@ -2,7 +2,9 @@
 
 1. `--model` (a path, an LM Studio id, or an `http://` address of an OpenAI-compatible server);
 2. gpt-oss found in LM Studio's model folder (or the Hugging Face cache);
-3. an OpenAI-compatible server already running on localhost (LM Studio on 1234, Ollama on 11434);
+3. an OpenAI-compatible server already running on localhost (LM Studio on 1234, Ollama on 11434):
+   gpt-oss through raw Harmony on `/v1/completions` where the server offers it, else chat mode (the
+   server applies the model's template and reads its tool calls); the notice says which;
 4. the small demo model, if installed, said plainly to be a demo;
 5. otherwise a clear message on how to get gpt-oss.
 """
@@ -15,7 +17,7 @@ from typing import Literal
 
 import httpx2
 
-from mcp_host.backends.base import Backend, ModelNotFoundError
+from mcp_host.backends.base import Backend, ChatBackend, ModelNotFoundError
 from mcp_host.backends.models import HOW_TO_GET_GPT_OSS, demo_model, find_gpt_oss, find_model
 from mcp_host.backends.replay import ReplayBackend
 
@@ -26,9 +28,9 @@ LOCAL_SERVERS = (("LM Studio", "http://127.0.0.1:1234"), ("Ollama", "http://127.
 class Pick:
     """The backend to use and one line telling the user what it is."""
 
-    backend: Backend
+    backend: Backend | ChatBackend
     notice: str
-    format: Literal["auto", "harmony", "template"] = "auto"
+    format: Literal["auto", "harmony", "template", "chat"] = "auto"
 
 
 def pick_model(model: str | None, *, replay: Path | None = None, replay_speed: float = 0.0) -> Pick:
@@ -79,14 +81,29 @@ def _served_models(url: str) -> list[str]:
         return []
 
 
+def _offers_raw_completions(url: str) -> bool:
+    """Whether the server has `/v1/completions` (asked with an empty body: no model loads, nothing runs)."""
+    try:
+        response = httpx2.post(f"{url}/v1/completions", json={}, timeout=0.5)
+    except httpx2.HTTPError:
+        return False
+    return response.status_code not in (404, 405, 501)
+
+
 def _server(url: str, label: str | None, served: list[str] | None = None) -> Pick:
-    from mcp_host.backends.openai_http import OpenAICompletionsBackend
+    from mcp_host.backends.openai_http import OpenAIChatBackend, OpenAICompletionsBackend
     from mcp_host.prompt.vocab import harmony_encoding
 
     served = served if served is not None else _served_models(url)
     preferred = [model for model in served if "gpt-oss" in model.lower()]
     model = (preferred or served or ["gpt-oss-20b"])[0]
-    backend = OpenAICompletionsBackend(url, model, harmony_encoding())
     where = f"{label} at {url}" if label else url
-    note = "" if preferred else " (not gpt-oss: the host renders Harmony prompts, which other models do not follow)"
-    return Pick(backend, f"model {model} on {where}{note}", format="harmony")
+    if preferred and _offers_raw_completions(url):
+        backend = OpenAICompletionsBackend(url, model, harmony_encoding())
+        return Pick(backend, f"model {model} on {where} (raw Harmony over /v1/completions)", format="harmony")
+    reason = "not gpt-oss" if not preferred else "the server has no /v1/completions"
+    return Pick(
+        OpenAIChatBackend(url, model),
+        f"model {model} on {where} (chat mode, {reason}: the server applies the model's template and reads its calls)",
+        format="chat",
+    )

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from mcp_host.backends.base import OutputReasoning, OutputText
 from mcp_host.prompt import (
     HarmonyRenderer,
     HarmonyStreamParser,
-    MessageDelta,
     ParseEvent,
     ParseFault,
     PreambleDelta,
-    ReasoningDelta,
     TokenLog,
     ToolCallRequest,
     harmony_encoding,
@@ -40,10 +39,10 @@ def test_reasoning_then_answer_streams_deltas() -> None:
         "<|channel|>analysis<|message|>User says hi. Reply.<|end|>"
         "<|start|>assistant<|channel|>final<|message|>Hello there!<|return|>"
     )
-    reasoning = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
-    answer = "".join(e.text for e in events if isinstance(e, MessageDelta))
+    reasoning = "".join(e.text for e in events if isinstance(e, OutputReasoning))
+    answer = "".join(e.text for e in events if isinstance(e, OutputText))
     assert (reasoning, answer) == ("User says hi. Reply.", "Hello there!")
-    assert len([e for e in events if isinstance(e, MessageDelta)]) > 1  # streamed, not at the end
+    assert len([e for e in events if isinstance(e, OutputText)]) > 1  # streamed, not at the end
     assert parser.stop_reason == "return" and [m.channel for m in parser.messages] == ["analysis", "final"]
 
 
@@ -188,7 +187,7 @@ def test_each_field_fault_becomes_a_message_for_the_model(
 
 def test_well_formed_messages_before_a_fault_are_kept() -> None:
     parser, events = parse("<|channel|>analysis<|message|>think<|end|><|channel|>final<|message|>Hi<|return|>")
-    assert isinstance(events[0], ReasoningDelta) and isinstance(events[-1], ParseFault)
+    assert isinstance(events[0], OutputReasoning) and isinstance(events[-1], ParseFault)
     assert [m.channel for m in parser.messages] == ["analysis"]
     generated = tokens("<|channel|>analysis<|message|>think<|end|>")
     assert parser.clean_token_count == len(generated)

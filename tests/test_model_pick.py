@@ -13,11 +13,16 @@ import pytest
 
 from mcp_host import model_pick
 from mcp_host.backends import ModelNotFoundError, find_gpt_oss
-from mcp_host.backends.openai_http import OpenAICompletionsBackend
+from mcp_host.backends.openai_http import OpenAIChatBackend, OpenAICompletionsBackend
 
 
 class ModelsEndpoint(BaseHTTPRequestHandler):
     served = ["qwen3-4b", "openai/gpt-oss-20b"]
+    completions = True
+
+    def do_POST(self) -> None:  # noqa: N802 - an empty body is a bad request where the route exists
+        self.send_response(400 if self.path == "/v1/completions" and self.completions else 404)
+        self.end_headers()
 
     def do_GET(self) -> None:  # noqa: N802
         body = json.dumps({"data": [{"id": model} for model in self.served]}).encode()
@@ -63,11 +68,29 @@ def test_a_local_server_is_used_when_no_model_is_on_disk(
     pick = model_pick.pick_model(None)
     assert isinstance(pick.backend, OpenAICompletionsBackend)
     assert pick.backend.model == "openai/gpt-oss-20b"  # gpt-oss preferred among the served models
-    assert pick.notice == f"model openai/gpt-oss-20b on LM Studio at {local_server}" and pick.format == "harmony"
+    notice = f"model openai/gpt-oss-20b on LM Studio at {local_server} (raw Harmony over /v1/completions)"
+    assert pick.notice == notice and pick.format == "harmony"
     anyio.run(pick.backend.aclose)
     explicit = model_pick.pick_model(local_server)
     assert isinstance(explicit.backend, OpenAICompletionsBackend) and explicit.backend.base_url == local_server
     anyio.run(explicit.backend.aclose)
+
+
+def test_chat_mode_is_picked_for_other_models_and_servers_without_raw_completions(
+    empty_disk: Path, local_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(model_pick, "LOCAL_SERVERS", (("LM Studio", local_server),))
+    monkeypatch.setattr(ModelsEndpoint, "served", ["qwen3-4b"])
+    other = model_pick.pick_model(None)
+    assert isinstance(other.backend, OpenAIChatBackend) and other.format == "chat"
+    assert other.notice.startswith(f"model qwen3-4b on LM Studio at {local_server} (chat mode, not gpt-oss")
+    anyio.run(other.backend.aclose)
+    monkeypatch.setattr(ModelsEndpoint, "served", ["openai/gpt-oss-20b"])
+    monkeypatch.setattr(ModelsEndpoint, "completions", False)
+    chat_only = model_pick.pick_model(None)
+    assert isinstance(chat_only.backend, OpenAIChatBackend) and chat_only.format == "chat"
+    assert "chat mode, the server has no /v1/completions" in chat_only.notice
+    anyio.run(chat_only.backend.aclose)
 
 
 def test_the_demo_model_is_said_plainly_to_be_a_demo(empty_disk: Path) -> None:

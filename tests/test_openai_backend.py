@@ -23,12 +23,12 @@ from mcp_host.agent import (
 )
 from mcp_host.backends import BackendError, GenerationParams, demo_model
 from mcp_host.backends.openai_http import (
-    ChatDone,
-    ChatEvent,
-    ChatTextDelta,
-    ChatToolCall,
+    ModelOutput,
     OpenAIChatBackend,
     OpenAICompletionsBackend,
+    OutputEnd,
+    OutputText,
+    OutputToolCall,
 )
 from mcp_host.host import Host
 from tests.conftest import fixture_entry, free_port, stop_process, wait_for_port, write_config
@@ -111,7 +111,7 @@ async def test_raw_mode_streams_tokens_and_falls_back_to_text_prompts(server: st
 
 async def test_chat_mode_streams_text(server: str) -> None:
     backend = OpenAIChatBackend(server, "gemma")
-    events: list[ChatEvent] = []
+    events: list[ModelOutput] = []
     try:
         async for event in backend.chat(
             [{"role": "user", "content": "Say hello."}], GenerationParams(max_tokens=12, temperature=0.0)
@@ -119,8 +119,8 @@ async def test_chat_mode_streams_text(server: str) -> None:
             events.append(event)
     finally:
         await backend.aclose()
-    deltas = [e for e in events if isinstance(e, ChatTextDelta)]
-    assert len(deltas) > 1 and isinstance(events[-1], ChatDone)
+    deltas = [e for e in events if isinstance(e, OutputText)]
+    assert len(deltas) > 1 and isinstance(events[-1], OutputEnd)
 
 
 async def test_chat_mode_accumulates_streamed_tool_call_deltas(server: str) -> None:
@@ -133,7 +133,7 @@ async def test_chat_mode_accumulates_streamed_tool_call_deltas(server: str) -> N
         },
     }
     backend = OpenAIChatBackend(server, "gemma")
-    events: list[ChatEvent] = []
+    events: list[ModelOutput] = []
     try:
         async for event in backend.chat(
             [{"role": "user", "content": "What time is it in Tokyo?"}],
@@ -144,7 +144,7 @@ async def test_chat_mode_accumulates_streamed_tool_call_deltas(server: str) -> N
             events.append(event)
     finally:
         await backend.aclose()
-    (call,) = [e for e in events if isinstance(e, ChatToolCall)]
+    (call,) = [e for e in events if isinstance(e, OutputToolCall)]
     assert call.name == "get_time" and call.id
     assert isinstance(json.loads(call.arguments)["tz"], str)  # whole JSON, joined from many fragments
 

@@ -11,10 +11,18 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mcp_host.agent import ChatOptions, Event, MessageDelta, TurnCompleted
+from mcp_host.agent import (
+    ApprovalAnswer,
+    ApprovalRequired,
+    ChatOptions,
+    Event,
+    MessageDelta,
+    ToolCallResult,
+    TurnCompleted,
+)
 from mcp_host.backends import RecordedGeneration, RecordingBackend, ReplayBackend
 from mcp_host.backends.llama_cpp import LlamaCppBackend
-from mcp_host.errors import ChatBusyError, ChatClosedError
+from mcp_host.errors import ChatBusyError, ChatClosedError, UnknownApprovalError
 from mcp_host.host import Host
 from mcp_host.prompt import harmony_encoding
 from mcp_host.prompt.harmony import HarmonyOptions
@@ -146,3 +154,79 @@ async def test_a_chat_leaves_no_working_directory_behind(config: Path, tmp_path:
         unentered = host.chat(ReplayBackend([]), options)
         other = unentered.natives["python"].workdir  # type: ignore[attr-defined]
     assert not other.exists()  # closed with the host
+
+
+ANSWER = "<|channel|>final<|message|>{text}<|return|>"
+CALL = "<|channel|>commentary to=functions.fx__{tool} <|constrain|>json<|message|>{arguments}<|call|>"
+
+
+def script(*outputs: str) -> ReplayBackend:
+    encoding = harmony_encoding()
+    return ReplayBackend(
+        [RecordedGeneration([], list(encoding.encode(text, allowed_special="all")), "stop") for text in outputs]
+    )
+
+
+async def test_exceptions_of_the_body_propagate_as_themselves(config: Path, tmp_path: Path) -> None:
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+        await host.wait_settled()
+        with pytest.raises(KeyError):
+            async with host.chat(script(ANSWER.format(text="hi"))) as chat:
+                raise KeyError("body")
+        with pytest.raises(ValueError, match="body"):
+            async with host.chat(script(ANSWER.format(text="hi"))) as chat, chat.turn("x"):
+                raise ValueError("body")
+
+
+async def test_breaking_out_of_send_lets_the_next_turn_start_at_once(config: Path, tmp_path: Path) -> None:
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+        await host.wait_settled()
+        backend = script(CALL.format(tool="add", arguments='{"a": 1, "b": 2}'), ANSWER.format(text="again"))
+        async with host.chat(backend) as chat:
+            async for event in chat.send("x"):
+                if isinstance(event, ApprovalRequired):
+                    break  # the approval is never answered: the turn must not wait for it
+            events = [event async for event in chat.send("y")]
+    assert completed(events).answer == "again"
+
+
+async def test_only_a_pending_approval_can_be_answered(config: Path, tmp_path: Path) -> None:
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+        await host.wait_settled()
+        outputs = [CALL.format(tool="add", arguments='{"a": 1, "b": 2}'), ANSWER.format(text="ok")]
+        async with host.chat(script(*outputs)) as chat:
+            with pytest.raises(UnknownApprovalError):
+                chat.answer("call_1", ApprovalAnswer("allow"))  # asked before the call exists
+            async with chat.turn("x") as events:
+                async for event in events:
+                    if isinstance(event, ApprovalRequired):
+                        chat.answer(event.call_id, ApprovalAnswer("allow", arguments=["not", "an", "object"]))  # type: ignore[arg-type]
+                        with pytest.raises(UnknownApprovalError):
+                            chat.answer(event.call_id, ApprovalAnswer("allow"))  # answered twice
+                    if isinstance(event, ToolCallResult):
+                        assert event.is_error and "not a JSON object" in event.text
+
+
+async def test_a_turn_cut_by_the_host_closing_still_ends_with_turn_completed(config: Path, tmp_path: Path) -> None:
+    events: list[Event] = []
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+        await host.wait_settled()
+        chat = host.chat(script(CALL.format(tool="add", arguments='{"a": 1, "b": 2}'), ANSWER.format(text="ok")))
+        async for event in chat.send("x"):
+            events.append(event)
+            if isinstance(event, ApprovalRequired):
+                await host.aclose()
+    assert completed(events).stop_reason == "cancelled"
+    with pytest.raises(ChatClosedError):
+        host.chat(script())
+
+
+async def test_an_earlier_call_with_broken_arguments_is_rendered_not_a_crash(
+    gemma: LlamaCppBackend, config: Path, tmp_path: Path
+) -> None:
+    broken = {"id": "c1", "type": "function", "function": {"name": "fx__add", "arguments": "{bad"}}
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+        async with host.chat(gemma, ChatOptions(max_rounds=1, max_tokens_per_round=2)) as chat:
+            chat.load_messages([{"role": "assistant", "content": None, "tool_calls": [broken]}])
+            events = [event async for event in chat.send("q")]
+    assert completed(events).stop_reason == "answered"

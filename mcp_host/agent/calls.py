@@ -22,7 +22,7 @@ import anyio
 
 from mcp_host.agent.events import ApprovalRequired, Event, ToolCallCreated, ToolCallResult, TurnStats
 from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions, describe_arguments
-from mcp_host.errors import McpHostError
+from mcp_host.errors import McpHostError, UnknownApprovalError
 from mcp_host.tools.native.base import NativeTool
 from mcp_host.tools.spec import ToolResult, ToolSpec
 
@@ -73,10 +73,19 @@ class Approvals:
     """Answers to `approval.required` events, given from any task, awaited by the turn."""
 
     def __init__(self) -> None:
+        self._pending: set[str] = set()
         self._answers: dict[str, ApprovalAnswer] = {}
         self._changed = anyio.Event()
 
+    def expect(self, call_id: str) -> None:
+        """Before `approval.required` is sent: only a pending call can be answered."""
+        self._pending.add(call_id)
+
     def answer(self, call_id: str, answer: ApprovalAnswer) -> None:
+        """Raises `UnknownApprovalError` when no approval is pending for `call_id`."""
+        if call_id not in self._pending:
+            raise UnknownApprovalError(f"no approval is pending for {call_id!r}")
+        self._pending.discard(call_id)
         self._answers[call_id] = answer
         self._changed.set()
 
@@ -85,6 +94,11 @@ class Approvals:
             await self._changed.wait()
             self._changed = anyio.Event()
         return self._answers.pop(call_id)
+
+    def forget(self) -> None:
+        """At the end of a turn: nothing it asked can still be answered."""
+        self._pending.clear()
+        self._answers.clear()
 
 
 @dataclass
@@ -139,6 +153,7 @@ class CallPipeline:
         if verdict.policy == "deny":
             entry.result = ToolResult.error(f"Permission denied: {verdict.reason}.")
         elif verdict.policy == "ask":
+            self.approvals.expect(entry.call_id)
             await emit(
                 ApprovalRequired(
                     call_id=entry.call_id, tool=spec.name, arguments=entry.arguments, reason=verdict.reason
@@ -158,8 +173,10 @@ class CallPipeline:
             else:
                 if answer.decision == "always":
                     self.permissions.remember(spec)
-                if answer.arguments is not None:
+                if isinstance(answer.arguments, dict):
                     entry.arguments = answer.arguments
+                elif answer.arguments is not None:
+                    entry.result = ToolResult.error("The user's edited arguments were not a JSON object; not run.")
         return entry
 
     async def _execute(self, entry: _Decided, limiter: anyio.CapacityLimiter) -> None:

@@ -118,6 +118,55 @@ class _RunningTurn:
         self.scope = anyio.CancelScope()
         self.done = anyio.Event()
         self.failure: Exception | None = None
+        self.stats = TurnStats()
+        self.completed = False
+
+
+class TurnStream:
+    """`Chat.send()`: the turn starts at the first `anext()`; dropping or cancelling the reader cancels it."""
+
+    def __init__(self, chat: Chat, text: str, reasoning: Effort | None) -> None:
+        self._chat = chat
+        self._text = text
+        self._reasoning = reasoning
+        self._events: TurnEvents | None = None
+        self._running: _RunningTurn | None = None
+
+    def __aiter__(self) -> TurnStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._events is None:
+            chat = self._chat
+            tasks = chat._task_group()
+            self._running = await chat._claim()
+            self._events = await chat._start(tasks, self._running, self._text, self._reasoning)
+        try:
+            return await self._events.__anext__()
+        except StopAsyncIteration:
+            raise
+        except BaseException:  # the reader was cancelled: so is the turn, before the reader goes on
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        """Cancel the turn and wait until it has stopped (its tool calls too). Idempotent."""
+        if self._events is None or self._running is None:
+            return
+        self._events.cancel()
+        with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+            await self._running.done.wait()
+
+    def __del__(self) -> None:
+        if self._events is not None:
+            self._events.cancel()  # `break` out of the loop: the turn stops now, not at garbage collection
+
+
+def _single(exc: Exception) -> Exception:
+    """The one exception a task group wrapped, so that a host bug reaches the reader as itself."""
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1 and isinstance(exc.exceptions[0], Exception):
+        exc = exc.exceptions[0]
+    return exc
 
 
 class Chat:
@@ -180,7 +229,7 @@ class Chat:
         assert self._stack is not None and self._tasks is not None
         self._tasks.cancel_scope.cancel()  # a turn still running (an abandoned `send()`) stops
         stack, self._stack, self._tasks = self._stack, None, None
-        await stack.__aexit__(exc_type, exc, tb)
+        await stack.__aexit__(None, None, None)  # the body's own exception propagates as it is
 
     async def aclose(self) -> None:
         """Stop the chat's native tools (its python interpreter) and remove its working directory. Idempotent."""
@@ -216,34 +265,27 @@ class Chat:
 
         Leaving the block early cancels the rest of the turn. Raises `ChatBusyError`, `ChatClosedError`.
         """
-        running = self._claim()
+        running = await self._claim()
+        failure: Exception | None = None
         async with anyio.create_task_group() as tg:
             events = await self._start(tg, running, text, reasoning)
             try:
                 yield events
+            except Exception as exc:  # noqa: BLE001 - re-raised below as it is, not wrapped in the group's
+                failure = exc
             finally:
                 events.cancel()
+        if failure is not None:
+            raise failure
 
-    async def send(self, text: str, *, reasoning: Effort | None = None) -> AsyncIterator[Event]:
+    def send(self, text: str, *, reasoning: Effort | None = None) -> TurnStream:
         """Run one turn: an async stream of events ending with `turn.completed`.
 
         The turn runs in the chat's task group (`async with chat`) or its host's; breaking out of
-        the loop cancels it. Raises `ChatBusyError`, `ChatClosedError`.
+        the loop (dropping the stream) or cancelling the reader cancels it at once. Raises
+        `ChatBusyError`, `ChatClosedError` when iteration starts.
         """
-        tasks = self._tasks or self._host_tasks
-        if tasks is None:
-            raise ChatClosedError(
-                "this chat has no task group to run turns in: use `async with chat:` or `async with chat.turn(text)`"
-            )
-        running = self._claim()
-        events = await self._start(tasks, running, text, reasoning)
-        try:
-            async for event in events:
-                yield event
-        finally:
-            events.cancel()
-            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
-                await running.done.wait()
+        return TurnStream(self, text, reasoning)
 
     async def act(
         self,
@@ -295,19 +337,37 @@ class Chat:
         assert completed is not None, "a turn always ends with turn.completed"
         return completed
 
-    def _claim(self) -> _RunningTurn:
+    async def _claim(self) -> _RunningTurn:
         if self._closed:
             raise ChatClosedError("this chat is closed")
+        previous = self._running
+        if previous is not None and previous.scope.cancel_called:
+            with anyio.move_on_after(30):  # a reader that went away: its turn is stopping
+                await previous.done.wait()
         if self._running is not None:
             raise ChatBusyError("this chat is already answering; wait for turn.completed")
         self._running = _RunningTurn()
         return self._running
 
+    def _task_group(self) -> anyio.abc.TaskGroup:
+        tasks = self._tasks or self._host_tasks
+        if tasks is None:
+            raise ChatClosedError(
+                "this chat has no task group to run turns in: use `async with chat:` or `async with chat.turn(text)`"
+            )
+        return tasks
+
     async def _start(
         self, tasks: anyio.abc.TaskGroup, running: _RunningTurn, text: str, reasoning: Effort | None
     ) -> TurnEvents:
         send, receive = anyio.create_memory_object_stream[Event](math.inf)
-        await tasks.start(self._run, text, reasoning, send, running)
+        try:
+            await tasks.start(self._run, text, reasoning, send, running)
+        except BaseException:
+            self._running = None
+            send.close()
+            receive.close()
+            raise
         return TurnEvents(receive, running)
 
     async def _run(
@@ -321,18 +381,24 @@ class Chat:
     ) -> None:
         try:
             task_status.started()
-            with running.scope, send:
+            with running.scope:
                 try:
-                    await self._turn(text, reasoning, send.send)
+                    await self._turn(text, reasoning, send.send, running.stats)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     pass  # nobody reads the events any more: the turn ends
                 except Exception as exc:  # noqa: BLE001 - a host bug: re-raised to the reader of the events
-                    running.failure = exc
+                    running.failure = _single(exc)
         finally:
+            if not running.completed and running.failure is None:  # cancelled: the events still end properly
+                try:
+                    send.send_nowait(TurnCompleted(stop_reason="cancelled", stats=running.stats))
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.WouldBlock):
+                    pass
+            send.close()
             self._running = None
             running.done.set()
 
-    async def _turn(self, text: str, reasoning: Effort | None, emit: Emit) -> None:
+    async def _turn(self, text: str, reasoning: Effort | None, emit: Emit, stats: TurnStats) -> None:
         started = time.perf_counter()
         turn_format = self.turn_format
         pipeline = CallPipeline(
@@ -346,7 +412,6 @@ class Chat:
         )
         turn_format.start_turn(text, TurnTools(self.tools, self.natives), reasoning)
         params = self.options.generation_params()
-        stats = TurnStats()
         outcome: Outcome = "max_rounds"
         for index in range(self.options.max_rounds):
             stats.rounds += 1
@@ -367,9 +432,12 @@ class Chat:
                 break
         stats.duration_s = time.perf_counter() - started
         answer = turn_format.answer()
-        await emit(
-            TurnCompleted(stop_reason=outcome, stats=stats, answer=answer, annotations=self._annotations(answer))
-        )
+        annotations = self._annotations(answer)
+        self._approvals.forget()
+        completed = TurnCompleted(stop_reason=outcome, stats=stats, answer=answer, annotations=annotations)
+        await emit(completed)
+        if self._running is not None:
+            self._running.completed = True
 
     def _annotations(self, answer: str) -> list[Annotation]:
         if self._browser is None or not answer:

@@ -12,9 +12,15 @@ import time
 import uuid
 from typing import Any
 
-from mcp_host.api.completions import CallPiece, EndPiece, Piece, ReasoningPiece, TextPiece
 from mcp_host.api.streaming import ServerSentEvent
-from mcp_host.backends.base import GenerationStats
+from mcp_host.backends.base import (
+    GenerationStats,
+    ModelOutput,
+    OutputEnd,
+    OutputReasoning,
+    OutputText,
+    OutputToolCall,
+)
 
 ARGUMENT_FRAGMENT = 16  # streamed call arguments arrive in pieces, as OpenAI and LM Studio send them
 
@@ -62,13 +68,13 @@ class Chunks:
         """A failure after the stream began, as OpenAI-compatible servers report it."""
         return ServerSentEvent(data=json_dumps({"error": {"message": message, "type": "server_error"}}))
 
-    def of(self, piece: Piece, *, include_usage: bool) -> list[ServerSentEvent]:
+    def of(self, piece: ModelOutput, *, include_usage: bool) -> list[ServerSentEvent]:
         """The chunks that carry one piece of a completion."""
-        if isinstance(piece, TextPiece):
+        if isinstance(piece, OutputText):
             return [self.delta({"content": piece.text})]
-        if isinstance(piece, ReasoningPiece):
+        if isinstance(piece, OutputReasoning):
             return [self.delta({"reasoning": piece.text})]
-        if isinstance(piece, CallPiece):
+        if isinstance(piece, OutputToolCall):
             function = {"name": piece.name, "arguments": ""}
             created = {"index": piece.index, "id": piece.id, "type": "function", "function": function}
             fragments = [
@@ -87,27 +93,27 @@ class Answer:
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.calls: list[dict[str, Any]] = []
-        self.end: EndPiece | None = None
+        self.end: OutputEnd | None = None
 
-    async def add(self, piece: Piece) -> None:
-        if isinstance(piece, TextPiece):
+    async def add(self, piece: ModelOutput) -> None:
+        if isinstance(piece, OutputText):
             self.text.append(piece.text)
-        elif isinstance(piece, ReasoningPiece):
+        elif isinstance(piece, OutputReasoning):
             self.reasoning.append(piece.text)
-        elif isinstance(piece, CallPiece):
+        elif isinstance(piece, OutputToolCall):
             function = {"name": piece.name, "arguments": piece.arguments}
             self.calls.append({"id": piece.id, "type": "function", "function": function})
         else:
             self.end = piece
 
     def json(self, model: str) -> dict[str, Any]:
-        assert self.end is not None, "a completion always ends with its EndPiece"
+        assert self.end is not None, "a completion always ends with its OutputEnd"
         return completion_json(
             model,
             text="".join(self.text),
             reasoning="".join(self.reasoning),
             tool_calls=self.calls,
-            finish_reason=self.end.finish_reason,
+            finish_reason=self.end.finish_reason or "stop",
             usage=generation_usage(self.end.stats),
         )
 

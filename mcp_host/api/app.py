@@ -27,7 +27,7 @@ from mcp_host.api.requests import BodyReader
 from mcp_host.api.sessions import Sessions
 from mcp_host.api.streaming import PING_S
 from mcp_host.api.tool_routes import ToolRoutes
-from mcp_host.backends.base import Backend
+from mcp_host.backends.base import Backend, ChatBackend
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import HarmonyRenderer
 
@@ -36,7 +36,7 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 
 def create_app(
     host: Host,
-    backend: Backend,
+    backend: Backend | ChatBackend,
     *,
     api_key: str | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,

@@ -1,7 +1,7 @@
 """OpenAI's chat completions served by a local model: client messages and tools in, one assistant turn out.
 
     completion = completion_for(request, renderer, backend)   # raises ApiError(400) on what cannot be rendered
-    await completion.run(backend, renderer, emit)             # emit(piece): text, reasoning, a tool call, the end
+    await completion.run(renderer, emit)                      # emit(piece): text, reasoning, a tool call, the end
 
 gpt-oss gets Harmony (`HarmonyCompletion`); every other model its own chat template (`TemplateCompletion`).
 The client's tools are rendered under their own names; a call the model makes comes back as `tool_calls`
@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mcp_host.api.requests import ChatCompletionRequest, ChatMessage, NamedToolChoice, ToolDefinition
-from mcp_host.backends.base import Backend, GenerationParams, GenerationStats
+from mcp_host.backends.base import (
+    Backend,
+    ChatBackend,
+    GenerationParams,
+    ModelOutput,
+    OutputEnd,
+    OutputReasoning,
+    OutputText,
+    OutputToolCall,
+)
 from mcp_host.errors import ApiError
 from mcp_host.prompt import harmony_parse as parsed
 from mcp_host.prompt.harmony import (
@@ -41,38 +50,14 @@ from mcp_host.tools.spec import ToolSpec
 DEFAULT_MAX_TOKENS = 4096
 
 
-@dataclass(frozen=True)
-class TextPiece:
-    text: str
-
-
-@dataclass(frozen=True)
-class ReasoningPiece:
-    text: str
-
-
-@dataclass(frozen=True)
-class CallPiece:
-    id: str
-    name: str
-    arguments: str
-    index: int = 0
-
-
-@dataclass(frozen=True)
-class EndPiece:
-    finish_reason: Literal["stop", "length", "tool_calls"]
-    stats: GenerationStats
-
-
-Piece = TextPiece | ReasoningPiece | CallPiece | EndPiece
-Emit = Callable[[Piece], Awaitable[None]]
+Emit = Callable[[ModelOutput], Awaitable[None]]
 
 
 @dataclass
 class HarmonyCompletion:
     """A request rendered as Harmony for gpt-oss."""
 
+    backend: Backend
     model: str
     prompt: list[int]
     tool_names: set[str]
@@ -88,41 +73,41 @@ class HarmonyCompletion:
         instructions, history = messages_from_openai([message.openai_dict() for message in request.messages])
         options = HarmonyOptions(reasoning_effort=request.reasoning_effort or "medium", instructions=instructions)
         return cls(
+            backend=backend,
             model=request.model or backend.name,
             prompt=renderer.render_prompt(options, tools, history),
             tool_names={tool.identifier for tool in tools},
             params=sampling_params(request, STOP_TOKENS),
         )
 
-    async def run(self, backend: Backend, renderer: HarmonyRenderer, emit: Emit) -> None:
+    async def run(self, renderer: HarmonyRenderer, emit: Emit) -> None:
         """Generate one assistant turn, handing each piece to `emit`. Raises `BackendError`."""
         parser = parsed.HarmonyStreamParser(self.tool_names, encoding=renderer.encoding)
-        async with backend.generate(self.prompt, self.params) as generation:
+        async with self.backend.generate(self.prompt, self.params) as generation:
             async for token in generation:
                 for event in parser.feed(token):
-                    if isinstance(event, parsed.MessageDelta):
-                        await emit(TextPiece(event.text))
-                    elif isinstance(event, parsed.ReasoningDelta):
-                        await emit(ReasoningPiece(event.text))
+                    if isinstance(event, OutputText | OutputReasoning):
+                        await emit(event)  # the parser speaks the same output events as the API
                 if parser.done:
                     break
         if not parser.done:
             parser.finish()
         call = parser.last_call if parser.stop_reason == "call" else None
         if call is not None and call.function is not None:
-            await emit(CallPiece(new_call_id(), call.function, call.arguments))
-            await emit(EndPiece("tool_calls", generation.stats))
+            await emit(OutputToolCall(new_call_id(), call.function, call.arguments))
+            await emit(OutputEnd("tool_calls", generation.stats))
             return
         if parser.last_fault is not None:
             # The model's output could not be used; say so in the answer rather than failing the request.
-            await emit(TextPiece(f"\n[the model's output could not be parsed: {parser.last_fault.text}]"))
-        await emit(EndPiece("length" if generation.stats.stop_reason == "length" else "stop", generation.stats))
+            await emit(OutputText(f"\n[the model's output could not be parsed: {parser.last_fault.text}]"))
+        await emit(OutputEnd("length" if generation.stats.stop_reason == "length" else "stop", generation.stats))
 
 
 @dataclass
 class TemplateCompletion:
     """The same request for a model that does not speak Harmony: its own chat template, `[TOOL_REQUEST]` calls."""
 
+    backend: Backend
     model: str
     prompt: list[int]
     tool_names: list[str]
@@ -141,6 +126,7 @@ class TemplateCompletion:
         required = [tool for tool in tools if tool.name in chosen]
         template = ModelTemplate(backend)
         return cls(
+            backend=backend,
             model=request.model or backend.name,
             prompt=template.prompt([message.openai_dict() for message in request.messages], tools),
             tool_names=[tool.name for tool in tools],
@@ -148,32 +134,36 @@ class TemplateCompletion:
             template=template,
         )
 
-    async def run(self, backend: Backend, renderer: HarmonyRenderer, emit: Emit) -> None:
+    async def run(self, renderer: HarmonyRenderer, emit: Emit) -> None:
         """Generate one assistant turn, handing each piece to `emit`. Raises `BackendError`."""
         output = TemplateOutput()
         async with aclosing(self.template.stream(self.prompt, self.params, output)) as texts:
             async for text in texts:
-                await emit(TextPiece(text))
+                await emit(OutputText(text))
         _, calls, faults = parse_tool_requests(output.text, self.tool_names)
         for index, call in enumerate(calls):
-            await emit(CallPiece(new_call_id(), call.name, json.dumps(call.arguments), index))
+            await emit(OutputToolCall(new_call_id(), call.name, json.dumps(call.arguments), index))
         if faults and not calls:
-            await emit(TextPiece(f"\n[the model's tool request could not be used: {faults[0].text}]"))
+            await emit(OutputText(f"\n[the model's tool request could not be used: {faults[0].text}]"))
         reason: Literal["stop", "length", "tool_calls"] = (
             "tool_calls" if calls else "length" if output.stats.stop_reason == "length" else "stop"
         )
-        await emit(EndPiece(reason, output.stats))
+        await emit(OutputEnd(reason, output.stats))
 
 
 Completion = HarmonyCompletion | TemplateCompletion
 
 
-def completion_for(request: ChatCompletionRequest, renderer: HarmonyRenderer, backend: Backend) -> Completion:
+def completion_for(
+    request: ChatCompletionRequest, renderer: HarmonyRenderer, backend: Backend | ChatBackend
+) -> Completion:
     """Harmony for gpt-oss; the model's own chat template for every other model. Raises `ApiError`."""
     prompt_format = backend.capabilities.prompt_format
-    if prompt_format == "harmony":
+    if not isinstance(backend, Backend):
+        pass
+    elif prompt_format == "harmony":
         return HarmonyCompletion.from_request(request, renderer, backend)
-    if prompt_format == "template":
+    elif prompt_format == "template":
         return TemplateCompletion.from_request(request, renderer, backend)
     raise ApiError(501, f"{backend.name} is served in {prompt_format} mode; call its own server for completions")
 

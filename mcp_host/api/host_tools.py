@@ -31,7 +31,7 @@ from mcp_host.agent import (
 from mcp_host.api.answers import completion_json, usage
 from mcp_host.api.completions import DEFAULT_MAX_TOKENS, check_tool_messages
 from mcp_host.api.requests import ChatCompletionRequest
-from mcp_host.backends.base import Backend
+from mcp_host.backends.base import Backend, ChatBackend
 from mcp_host.errors import ApiError
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import Effort, HarmonyOptions
@@ -46,7 +46,7 @@ class HostToolsTurn:
     """One validated request for the host's loop."""
 
     host: Host
-    backend: Backend
+    backend: Backend | ChatBackend
     model: str
     options: ChatOptions
     servers: list[str]
@@ -55,7 +55,7 @@ class HostToolsTurn:
     effort: Effort | None
 
     @classmethod
-    def from_request(cls, host: Host, backend: Backend, request: ChatCompletionRequest) -> HostToolsTurn:
+    def from_request(cls, host: Host, backend: Backend | ChatBackend, request: ChatCompletionRequest) -> HostToolsTurn:
         """Raises `ApiError` (400) for what the turn could not run with."""
         assert request.mcp_host is not None
         names = request.mcp_host.tools

@@ -14,7 +14,7 @@ from mcp_host.api.answers import Answer
 from mcp_host.api.completions import completion_for
 from mcp_host.api.openai_routes import Completer
 from mcp_host.api.requests import BodyReader, ChatCompletionRequest
-from mcp_host.backends.base import Backend
+from mcp_host.backends.base import Backend, ChatBackend
 from mcp_host.errors import ApiError
 
 _STOP_REASONS = {"stop": "eosFound", "length": "maxPredictedTokensReached", "tool_calls": "toolCalls"}
@@ -23,7 +23,7 @@ _STOP_REASONS = {"stop": "eosFound", "length": "maxPredictedTokensReached", "too
 class LMStudioV0Routes:
     """The loaded model as LM Studio describes it, and completions with LM Studio's `stats`."""
 
-    def __init__(self, backend: Backend, reader: BodyReader, completer: Completer) -> None:
+    def __init__(self, backend: Backend | ChatBackend, reader: BodyReader, completer: Completer) -> None:
         self.backend = backend
         self.reader = reader
         self.completer = completer
@@ -75,7 +75,7 @@ class LMStudioV0Routes:
             "tokens_per_second": stats.tokens_per_second,
             "time_to_first_token": stats.time_to_first_token_s,
             "generation_time": stats.generation_time_s,
-            "stop_reason": _STOP_REASONS.get(answer.end.finish_reason, "eosFound"),
+            "stop_reason": _STOP_REASONS.get(answer.end.finish_reason or "stop", "eosFound"),
         }
         result["model_info"] = {
             "arch": info["arch"],

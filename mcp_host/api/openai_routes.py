@@ -16,11 +16,11 @@ from starlette.routing import Route
 
 from mcp_host.agent import ErrorEvent, Event, MessageDelta, ReasoningDelta, TurnCompleted
 from mcp_host.api.answers import Answer, Chunks, done
-from mcp_host.api.completions import Completion, Piece, completion_for
+from mcp_host.api.completions import Completion, completion_for
 from mcp_host.api.host_tools import HostToolsTurn, TurnSummary, turn_usage
 from mcp_host.api.requests import BodyReader, ChatCompletionRequest
 from mcp_host.api.streaming import PING_S, EventSink, event_stream, until_disconnected
-from mcp_host.backends.base import Backend
+from mcp_host.backends.base import Backend, ChatBackend, ModelOutput
 from mcp_host.errors import BackendError
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import HarmonyRenderer
@@ -29,7 +29,7 @@ from mcp_host.prompt.harmony import HarmonyRenderer
 class Completer:
     """Runs completions for the routes: streamed as chunks, or whole (cancelled if the client leaves)."""
 
-    def __init__(self, backend: Backend, renderer: HarmonyRenderer, *, ping_s: float = PING_S) -> None:
+    def __init__(self, backend: Backend | ChatBackend, renderer: HarmonyRenderer, *, ping_s: float = PING_S) -> None:
         self.backend = backend
         self.renderer = renderer
         self.ping_s = ping_s
@@ -39,12 +39,12 @@ class Completer:
             chunks = Chunks(completion.model)
             await sink.send(chunks.delta({"role": "assistant", "content": ""}))
 
-            async def emit(piece: Piece) -> None:
+            async def emit(piece: ModelOutput) -> None:
                 for event in chunks.of(piece, include_usage=include_usage):
                     await sink.send(event)
 
             try:
-                await completion.run(self.backend, self.renderer, emit)
+                await completion.run(self.renderer, emit)
             except BackendError as exc:
                 await sink.send(chunks.error(f"the model failed: {exc}"))
             await sink.send(done())
@@ -58,7 +58,7 @@ class Completer:
 
         async def work() -> Response:
             answer = Answer()
-            await completion.run(self.backend, self.renderer, answer.add)
+            await completion.run(self.renderer, answer.add)
             return JSONResponse(shape(answer))
 
         return await until_disconnected(request, work)
@@ -67,7 +67,7 @@ class Completer:
 class OpenAIRoutes:
     """`GET /v1/models` and `POST /v1/chat/completions`."""
 
-    def __init__(self, host: Host, backend: Backend, reader: BodyReader, completer: Completer) -> None:
+    def __init__(self, host: Host, backend: Backend | ChatBackend, reader: BodyReader, completer: Completer) -> None:
         self.host = host
         self.backend = backend
         self.reader = reader

@@ -30,8 +30,8 @@ from mcp_host.agent import ApprovalAnswer, ApprovalRequired, Chat, ChatOptions
 from mcp_host.api.answers import json_dumps
 from mcp_host.api.requests import ApprovalBody, BodyReader, SessionCreate, SessionMessage
 from mcp_host.api.streaming import PING_S, EventSink, ServerSentEvent, event_stream
-from mcp_host.backends.base import Backend
-from mcp_host.errors import ApiError
+from mcp_host.backends.base import Backend, ChatBackend
+from mcp_host.errors import ApiError, UnknownApprovalError
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import HarmonyOptions
 
@@ -57,7 +57,9 @@ class Sessions:
     An async resource: `async with sessions:` (the app's lifespan) before the first session.
     """
 
-    def __init__(self, host: Host, backend: Backend, reader: BodyReader, *, ping_s: float = PING_S) -> None:
+    def __init__(
+        self, host: Host, backend: Backend | ChatBackend, reader: BodyReader, *, ping_s: float = PING_S
+    ) -> None:
         self.host = host
         self.backend = backend
         self.reader = reader
@@ -179,5 +181,8 @@ class Sessions:
             raise ApiError(404, f"no approval is pending for {call_id!r} in session {session.id}")
         body = await self.reader.read(request, ApprovalBody)
         session.pending.discard(call_id)
-        session.chat.answer(call_id, ApprovalAnswer(body.decision, reason=body.reason, arguments=body.arguments))
+        try:
+            session.chat.answer(call_id, ApprovalAnswer(body.decision, reason=body.reason, arguments=body.arguments))
+        except UnknownApprovalError as exc:  # the turn ended between the check and the answer
+            raise ApiError(404, f"{exc} in session {session.id}") from exc
         return JSONResponse({"call_id": call_id, "decision": body.decision})

@@ -163,35 +163,43 @@ class Backend(Protocol):
         ...
 
 
-# -- chat mode: servers that apply their own template --------------------------------------------
+# -- what a model says, as every layer above the engine reads it ----------------------------------
+# The Harmony parser, a server in chat mode and the API's completions all speak these.
 
 
 @dataclass(frozen=True)
-class ChatTextDelta:
+class OutputText:
+    """Answer text for the user."""
+
     text: str
 
 
 @dataclass(frozen=True)
-class ChatReasoningDelta:
+class OutputReasoning:
+    """Chain of thought."""
+
     text: str
 
 
 @dataclass(frozen=True)
-class ChatToolCall:
-    """A whole tool call, accumulated from the streamed `delta.tool_calls` fragments."""
+class OutputToolCall:
+    """A whole tool call (streamed fragments already joined); `index` orders several in one answer."""
 
     id: str
     name: str
     arguments: str
+    index: int = 0
 
 
 @dataclass(frozen=True)
-class ChatDone:
+class OutputEnd:
+    """The end of one generation: OpenAI's finish reason (`stop`, `length`, `tool_calls`) and the stats."""
+
     finish_reason: str | None
     stats: GenerationStats
 
 
-ChatEvent = ChatTextDelta | ChatReasoningDelta | ChatToolCall | ChatDone
+ModelOutput = OutputText | OutputReasoning | OutputToolCall | OutputEnd
 
 
 @runtime_checkable
@@ -215,8 +223,8 @@ class ChatBackend(Protocol):
         tools: list[dict[str, object]] | None = None,
         tool_choice: str | dict[str, object] | None = None,
         reasoning_effort: str | None = None,
-    ) -> AsyncGenerator[ChatEvent]:
-        """Stream one assistant turn: text, reasoning, whole tool calls, then `ChatDone`."""
+    ) -> AsyncGenerator[ModelOutput]:
+        """Stream one assistant turn: text, reasoning, whole tool calls, then `OutputEnd`."""
         ...
 
     async def aclose(self) -> None: ...

@@ -31,7 +31,7 @@ from mcp_host.backends.base import (
     speaks_harmony,
 )
 from mcp_host.backends.models import find_model
-from mcp_host.backends.threaded import CancelFlag, ThreadedGeneration
+from mcp_host.backends.threaded import CancelFlag, ThreadedGeneration, TokenSink
 from mcp_host.errors import GenerationError, ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ class LlamaCppBackend:
         self.context_length = int(llama.n_ctx())
         self._lock = anyio.Lock()
         self._closed = False
+        self._sink: TokenSink | None = None  # the running generation's
+        self._hand_off_before_decoding()
 
     def __repr__(self) -> str:
         return f"LlamaCppBackend({self.name!r}, context_length={self.context_length})"
@@ -183,11 +185,11 @@ class LlamaCppBackend:
 
     def _worker(
         self, prompt: list[int], params: GenerationParams
-    ) -> Callable[[CancelFlag, Callable[[int], None], GenerationStats], StopReason]:
+    ) -> Callable[[CancelFlag, TokenSink, GenerationStats], StopReason]:
         llama = self._llama
         llama_cpp = _import_llama()
 
-        def run(cancel: CancelFlag, emit: Callable[[int], None], stats: GenerationStats) -> StopReason:
+        def run(cancel: CancelFlag, sink: TokenSink, stats: GenerationStats) -> StopReason:
             reused = self._prepare_cache(prompt)
             stats.reused_prompt_tokens = reused
             stats.evaluated_prompt_tokens = len(prompt) - reused
@@ -197,27 +199,51 @@ class LlamaCppBackend:
             budget = min(params.max_tokens, self.context_length - len(prompt))
             stops = set(params.stop_tokens) | {self.eos_token}
             produced = 0
-            for token in llama.generate(
-                prompt,
-                temp=params.temperature,
-                top_p=params.top_p,
-                top_k=0,
-                min_p=0.0,
-                repeat_penalty=1.0,
-                reset=True,
-                grammar=grammar,
-            ):
-                if cancel:
-                    return "cancelled"
-                emit(token)
-                produced += 1
-                if token in stops:
-                    return "stop"
-                if produced >= budget:
-                    return "length"
-            return "stop"
+            self._sink = sink  # tokens are put here and flushed when llama.cpp next decodes
+            try:
+                for token in llama.generate(
+                    prompt,
+                    temp=params.temperature,
+                    top_p=params.top_p,
+                    top_k=0,
+                    min_p=0.0,
+                    repeat_penalty=1.0,
+                    reset=True,
+                    grammar=grammar,
+                ):
+                    if cancel:
+                        return "cancelled"
+                    sink.flush()  # a no-op while the decode hook works; else a token late, never stuck
+                    sink.put(token)
+                    produced += 1
+                    if token in stops:
+                        return "stop"  # the sink hands over what is left when the worker returns
+                    if produced >= budget:
+                        return "length"
+                return "stop"
+            finally:
+                self._sink = None
 
         return run
+
+    def _hand_off_before_decoding(self) -> None:
+        """Flush the running generation's tokens just before each `llama_decode`.
+
+        The event loop's turn for a token then runs while llama.cpp computes with the GIL released;
+        flushed when the token is sampled, the turn lands in the worker's Python before the decode
+        and holds it up (see `threaded.py`). llama-cpp-python has no hook there: `Llama.eval` calls
+        its context's `decode`, which is wrapped here.
+        """
+        context = self._llama._ctx
+        decode = context.decode
+
+        def decode_after_hand_off(batch: Any) -> None:
+            sink = self._sink
+            if sink is not None:
+                sink.flush()
+            decode(batch)
+
+        context.decode = decode_after_hand_off
 
     def _prepare_cache(self, prompt: list[int]) -> int:
         """How much of the prompt llama.cpp will reuse; cuts the cache there, as `Llama.generate` would.

@@ -25,13 +25,13 @@ import httpx2
 from mcp_host.backends.base import (
     BackendError,
     Capabilities,
-    ChatDone,
-    ChatEvent,
-    ChatReasoningDelta,
-    ChatTextDelta,
-    ChatToolCall,
     GenerationParams,
     GenerationStats,
+    ModelOutput,
+    OutputEnd,
+    OutputReasoning,
+    OutputText,
+    OutputToolCall,
 )
 from mcp_host.errors import BackendConnectionError, BackendResponseError
 
@@ -224,7 +224,7 @@ class OpenAIChatBackend:
         tools: list[dict[str, object]] | None = None,
         tool_choice: str | dict[str, object] | None = None,
         reasoning_effort: str | None = None,
-    ) -> AsyncGenerator[ChatEvent]:
+    ) -> AsyncGenerator[ModelOutput]:
         """Stream one assistant turn. Raises `BackendError`."""
         body: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True, **_sampling(params)}
         if tools:
@@ -246,10 +246,10 @@ class OpenAIChatBackend:
                 reasoning = delta.get("reasoning") or delta.get("reasoning_content")
                 if reasoning:
                     stats.mark_token()
-                    yield ChatReasoningDelta(reasoning)
+                    yield OutputReasoning(reasoning)
                 if delta.get("content"):
                     stats.mark_token()
-                    yield ChatTextDelta(delta["content"])
+                    yield OutputText(delta["content"])
                 for fragment in delta.get("tool_calls") or []:
                     stats.mark_token()
                     partial = calls.setdefault(int(fragment.get("index", len(calls))), _PartialCall())
@@ -261,9 +261,9 @@ class OpenAIChatBackend:
                 finish = choice.get("finish_reason") or finish
         for index in sorted(calls):
             partial = calls[index]
-            yield ChatToolCall(partial.id or f"call_{index}", partial.name, "".join(partial.arguments) or "{}")
+            yield OutputToolCall(partial.id or f"call_{index}", partial.name, "".join(partial.arguments) or "{}")
         stats.finish("length" if finish == "length" else "stop")
-        yield ChatDone(finish, stats)
+        yield OutputEnd(finish, stats)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -14,11 +14,9 @@ from mcp_host.prompt.harmony import (
 )
 from mcp_host.prompt.harmony_parse import (
     HarmonyStreamParser,
-    MessageDelta,
     ParseEvent,
     ParseFault,
     PreambleDelta,
-    ReasoningDelta,
     ToolCallRequest,
 )
 from mcp_host.prompt.token_log import TokenLog
@@ -30,12 +28,10 @@ __all__ = [
     "HarmonyOptions",
     "HarmonyRenderer",
     "HarmonyStreamParser",
-    "MessageDelta",
     "ParseEvent",
     "ParseFault",
     "PreambleDelta",
     "PromptPart",
-    "ReasoningDelta",
     "TokenLog",
     "ToolCallRequest",
     "VocabularyError",

@@ -3,7 +3,7 @@
     parser = HarmonyStreamParser(known_functions={"time__now"}, browser=False, python=True)
     for token in generated:
         for event in parser.feed(token):
-            ...  # ReasoningDelta, MessageDelta, PreambleDelta, ToolCallRequest, ParseFault
+            ...  # OutputReasoning, OutputText, PreambleDelta, ToolCallRequest, ParseFault
         if parser.done:
             break
 
@@ -23,6 +23,7 @@ from typing import Literal
 
 from openai_harmony import HarmonyEncoding, Message, Role, StreamableParser, StreamState
 
+from mcp_host.backends.base import OutputReasoning, OutputText
 from mcp_host.prompt.harmony import CALL_TOKEN, RETURN_TOKEN
 from mcp_host.prompt.vocab import harmony_encoding
 
@@ -30,20 +31,6 @@ BROWSER_FUNCTIONS = ("browser.search", "browser.open", "browser.find")
 END_TOKEN = 200007
 _MESSAGE_ENDS = frozenset({END_TOKEN, RETURN_TOKEN, CALL_TOKEN})
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-@dataclass(frozen=True)
-class ReasoningDelta:
-    """Chain of thought (the `analysis` channel)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class MessageDelta:
-    """Answer text for the user (the `final` channel)."""
-
-    text: str
 
 
 @dataclass(frozen=True)
@@ -99,7 +86,7 @@ class ParseFault:
     channel: str = "commentary"
 
 
-ParseEvent = ReasoningDelta | MessageDelta | PreambleDelta | ToolCallRequest | ParseFault
+ParseEvent = OutputReasoning | OutputText | PreambleDelta | ToolCallRequest | ParseFault
 
 
 class HarmonyStreamParser:
@@ -223,9 +210,9 @@ class HarmonyStreamParser:
         if recipient is not None:
             return None  # arguments are reported whole, once the call is complete and checked
         if channel == "analysis":
-            return ReasoningDelta(delta)
+            return OutputReasoning(delta)
         if channel == "final":
-            return MessageDelta(delta)
+            return OutputText(delta)
         if channel == "commentary":
             return PreambleDelta(delta)
         return None  # an unknown channel is reported when its message completes

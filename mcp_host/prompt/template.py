@@ -225,7 +225,12 @@ def _with_text_tool_calls(message: Message) -> Message:
 
 def _arguments(call: dict[str, Any]) -> Any:
     arguments = call["function"].get("arguments") or "{}"
-    return json.loads(arguments) if isinstance(arguments, str) else arguments
+    if not isinstance(arguments, str):
+        return arguments
+    try:
+        return json.loads(arguments)
+    except json.JSONDecodeError:
+        return arguments  # an earlier call written badly (by a client or the model) is shown as it was
 
 
 def _plain_transcript(messages: Sequence[Message]) -> str:

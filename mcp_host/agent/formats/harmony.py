@@ -16,7 +16,7 @@ from openai_harmony import Message, Role
 from mcp_host.agent.calls import CallOutcome, Emit, ToolCall
 from mcp_host.agent.events import MessageDelta, ReasoningDelta
 from mcp_host.agent.formats.base import Fault, Round, TurnTools
-from mcp_host.backends.base import Backend, GenerationParams
+from mcp_host.backends.base import Backend, GenerationParams, OutputReasoning, OutputText
 from mcp_host.prompt import harmony_parse as parsed
 from mcp_host.prompt.harmony import (
     STOP_TOKENS,
@@ -77,9 +77,9 @@ class HarmonyFormat:
             async for token in generation:
                 generated.append(token)
                 for event in parser.feed(token):
-                    if isinstance(event, parsed.ReasoningDelta):
+                    if isinstance(event, OutputReasoning):
                         await emit(ReasoningDelta(text=event.text))
-                    elif isinstance(event, parsed.MessageDelta):
+                    elif isinstance(event, OutputText):
                         await emit(MessageDelta(text=event.text))
                 if parser.done:
                     break

@@ -17,11 +17,11 @@ from mcp_host.agent.formats.base import Fault, Round, TurnTools
 from mcp_host.agent.formats.messages import ChatMessages, Functions
 from mcp_host.backends.base import (
     ChatBackend,
-    ChatDone,
-    ChatReasoningDelta,
-    ChatTextDelta,
-    ChatToolCall,
     GenerationParams,
+    OutputEnd,
+    OutputReasoning,
+    OutputText,
+    OutputToolCall,
 )
 from mcp_host.prompt.harmony import Effort
 
@@ -75,20 +75,20 @@ class ServerChatFormat:
         )
         async with aclosing(stream) as events:
             async for event in events:
-                if isinstance(event, ChatTextDelta):
+                if isinstance(event, OutputText):
                     content.append(event.text)
                     await emit(MessageDelta(text=event.text))
-                elif isinstance(event, ChatReasoningDelta):
+                elif isinstance(event, OutputReasoning):
                     await emit(ReasoningDelta(text=event.text))
-                elif isinstance(event, ChatToolCall):
+                elif isinstance(event, OutputToolCall):
                     self._add_call(event, round_)
-                elif isinstance(event, ChatDone):
+                elif isinstance(event, OutputEnd):
                     round_.stats = event.stats
         self._content = "".join(content)
         round_.faults = list(self._faults)
         return round_
 
-    def _add_call(self, event: ChatToolCall, round_: Round) -> None:
+    def _add_call(self, event: OutputToolCall, round_: Round) -> None:
         try:
             arguments = json.loads(event.arguments or "{}")
         except json.JSONDecodeError as exc:
