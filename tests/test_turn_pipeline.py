@@ -26,6 +26,7 @@ from mcp_host.errors import ChatBusyError, ChatClosedError, UnknownApprovalError
 from mcp_host.host import Host
 from mcp_host.prompt import harmony_encoding
 from mcp_host.prompt.harmony import HarmonyOptions
+from mcp_host.tools.spec import ToolResult
 from tests.conftest import fixture_entry, write_config
 
 pytestmark = pytest.mark.anyio
@@ -167,7 +168,7 @@ def script(*outputs: str) -> ReplayBackend:
     )
 
 
-async def test_exceptions_of_the_body_propagate_as_themselves(config: Path, tmp_path: Path) -> None:
+async def test_exceptions_of_the_body_and_host_bugs_propagate_as_themselves(config: Path, tmp_path: Path) -> None:
     async with Host(config, settings_path=tmp_path / "settings.toml") as host:
         await host.wait_settled()
         with pytest.raises(KeyError):
@@ -176,6 +177,17 @@ async def test_exceptions_of_the_body_propagate_as_themselves(config: Path, tmp_
         with pytest.raises(ValueError, match="body"):
             async with host.chat(script(ANSWER.format(text="hi"))) as chat, chat.turn("x"):
                 raise ValueError("body")
+
+        async def broken(name: str, arguments: dict[str, object], limit_s: float | None) -> ToolResult:
+            raise RuntimeError("a host bug")
+
+        chat = host.chat(script(CALL.format(tool="echo", arguments='{"text": "t"}'), ANSWER.format(text="ok")))
+        chat._call_tool = broken  # a bug in the host's own code, where calls are executed
+        with pytest.raises(RuntimeError, match="a host bug"):
+            async with chat:
+                async for event in chat.send("x"):
+                    if isinstance(event, ApprovalRequired):
+                        chat.answer(event.call_id, ApprovalAnswer("allow"))
 
 
 async def test_breaking_out_of_send_lets_the_next_turn_start_at_once(config: Path, tmp_path: Path) -> None:

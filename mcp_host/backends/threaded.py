@@ -30,6 +30,7 @@ import anyio.from_thread
 import anyio.to_thread
 
 from mcp_host.backends.base import BackendError, GenerationStats, StopReason
+from mcp_host.errors import GenerationError
 
 
 class CancelFlag:
@@ -159,7 +160,7 @@ class ThreadedGeneration:
             self._failure = exc
             reason = "error"
         except Exception as exc:  # noqa: BLE001 - the engine's own exceptions enter our code here
-            self._failure = BackendError(f"generation failed: {type(exc).__name__}: {exc}")
+            self._failure = GenerationError(f"generation failed: {type(exc).__name__}: {exc}")
             self._failure.__cause__ = exc
             reason = "error"
         finally:
