@@ -23,8 +23,9 @@ import uvicorn
 
 from mcp_host.api import create_app
 from mcp_host.backends import GenerationParams, RecordedGeneration, ReplayBackend
+from mcp_host.backends.base import OutputText
 from mcp_host.host import Host
-from mcp_host.prompt import STOP_TOKENS, HarmonyStreamParser, MessageDelta, harmony_encoding
+from mcp_host.prompt import STOP_TOKENS, HarmonyStreamParser, harmony_encoding
 
 
 def script(count: int, tokens: int, rate: float) -> ReplayBackend:
@@ -49,7 +50,7 @@ async def backend_ttft(repeat: int, rate: float) -> float:
         started = time.perf_counter()
         async with backend.generate([200006], GenerationParams(stop_tokens=STOP_TOKENS)) as generation:
             async for token in generation:
-                if any(isinstance(event, MessageDelta) for event in parser.feed(token)):
+                if any(isinstance(event, OutputText) for event in parser.feed(token)):
                     timings.append(time.perf_counter() - started)
                     break
     return statistics.median(timings)
