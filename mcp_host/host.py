@@ -108,13 +108,14 @@ class Host:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
-        assert self._task_group is not None
-        # The body's own exception propagates as it is, not wrapped in the task group's group.
+        assert self._task_group is not None and self._manager is not None
+        # Task groups close in the task that opened them; the body's own exception propagates unwrapped.
+        await self._manager.__aexit__(None, None, None)
         self._task_group.cancel_scope.cancel()
         await self._task_group.__aexit__(None, None, None)
 
     async def aclose(self) -> None:
-        """Stop watching and stop every server. Idempotent."""
+        """Stop watching, close the chats and stop every server, from any task. Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -122,7 +123,7 @@ class Host:
         for chat in list(self._chats):  # their python interpreters and working directories
             await chat.aclose()
         if self._manager is not None:
-            await self._manager.__aexit__(None, None, None)
+            await self._manager.aclose()
 
     def _load(self) -> McpConfig:
         return self._restrict(load_config(self.config_path))

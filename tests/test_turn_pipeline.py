@@ -242,3 +242,26 @@ async def test_an_earlier_call_with_broken_arguments_is_rendered_not_a_crash(
             chat.load_messages([{"role": "assistant", "content": None, "tool_calls": [broken]}])
             events = [event async for event in chat.send("q")]
     assert completed(events).stop_reason == "answered"
+
+
+async def test_the_host_can_be_closed_from_another_task_while_a_turn_runs(config: Path, tmp_path: Path) -> None:
+    events: list[Event] = []
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+        await host.wait_settled()
+        chat = host.chat(script(CALL.format(tool="add", arguments='{"a": 1, "b": 2}'), ANSWER.format(text="ok")))
+
+        async def read() -> None:
+            async for event in chat.send("x"):
+                events.append(event)
+
+        async def close_when_asked() -> None:
+            with anyio.fail_after(10):
+                while not any(isinstance(event, ApprovalRequired) for event in events):
+                    await anyio.sleep(0.01)
+            await host.aclose()  # from a task other than the one that entered the host
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read)
+            tg.start_soon(close_when_asked)
+    assert completed(events).stop_reason == "cancelled"
+    assert all(status.state.value == "stopped" for status in host.statuses())
