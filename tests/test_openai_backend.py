@@ -32,6 +32,7 @@ from mcp_host.backends.openai_http import (
 )
 from mcp_host.host import Host
 from tests.conftest import fixture_entry, free_port, stop_process, wait_for_port, write_config
+from tests.test_api_openai import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -211,3 +212,42 @@ async def test_the_whole_loop_runs_in_chat_mode_with_an_mcp_tool_and_an_approval
     assert done.stats.rounds == 2 and done.stats.tool_calls == 1
     tool_message = next(m for m in transcript if m["role"] == "tool")
     assert tool_message["content"] == result.text and tool_message["name"] == "fx__add"  # sent back to the server
+
+
+async def test_the_api_passes_chat_completions_through_to_a_chat_mode_server(server: str, tmp_path: Path) -> None:
+    """`mcp-host serve` in front of a server in chat mode: the openai client gets the server's answer and calls."""
+    backend = OpenAIChatBackend(server, "gemma")
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "description": "Current time in a timezone",
+            "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
+        },
+    }
+    try:
+        async for served in serving(tmp_path, [], backend):  # type: ignore[arg-type]
+            client = served.client()
+            answer = await client.chat.completions.create(
+                model="gemma", messages=[{"role": "user", "content": "Say hello."}], max_tokens=8, temperature=0
+            )
+            assert answer.choices[0].message.content and answer.usage is not None
+            stream = await client.chat.completions.create(
+                model="gemma",
+                messages=[{"role": "user", "content": "What time is it in Tokyo?"}],
+                tools=[tool],  # type: ignore[list-item]
+                tool_choice={"type": "function", "function": {"name": "get_time"}},
+                max_tokens=40,
+                temperature=0,
+                stream=True,
+            )
+            names, arguments = [], []
+            async for chunk in stream:
+                for call in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
+                    if call.function and call.function.name:
+                        names.append(call.function.name)
+                    if call.function and call.function.arguments:
+                        arguments.append(call.function.arguments)
+    finally:
+        await backend.aclose()
+    assert names == ["get_time"] and isinstance(json.loads("".join(arguments))["tz"], str)

@@ -151,21 +151,61 @@ class TemplateCompletion:
         await emit(OutputEnd(reason, output.stats))
 
 
-Completion = HarmonyCompletion | TemplateCompletion
+@dataclass
+class ServerChatCompletion:
+    """The same request for a model behind a server in chat mode: passed through, the answer streamed back."""
+
+    backend: ChatBackend
+    model: str
+    messages: list[dict[str, object]]
+    tools: list[dict[str, object]] | None
+    tool_choice: str | dict[str, object] | None
+    reasoning_effort: str | None
+    params: GenerationParams
+
+    @classmethod
+    def from_request(cls, request: ChatCompletionRequest, backend: ChatBackend) -> ServerChatCompletion:
+        check_tool_messages(request.messages)
+        choice = request.tool_choice
+        return cls(
+            backend=backend,
+            model=request.model or backend.name,
+            messages=[message.openai_dict() for message in request.messages],
+            tools=[tool.model_dump(exclude_none=True) for tool in request.tools] if request.tools else None,
+            tool_choice=choice.model_dump() if isinstance(choice, NamedToolChoice) else choice,
+            reasoning_effort=request.reasoning_effort,
+            params=sampling_params(request, frozenset()),
+        )
+
+    async def run(self, renderer: HarmonyRenderer, emit: Emit) -> None:
+        """The server's answer, event by event (it already speaks the API's output events). Raises `BackendError`."""
+        answer = self.backend.chat(
+            self.messages,
+            self.params,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            reasoning_effort=self.reasoning_effort,
+        )
+        async with aclosing(answer) as events:
+            async for event in events:
+                await emit(event)
+
+
+Completion = HarmonyCompletion | TemplateCompletion | ServerChatCompletion
 
 
 def completion_for(
     request: ChatCompletionRequest, renderer: HarmonyRenderer, backend: Backend | ChatBackend
 ) -> Completion:
-    """Harmony for gpt-oss; the model's own chat template for every other model. Raises `ApiError`."""
-    prompt_format = backend.capabilities.prompt_format
+    """Harmony for gpt-oss; the model's own chat template for other models; a chat-mode server's own chat.
+
+    Raises `ApiError`.
+    """
     if not isinstance(backend, Backend):
-        pass
-    elif prompt_format == "harmony":
+        return ServerChatCompletion.from_request(request, backend)
+    if backend.capabilities.prompt_format == "harmony":
         return HarmonyCompletion.from_request(request, renderer, backend)
-    elif prompt_format == "template":
-        return TemplateCompletion.from_request(request, renderer, backend)
-    raise ApiError(501, f"{backend.name} is served in {prompt_format} mode; call its own server for completions")
+    return TemplateCompletion.from_request(request, renderer, backend)
 
 
 def sampling_params(

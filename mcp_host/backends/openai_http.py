@@ -259,9 +259,10 @@ class OpenAIChatBackend:
                     if function.get("arguments"):
                         partial.arguments.append(function["arguments"])
                 finish = choice.get("finish_reason") or finish
-        for index in sorted(calls):
+        for position, index in enumerate(sorted(calls)):
             partial = calls[index]
-            yield OutputToolCall(partial.id or f"call_{index}", partial.name, "".join(partial.arguments) or "{}")
+            arguments = "".join(partial.arguments) or "{}"
+            yield OutputToolCall(partial.id or f"call_{index}", partial.name, arguments, position)
         stats.finish("length" if finish == "length" else "stop")
         yield OutputEnd(finish, stats)
 
