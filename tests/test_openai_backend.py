@@ -36,6 +36,15 @@ from tests.test_api_openai import serving
 
 pytestmark = pytest.mark.anyio
 
+GET_TIME = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "Current time in a timezone",
+        "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
+    },
+}
+
 
 class LocalTokenizer:
     """The model's own tokenizer (vocabulary only), for raw mode with a non-Harmony model."""
@@ -125,14 +134,7 @@ async def test_chat_mode_streams_text(server: str) -> None:
 
 
 async def test_chat_mode_accumulates_streamed_tool_call_deltas(server: str) -> None:
-    tool = {
-        "type": "function",
-        "function": {
-            "name": "get_time",
-            "description": "Current time in a timezone",
-            "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
-        },
-    }
+    tool = GET_TIME
     backend = OpenAIChatBackend(server, "gemma")
     events: list[ModelOutput] = []
     try:
@@ -217,14 +219,7 @@ async def test_the_whole_loop_runs_in_chat_mode_with_an_mcp_tool_and_an_approval
 async def test_the_api_passes_chat_completions_through_to_a_chat_mode_server(server: str, tmp_path: Path) -> None:
     """`mcp-host serve` in front of a server in chat mode: the openai client gets the server's answer and calls."""
     backend = OpenAIChatBackend(server, "gemma")
-    tool = {
-        "type": "function",
-        "function": {
-            "name": "get_time",
-            "description": "Current time in a timezone",
-            "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
-        },
-    }
+    tool = GET_TIME
     try:
         async for served in serving(tmp_path, [], backend):  # type: ignore[arg-type]
             client = served.client()

@@ -112,3 +112,31 @@ class ChatMessages:
         if last.get("role") == "assistant" and not last.get("tool_calls"):
             return str(last.get("content") or "")
         return ""
+
+
+class MessagesHistory:
+    """The history half of a `TurnFormat` whose conversation is OpenAI chat messages (template, server chat).
+
+    A round's `generate` leaves `_content` and `_faults`; `end_round` records them with the calls' results.
+    """
+
+    def __init__(self, instructions: str | None) -> None:
+        self.history = ChatMessages(instructions)
+        self._content = ""
+        self._faults: list[Fault] = []
+
+    def load_messages(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        self.history.load(messages)
+
+    def end_round(self, outcomes: Sequence[CallOutcome]) -> None:
+        self.history.add_round(self._content, outcomes, self._faults)
+        self._content, self._faults = "", []
+
+    def answer(self) -> str:
+        return self.history.answer()
+
+    def transcript(self) -> list[dict[str, Any]]:
+        return list(self.history.messages)
+
+    def reset(self) -> None:
+        self.history.reset()

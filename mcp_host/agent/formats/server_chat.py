@@ -7,14 +7,13 @@ calls, and the host runs them through the same call pipeline as every other form
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from contextlib import aclosing
-from typing import Any, Final
+from typing import Final
 
-from mcp_host.agent.calls import CallOutcome, Emit
+from mcp_host.agent.calls import Emit
 from mcp_host.agent.events import MessageDelta, ReasoningDelta
 from mcp_host.agent.formats.base import Fault, Round, TurnTools
-from mcp_host.agent.formats.messages import ChatMessages, Functions
+from mcp_host.agent.formats.messages import Functions, MessagesHistory
 from mcp_host.backends.base import (
     ChatBackend,
     GenerationParams,
@@ -26,7 +25,7 @@ from mcp_host.backends.base import (
 from mcp_host.prompt.harmony import Effort
 
 
-class ServerChatFormat:
+class ServerChatFormat(MessagesHistory):
     """A chat's history sent as messages; the server renders it."""
 
     name: Final = "chat"
@@ -40,17 +39,12 @@ class ServerChatFormat:
         required_tool: str | None = None,
     ) -> None:
         self.backend = backend
-        self.history = ChatMessages(instructions)
+        super().__init__(instructions)
         self.reasoning_effort = reasoning_effort
         self.required_tool = required_tool  # the first round's `tool_choice`: a qualified or function name
         self._round = 0
         self._effort = reasoning_effort
         self._functions = Functions([], {})
-        self._content = ""
-        self._faults: list[Fault] = []
-
-    def load_messages(self, messages: Sequence[Mapping[str, Any]]) -> None:
-        self.history.load(messages)
 
     def start_turn(self, text: str, tools: TurnTools, reasoning: Effort | None) -> None:
         self._functions = Functions.build(tools)
@@ -108,16 +102,3 @@ class ServerChatFormat:
             )
             return
         round_.calls.append(self._functions.call(event.name, arguments))
-
-    def end_round(self, outcomes: Sequence[CallOutcome]) -> None:
-        self.history.add_round(self._content, outcomes, self._faults)
-        self._content, self._faults = "", []
-
-    def answer(self) -> str:
-        return self.history.answer()
-
-    def transcript(self) -> list[dict[str, Any]]:
-        return list(self.history.messages)
-
-    def reset(self) -> None:
-        self.history.reset()

@@ -7,21 +7,20 @@ With `required_tool`, the turn's first round is grammar-constrained to a valid c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import replace
-from typing import Any, Final
+from typing import Final
 
-from mcp_host.agent.calls import CallOutcome, Emit
+from mcp_host.agent.calls import Emit
 from mcp_host.agent.events import MessageDelta
 from mcp_host.agent.formats.base import Fault, Round, TurnTools
-from mcp_host.agent.formats.messages import ChatMessages, Functions
+from mcp_host.agent.formats.messages import Functions, MessagesHistory
 from mcp_host.backends.base import Backend, GenerationParams
 from mcp_host.prompt.harmony import Effort
 from mcp_host.prompt.template import ModelTemplate, TemplateOutput, parse_tool_requests, tool_call_grammar
 
 
-class TemplateFormat:
+class TemplateFormat(MessagesHistory):
     """A chat's history rendered through the model's chat template."""
 
     name: Final = "template"
@@ -29,15 +28,10 @@ class TemplateFormat:
     def __init__(self, backend: Backend, *, instructions: str | None = None, required_tool: str | None = None) -> None:
         self.backend = backend
         self.model = ModelTemplate(backend)
-        self.history = ChatMessages(instructions)
+        super().__init__(instructions)
         self.required_tool = required_tool  # a qualified name (`server.tool`) or a function name
         self._functions = Functions([], {})
         self._round = 0
-        self._content = ""
-        self._faults: list[Fault] = []
-
-    def load_messages(self, messages: Sequence[Mapping[str, Any]]) -> None:
-        self.history.load(messages)
 
     def start_turn(self, text: str, tools: TurnTools, reasoning: Effort | None) -> None:
         self._functions = Functions.build(tools)
@@ -62,16 +56,3 @@ class TemplateFormat:
         self._faults = [Fault("model_output.tool_request", fault.text) for fault in faults]
         calls = [self._functions.call(request.name, request.arguments) for request in requests]
         return Round(calls=calls, faults=list(self._faults), stats=output.stats)
-
-    def end_round(self, outcomes: Sequence[CallOutcome]) -> None:
-        self.history.add_round(self._content, outcomes, self._faults)
-        self._content, self._faults = "", []
-
-    def answer(self) -> str:
-        return self.history.answer()
-
-    def transcript(self) -> list[dict[str, Any]]:
-        return list(self.history.messages)
-
-    def reset(self) -> None:
-        self.history.reset()
