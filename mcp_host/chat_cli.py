@@ -3,6 +3,8 @@
 Streams the answer as it comes, shows reasoning dimmed (unless `--hide-reasoning`), shows each tool
 call and a one-line result, asks `[y]es once / [a]lways / [n]o / [e]dit` where the policy says so;
 Ctrl-C cancels the turn, not the program; Ctrl-D (or /quit) leaves. Input history is kept.
+SIGTERM cancels `run_chat` wherever it is (the caller does it, see `mcp_host.cli`): the chat and the
+model close on the way out, and the host stops every server.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from mcp_host.errors import UsageError
 from mcp_host.host import Host
 from mcp_host.model_pick import pick_model
 from mcp_host.prompt.harmony import HarmonyOptions
+from mcp_host.tools.native.sandbox import detect_isolation
 
 HELP = "/tools  /servers  /reasoning low|medium|high  /reset  /save FILE  /quit"
 
@@ -60,6 +63,10 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
         browser=args.browser,
         python=args.python,
     )
+    if args.python:
+        isolation = await detect_isolation()
+        if isolation.warning:  # never silently weaker: the user reads it before the first run
+            console.print(f"[bold yellow]{escape(isolation.warning)}[/bold yellow]")
     failed = [s for s in host.statuses() if s.state.value == "failed"]
     console.print(
         f"[dim]{len(host.registry)} tools from {len(host.statuses()) - len(failed)} servers"
@@ -75,7 +82,8 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
             await _loop(host, chat, session, view, console, effort)
             return 0
     finally:
-        await pick.backend.aclose()
+        with anyio.CancelScope(shield=True):  # also when the chat is cancelled (SIGTERM)
+            await pick.backend.aclose()
 
 
 async def _loop(

@@ -9,6 +9,7 @@
     mcp-host config add remote --url https://example.com/mcp --header "Authorization=Bearer ${TOKEN}"
 
 Exit codes: 0 success, 1 the operation failed (a tool error, a server not ready), 2 bad usage or config.
+SIGTERM ends `chat` and `serve` (Ctrl-C too for serve) with 0, once every MCP server has stopped.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,14 @@ from mcp_host.tools.spec import ToolResult
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+# The signals that end `chat` and `serve` cleanly, exit code 0: the command winds down (serve ends its open
+# streams first), then the host stops every MCP server. They are caught from before the first server starts
+# until the last has stopped. Ctrl-C in chat cancels the turn instead (see chat_cli).
+_STOP_SIGNALS: dict[str, tuple[signal.Signals, ...]] = {
+    "chat": (signal.SIGTERM,),
+    "serve": (signal.SIGTERM, signal.SIGINT),
+}
 
 _STATE_STYLE = {
     ServerState.READY: "green",
@@ -94,12 +104,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", help="require this bearer key (default: $MCP_HOST_API_KEY)")
     serve.add_argument("--model", help="a .gguf path, an LM Studio id or an http:// server (as for chat)")
     serve.add_argument("--replay", type=Path, help="serve a recorded chat instead of a model")
+    serve.add_argument("--replay-speed", type=float, default=0.0, help="replayed tokens per second (0: instant)")
     serve.add_argument(
         "--cors-origin",
         action="append",
         default=[],
         metavar="ORIGIN",
         help="allow browser pages from this origin (repeatable; CORS is off by default)",
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="answer requests for this Host name too (repeatable; loopback names only by default)",
+    )
+    serve.add_argument(
+        "--session-idle",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="close sessions nobody used for this long (default 3600)",
     )
 
     render = commands.add_parser("render", help="print the exact prompt gpt-oss would see, with token counts")
@@ -167,25 +192,70 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 async def _run(args: argparse.Namespace, console: Console) -> int:
+    with anyio.open_signal_receiver(*_stop_signals(args.command)) as signals:
+        async with _host(args) as host:
+            for warning in host.config.warnings if host.config is not None else ():
+                print(f"warning: {warning}", file=sys.stderr)
+            return await _run_until_stopped(host, args, console, signals)
+
+
+def _stop_signals(command: str) -> tuple[signal.Signals, ...]:
+    if sys.platform == "win32":  # pragma: no cover - asyncio there has no signal handlers; Ctrl-C interrupts
+        return ()
+    return _STOP_SIGNALS.get(command, ())
+
+
+def _host(args: argparse.Namespace) -> Host:
     path = _config_path(args)
     only = [_server_of(args.tool, path)] if args.command == "call" else None
     watch = args.command in ("chat", "serve")
     audit = audit_log_path() if args.command in ("chat", "serve") else None
-    async with Host(path, settings_path=args.settings, only=only, watch=watch, audit_path=audit) as host:
-        await host.wait_settled()
-        if args.command == "chat":
-            return await run_chat(host, args, console)
-        if args.command == "serve":
-            return await serve(host, args, console)
-        if args.command == "servers":
-            _print_servers(console, host.statuses(), args.json)
-            return 0
-        if args.command == "tools":
-            _print_tools(console, host, args.json)
-            return 0
-        if args.command == "render":
-            return render_prompt(console, host, args)
-        return await _call(console, host, args)
+    return Host(path, settings_path=args.settings, only=only, watch=watch, audit_path=audit)
+
+
+async def _run_until_stopped(
+    host: Host, args: argparse.Namespace, console: Console, signals: AsyncIterator[signal.Signals]
+) -> int:
+    """The command, until it ends or a stop signal comes (0 then): serving winds down by itself, ending
+    its open streams; starting up and anything else are cancelled at once."""
+    stopping = anyio.Event()
+    code = 0
+    try:
+        async with anyio.create_task_group() as tg:
+            cancellable = anyio.CancelScope()
+
+            async def stop_on_signal() -> None:
+                async for _ in signals:
+                    stopping.set()
+                    cancellable.cancel()
+
+            tg.start_soon(stop_on_signal)
+            with cancellable:
+                await host.wait_settled()
+                if args.command != "serve":
+                    code = await _command(host, args, console)
+            if args.command == "serve" and not stopping.is_set():
+                code = await serve(host, args, console, stopping)
+            tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:  # the command's own error (UsageError...), for `main` to report
+            raise group.exceptions[0] from None
+        raise
+    return code
+
+
+async def _command(host: Host, args: argparse.Namespace, console: Console) -> int:
+    if args.command == "chat":
+        return await run_chat(host, args, console)
+    if args.command == "servers":
+        _print_servers(console, host.statuses(), args.json)
+        return 0
+    if args.command == "tools":
+        _print_tools(console, host, args.json)
+        return 0
+    if args.command == "render":
+        return render_prompt(console, host, args)
+    return await _call(console, host, args)
 
 
 def _server_of(tool: str, path: Path) -> str:

@@ -15,7 +15,8 @@
     ├── ToolError                   something about one tool
     │   ├── UnknownToolError        no tool of that qualified name
     │   ├── ToolCallError           the call itself failed (timeout, transport, protocol)
-    │   └── BrowserError            the browser cannot do what the model asked; the message is for the model
+    │   ├── BrowserError            the browser cannot do what the model asked; the message is for the model
+    │   └── SandboxStartError       the python tool's sandbox could not start (reported to the model as the result)
     ├── BackendError                the inference engine failed
     │   ├── ModelNotFoundError      no model matches the name
     │   ├── ModelLoadError          the model was found but the engine could not load it
@@ -138,6 +139,13 @@ class BrowserError(ToolError):
         super().__init__(message, tool="browser")
 
 
+class SandboxStartError(ToolError):
+    """bwrap could not start the python tool's sandbox; the call reports it as its result."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, tool="python")
+
+
 class BackendError(McpHostError):
     """The engine failed: a model that will not load, a server that is down or answers garbage."""
 
@@ -201,9 +209,13 @@ class UnknownApprovalError(ChatError):
 _API_ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    403: "permission_error",
     404: "not_found_error",
+    405: "invalid_request_error",
     409: "conflict_error",
     413: "invalid_request_error",
+    415: "invalid_request_error",
+    421: "invalid_request_error",
 }
 
 

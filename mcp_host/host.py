@@ -15,6 +15,7 @@ import logging
 import tempfile
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -130,7 +131,7 @@ class Host:
 
     def _restrict(self, config: McpConfig) -> McpConfig:
         if self.only is not None:
-            config = McpConfig(path=config.path, servers={k: v for k, v in config.servers.items() if k in self.only})
+            config = config.model_copy(update={"servers": {k: v for k, v in config.servers.items() if k in self.only}})
         self.config = config
         return config
 
@@ -174,8 +175,8 @@ class Host:
         """A new conversation with `backend` and every tool the host has, under the permission policy.
 
         Use it as `async with host.chat(backend) as chat:`; a chat not entered runs its turns in the
-        host's task group and is closed with the host. "Always" answers are saved to the settings
-        file; the audit log goes to `audit_path`.
+        host's task group and is closed with the host. "Always" answers are saved to the approvals
+        file next to the settings (`settings.approvals.json`); the audit log goes to `audit_path`.
         """
         if self._closed:
             raise ChatClosedError("the host is closed: open a new one for new chats")
@@ -189,6 +190,7 @@ class Host:
             key = browser.search_api_key.get_secret_value() if browser.search_api_key else None
             session = BrowserSession(
                 search_url=browser.search_url,
+                allow_private_addresses=browser.allow_private_addresses,
                 search_api=browser.search_api,
                 search_api_key=key,
                 # Pages may contain text like "<|end|>": counted as text, never as special tokens.
@@ -197,7 +199,10 @@ class Host:
             natives.update(browser_tools(session))
         if options.harmony.python:
             workdir = Path(tempfile.mkdtemp(prefix="mcp-host-python-"))
-            natives["python"] = PythonTool(workdir, time_limit_s=options.call_timeout_s or 30.0)
+            python = PythonTool(workdir, time_limit_s=options.call_timeout_s or 30.0)
+            natives["python"] = python
+            # The model reads this tool's own limits and isolation, not the defaults.
+            options = replace(options, harmony=replace(options.harmony, python_description=python.spec.description))
         chat = Chat(
             backend,
             tools=self.registry,

@@ -13,12 +13,25 @@ process group, and stopping signals the group:
 A new session also keeps the terminal's Ctrl-C away from the children: the host decides when they stop.
 Every wait here is bounded, and stopping is shielded from cancellation, so a cancelled caller never
 leaves a child behind. POSIX only for groups; on Windows the child itself is killed.
+
+A host that dies without stopping its children (SIGKILL, a crash, an uncaught SIGHUP) cannot stop them,
+so on Linux the kernel does: each child is started with `PR_SET_PDEATHSIG` = SIGKILL, through
+`setpriv --pdeathsig KILL -- COMMAND` (util-linux; it sets the flag and execs COMMAND, so the pid stays
+the child's own and costs about a millisecond), or where setpriv is missing through this interpreter
+(`python -I -S -c`, which sets it with `prctl` and execs, about 15 ms). The flag survives `exec` (except
+of a set-user-id binary) and fires when the thread that forked the child exits: asyncio forks in the
+event loop's thread, which outlives every child, so it is set on asyncio only (trio forks in worker
+threads that exit when idle, which would kill the child). It reaches the child alone: a grandchild
+(node under npx) is left to notice its closed stdin.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,8 +57,54 @@ async def open_process_group(
     cwd: Path | None = None,
     stderr: int = subprocess.PIPE,
 ) -> anyio.abc.Process:
-    """Start `command` with pipes, as the leader of a new session and process group (`pgid == pid`)."""
+    """Start `command` with pipes, as the leader of a new session and process group (`pgid == pid`).
+
+    On Linux the child is SIGKILLed by the kernel if the host dies first (see the module's docstring).
+    """
+    command = await _killed_with_host(command)
     return await anyio.open_process(command, env=env, cwd=cwd, stderr=stderr, start_new_session=True)
+
+
+# Run as `python -I -S -c _PDEATHSIG_EXEC HOST_PID COMMAND...`: PR_SET_PDEATHSIG (1) = SIGKILL (9), then exec.
+_PDEATHSIG_EXEC = """\
+import ctypes, os, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, 9, 0, 0, 0)
+if os.getppid() != int(sys.argv[1]):
+    os._exit(1)  # the host died before the flag was set
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
+async def _killed_with_host(command: Sequence[str]) -> list[str]:
+    """`command`, prefixed so that the kernel SIGKILLs it when the host dies (Linux, asyncio)."""
+    if sys.platform != "linux" or not _on_asyncio():
+        return list(command)
+    setpriv = await anyio.to_thread.run_sync(_setpriv)
+    if setpriv is not None:
+        return [setpriv, "--pdeathsig", "KILL", "--", *command]
+    return [sys.executable, "-I", "-S", "-c", _PDEATHSIG_EXEC, str(os.getpid()), *command]
+
+
+def _on_asyncio() -> bool:
+    """Whether the child is forked by asyncio, in the event loop's own thread (trio forks in a worker thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    """setpriv, if it has --pdeathsig (util-linux 2.33, from 2018: RHEL 8's has not)."""
+    path = shutil.which("setpriv")
+    if path is None:
+        return None
+    try:
+        usage = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=5, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if "--pdeathsig" in usage else None
 
 
 async def wait_exit(process: anyio.abc.Process, limit_s: float) -> bool:

@@ -1,19 +1,35 @@
-"""`mcp-host serve`: the HTTP chat API on 127.0.0.1 (another address needs --allow-remote and an API key)."""
+"""`mcp-host serve`: the HTTP chat API on 127.0.0.1 (another address needs --allow-remote and an API key).
+
+Stopping (SIGTERM, Ctrl-C: the caller sets `stopping`) ends every open stream with its farewell event,
+waits for the connections to close, and returns 0; the caller's host then stops every MCP server.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
+import logging
 import os
+from collections.abc import Iterator
 
 import anyio
 import uvicorn
 from rich.console import Console
 
 from mcp_host.api.app import create_app
+from mcp_host.api.streaming import GracefulShutdown
 from mcp_host.errors import UsageError
 from mcp_host.host import Host
 from mcp_host.model_pick import pick_model
+
+logger = logging.getLogger(__name__)
+
+# Once the streams have ended, what is left is non-streamed answers being sent.
+GRACEFUL_SHUTDOWN_S = 5
+# After that, the app's lifespan closes its sessions; past this, serving is cut short all the same, so that
+# the host always gets to stop its servers.
+STOP_LIMIT_S = GRACEFUL_SHUTDOWN_S + 5
 
 
 def check_bind(address: str, allow_remote: bool, api_key: str | None) -> None:
@@ -30,19 +46,81 @@ def check_bind(address: str, allow_remote: bool, api_key: str | None) -> None:
         raise UsageError(f"listening on {address} needs an API key (--api-key or MCP_HOST_API_KEY)")
 
 
-async def serve(host: Host, args: argparse.Namespace, console: Console) -> int:
+async def serve(host: Host, args: argparse.Namespace, console: Console, stopping: anyio.Event) -> int:
+    """Serve until `stopping` is set; then end the open requests and return 0."""
     api_key = args.api_key or os.environ.get("MCP_HOST_API_KEY") or None
     check_bind(args.host, args.allow_remote, api_key)
-    pick = await anyio.to_thread.run_sync(lambda: pick_model(args.model, replay=args.replay))
+    pick = await anyio.to_thread.run_sync(
+        lambda: pick_model(args.model, replay=args.replay, replay_speed=args.replay_speed)
+    )
     if pick.notice:
         console.print(f"[dim]{pick.notice}[/dim]")
-    app = create_app(host, pick.backend, api_key=api_key, cors_origins=args.cors_origin or None)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5)
+    allowed_hosts = [*args.allow_host, *_bound_name(args.host)]
+    app = GracefulShutdown(
+        create_app(
+            host,
+            pick.backend,
+            api_key=api_key,
+            cors_origins=args.cors_origin or None,
+            allowed_hosts=allowed_hosts,
+            session_idle_s=args.session_idle,
+        )
+    )
+    server = _Server(
+        uvicorn.Config(
+            app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S
+        )
     )
     console.print(f"serving on http://{args.host}:{args.port}/v1 (Ctrl-C stops it)")
+    console.print(_browser_notice(args.cors_origin, allowed_hosts), style="dim", highlight=False)
     try:
-        await server.serve()
+        async with anyio.create_task_group() as tg:
+
+            async def stop_when_asked() -> None:
+                await stopping.wait()
+                app.begin()  # the streams end first, so that uvicorn's wait for the connections is short
+                server.should_exit = True
+                await anyio.sleep(STOP_LIMIT_S)
+                logger.error("the server did not stop within %s s: stopping it now", STOP_LIMIT_S)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(stop_when_asked)
+            await server.serve()
+            tg.cancel_scope.cancel()
     finally:
-        await pick.backend.aclose()
+        with anyio.CancelScope(shield=True):
+            await pick.backend.aclose()
     return 0
+
+
+def _bound_name(address: str) -> list[str]:
+    """A specific non-loopback address the server listens on is a name clients may use (not 0.0.0.0 or ::)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return [address]
+    return [] if ip.is_unspecified or ip.is_loopback else [address]
+
+
+def _browser_notice(origins: list[str], hosts: list[str]) -> str:
+    """How the server treats web pages, and how to let a web app in."""
+    lines = [
+        "web pages: " + (f"allowed from {', '.join(origins)}" if origins else "refused (no --cors-origin)"),
+        "  requests must name a loopback host" + (f" or {', '.join(hosts)}" if hosts else "") + " and send JSON;",
+        "  to let a web app call this API: --cors-origin http://localhost:5173 (its exact origin);",
+        "  to reach it under another name (a proxy, a LAN name): --allow-host NAME",
+    ]
+    return "\n".join(lines)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, with the signals left to the caller (`mcp_host.cli`).
+
+    uvicorn's own handlers re-raise a caught SIGTERM or SIGINT once `serve()` returns, which kills the
+    process before the host has stopped its MCP servers unless something else catches it, and they flag
+    sse-starlette's process-wide shutdown, which cuts open streams without their farewell.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

@@ -25,7 +25,7 @@ from mcp_host.agent import (
 )
 from mcp_host.agent.chat import Chat
 from mcp_host.backends import RecordedGeneration, ReplayBackend
-from mcp_host.config.settings import load_settings
+from mcp_host.config.approvals import ApprovalStore, approvals_path
 from mcp_host.host import Host
 from mcp_host.prompt import harmony_encoding
 from tests.conftest import fixture_entry, write_config
@@ -140,7 +140,7 @@ async def test_every_approval_answer(host: Host, tmp_path: Path) -> None:
     await run_turn(always, "x", [ApprovalAnswer("always")])
     second = await run_turn(always, "again")  # no answer needed now
     assert not of(ApprovalRequired, second) and of(ToolCallResult, second)[0].text == "2"
-    saved = load_settings(tmp_path / "settings.toml").permissions.always
+    saved = ApprovalStore(approvals_path(tmp_path / "settings.toml")).entries()
     assert [(a.server, a.tool) for a in saved] == [("fx", "add")]
 
 
@@ -230,5 +230,5 @@ async def test_an_always_answer_holds_for_every_chat_of_the_host(host: Host, tmp
     await run_turn(
         host.chat(script(call("fx__echo", '{"text": "t"}'), ANSWER.format(text="ok"))), "x", [ApprovalAnswer("always")]
     )
-    saved = load_settings(tmp_path / "settings.toml").permissions.always
+    saved = ApprovalStore(approvals_path(tmp_path / "settings.toml")).entries()
     assert sorted((a.server, a.tool) for a in saved) == [("fx", "add"), ("fx", "echo")]  # both kept

@@ -176,7 +176,9 @@ async def test_errors_are_openai_shaped(api: Served) -> None:
             "/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}], "reasoning_effort": "max"}
         )
         assert bad_effort.json()["error"]["param"] == "reasoning_effort"
-        huge = await http.post("/v1/chat/completions", content=b"x" * (9 * 1024 * 1024))
+        huge = await http.post(
+            "/v1/chat/completions", content=b"x" * (9 * 1024 * 1024), headers={"content-type": "application/json"}
+        )
         assert huge.status_code == 413
         missing = await http.get("/v1/nothing-here")
         assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"

@@ -165,7 +165,7 @@ async def test_messages_and_approvals_are_typed_too(api: Served) -> None:
         created = await http.post("/v1/sessions")  # no body at all: every default
         assert created.status_code == 201
         messages = f"/v1/sessions/{created.json()['id']}/messages"
-        assert_400(await http.post(messages, content=b"null"), None)
+        assert_400(await http.post(messages, content=b"null", headers={"content-type": "application/json"}), None)
         assert_400(await http.post(messages, json={"content": 5}), "content")
         assert_400(await http.post(messages, json={"content": ""}), "content")
         assert_400(await http.post(messages, json={"text": "hi"}), "content")

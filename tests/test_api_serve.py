@@ -27,8 +27,9 @@ def recording(path: Path) -> Path:
 
 
 def test_serve_answers_allows_only_configured_origins_and_shuts_down_cleanly(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
+    config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry(disabeld=True)})
     port = free_port()
+    output = (tmp_path / "out.txt").open("wb")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -45,10 +46,12 @@ def test_serve_answers_allows_only_configured_origins_and_shuts_down_cleanly(tmp
             str(recording(tmp_path / "r.jsonl")),
             "--cors-origin",
             "http://app.example",
+            "--allow-host",
+            "chat.lan",
         ],
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(port, process, limit_s=60)
@@ -65,6 +68,10 @@ def test_serve_answers_allows_only_configured_origins_and_shuts_down_cleanly(tmp
         assert allowed.headers.get("access-control-allow-origin") == "http://app.example"
         other = httpx2.options(f"{base}/v1/chat/completions", headers={"Origin": "http://evil.example", **preflight})
         assert other.headers.get("access-control-allow-origin") is None
+        forged = httpx2.post(f"{base}/v1/sessions", json={}, headers={"Origin": "http://evil.example"})
+        assert forged.status_code == 403
+        assert httpx2.get(f"{base}/v1/models", headers={"Host": "chat.lan"}).status_code == 200
+        assert httpx2.get(f"{base}/v1/models", headers={"Host": "evil.example"}).status_code == 421
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -76,6 +83,10 @@ def test_serve_answers_allows_only_configured_origins_and_shuts_down_cleanly(tmp
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not pid_alive(pid)  # the MCP server did not outlive the API
+    output.close()
+    printed = (tmp_path / "out.txt").read_text()
+    assert "key 'disabeld'" in printed and 'did you mean "disabled"?' in printed  # the typo is named, not ignored
+    assert "--cors-origin" in printed and "--allow-host NAME" in printed and "chat.lan" in printed
 
 
 def test_serve_refuses_other_addresses_unless_asked_and_protected(tmp_path: Path) -> None:

@@ -200,3 +200,67 @@ async def test_deleting_a_session_mid_turn_ends_its_stream(served: tuple[str, Re
                         assert deleted.status_code == 200 and deleted.json()["deleted"] is True
         assert "approval.required" in seen and "tool_call.result" not in seen
         assert (await http.get(f"/v1/sessions/{session}")).status_code == 404
+
+
+async def test_deleting_a_session_mid_generation_stops_the_generation(served: tuple[str, ReplayBackend, Host]) -> None:
+    url, backend, _ = served
+    backend._next = 2  # the long answer: 2,000 words at 200 tokens/s if nobody stops it
+    async with httpx2.AsyncClient(base_url=url, timeout=30) as http:
+        session = (await http.post("/v1/sessions")).json()["id"]
+        after_delete: list[str] = []
+        deleted = None
+        async with http.stream("POST", f"/v1/sessions/{session}/messages", json={"content": "talk"}) as response:
+            async for kind, data in events(response):
+                if deleted is not None:
+                    after_delete.append(kind)
+                elif kind == "message.delta":
+                    deleted = await http.delete(f"/v1/sessions/{session}")
+                if kind == "turn.completed":
+                    assert data["stop_reason"] == "cancelled"
+        assert deleted is not None and deleted.status_code == 200
+        # The DELETE answered once the turn had stopped: what the stream still carried was already queued.
+        assert after_delete.count("message.delta") < 50 and after_delete[-1] == "turn.completed", after_delete
+        assert (await http.get(f"/v1/sessions/{session}")).status_code == 404
+
+
+async def test_an_approval_whose_client_went_away_is_a_409_and_nothing_runs(
+    served: tuple[str, ReplayBackend, Host],
+) -> None:
+    url, _, _ = served
+    async with httpx2.AsyncClient(base_url=url, timeout=30) as http:
+        session = (await http.post("/v1/sessions")).json()["id"]
+        call_id = None
+        async with http.stream("POST", f"/v1/sessions/{session}/messages", json={"content": "40 + 2?"}) as response:
+            async for kind, data in events(response):
+                if kind == "approval.required":
+                    call_id = data["call_id"]
+                    break  # the client goes away while the call waits for a person
+        assert call_id is not None
+        with anyio.fail_after(10):
+            while (await http.get(f"/v1/sessions/{session}")).json()["busy"]:
+                await anyio.sleep(0.02)
+        late = await http.post(f"/v1/sessions/{session}/approvals/{call_id}", json={"decision": "allow"})
+        assert late.status_code == 409 and "nothing was run" in late.json()["error"]["message"]
+        history = (await http.get(f"/v1/sessions/{session}")).json()["history"]
+        assert not any(
+            message.get("role") == "tool" or message.get("author") == "functions.fx__add" for message in history
+        )
+        assert "42" not in json.dumps(history)
+        never = await http.post(f"/v1/sessions/{session}/approvals/call_never", json={"decision": "allow"})
+        assert never.status_code == 404
+
+
+@pytest.mark.parametrize("served", [{"session_idle_s": 0.2}], indirect=True)
+async def test_idle_sessions_expire_and_their_working_directories_go(served: tuple[str, ReplayBackend, Host]) -> None:
+    url, _, host = served
+    async with httpx2.AsyncClient(base_url=url, timeout=30) as http:
+        session = (await http.post("/v1/sessions", json={"python": True})).json()["id"]
+        (chat,) = host._chats
+        assert chat.workdir is not None and chat.workdir.is_dir()
+        for _ in range(5):  # requests keep it alive
+            await anyio.sleep(0.1)
+            assert (await http.get(f"/v1/sessions/{session}")).status_code == 200
+        with anyio.fail_after(10):
+            while chat.workdir.exists():  # nobody touches the session now
+                await anyio.sleep(0.05)
+        assert (await http.get(f"/v1/sessions/{session}")).status_code == 404

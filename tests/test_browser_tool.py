@@ -1,4 +1,8 @@
-"""The browser tool against real pages served on 127.0.0.1, and a local search endpoint in SearXNG's format."""
+"""The browser tool against real pages served on 127.0.0.1, and a local search endpoint in SearXNG's format.
+
+The pages are on a loopback address, which the browser refuses by default (tests/test_browser_addresses.py):
+these tests allow private addresses explicitly, as a user would in settings.toml.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import pytest
 
 from mcp_host.agent import ApprovalRequired, ChatOptions, ToolCallResult, TurnCompleted
 from mcp_host.backends import RecordedGeneration, ReplayBackend
-from mcp_host.config.settings import load_settings, save_settings
+from mcp_host.config.settings import load_settings
 from mcp_host.host import Host
 from mcp_host.prompt import HarmonyOptions, harmony_encoding
 from mcp_host.tools.native.browser import BrowserSession, browser_tools
@@ -73,7 +77,7 @@ def site() -> Iterator[str]:
 
 @pytest.fixture
 async def browser(site: str) -> AsyncIterator[BrowserSession]:
-    session = BrowserSession(search_url=site, view_tokens=200)
+    session = BrowserSession(search_url=site, view_tokens=200, allow_private_addresses=True)
     yield session
     await session.aclose()
 
@@ -122,7 +126,7 @@ async def test_search_goes_to_the_configured_engine(browser: BrowserSession, sit
 
 
 async def test_errors_are_text_for_the_model(site: str) -> None:
-    tools = browser_tools(BrowserSession(search_url=None))
+    tools = browser_tools(BrowserSession(search_url=None, allow_private_addresses=True))
     unconfigured = await tools["browser.search"].call({"query": "x"})
     assert unconfigured.is_error and "Search is not configured" in unconfigured.text and "SearXNG" in unconfigured.text
     nothing_open = await tools["browser.find"].call({"pattern": "x"})
@@ -137,7 +141,10 @@ async def test_errors_are_text_for_the_model(site: str) -> None:
 async def test_the_loop_browses_and_the_answer_carries_citations(site: str, tmp_path: Path) -> None:
     config = write_config(tmp_path / "mcp.json", {})
     settings = tmp_path / "settings.toml"
-    settings.write_text(f'[browser]\nsearch_url = "{site}"\n\n[permissions.tools]\n"browser.open" = "allow"\n')
+    settings.write_text(
+        f'[browser]\nsearch_url = "{site}"\nallow_private_addresses = true\n\n'
+        '[permissions.tools]\n"browser.open" = "allow"\n'
+    )
     encoding = harmony_encoding()
     outputs = [
         f'<|channel|>analysis to=browser.open<|message|>{{"id": "{site}/faq.html"}}<|call|>',
@@ -200,10 +207,9 @@ async def test_a_hosted_search_api_with_a_key_that_stays_secret(tmp_path: Path) 
         )
         loaded = load_settings(settings)
         assert "bsk-secret" not in repr(loaded) and "bsk-secret" not in str(loaded.browser)
-        save_settings(settings, loaded)
-        assert 'search_api_key = "bsk-secret"' in settings.read_text()  # written back, not masked
         key = loaded.browser.search_api_key
         assert key is not None
+        # The search engine is the user's choice: it is reached on loopback with private addresses refused.
         session = BrowserSession(
             search_url=loaded.browser.search_url, search_api="brave", search_api_key=key.get_secret_value()
         )

@@ -52,6 +52,30 @@ def test_add_creates_the_file(tmp_path: Path) -> None:
     assert json.loads(path.read_text()) == {
         "mcpServers": {"remote": {"url": "https://example.com/mcp", "headers": {"Authorization": "Bearer ${T}"}}}
     }
+    assert path.stat().st_mode & 0o777 == 0o600  # its headers and env hold secrets
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_add_keeps_an_existing_files_mode(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text(EXISTING)
+    path.chmod(0o640)
+    add_server(path, "fs", {"command": "npx"})
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_add_keeps_keys_the_host_does_not_know_typos_included(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    original = {
+        "mcpServers": {"fs": {"command": "npx", "disabeld": True, "lmstudio": {"pinned": 1}}},
+        "globalShortcut": "Ctrl+M",
+    }
+    path.write_text(json.dumps(original))
+    add_server(path, "time", {"command": "uvx"})
+    document = json.loads(path.read_text())
+    assert document["mcpServers"]["fs"] == original["mcpServers"]["fs"]
+    assert document["globalShortcut"] == "Ctrl+M"
+    assert any('"disabled"' in warning for warning in load_config(path).warnings)  # still warned about
 
 
 def test_add_refuses_duplicates_broken_files_and_invalid_entries(tmp_path: Path) -> None:

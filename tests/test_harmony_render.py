@@ -14,6 +14,7 @@ from openai_harmony import (
     Role,
     SystemContent,
     ToolDescription,
+    ToolNamespaceConfig,
 )
 
 from mcp_host.prompt import (
@@ -28,6 +29,7 @@ from mcp_host.prompt import (
 )
 from mcp_host.prompt.budget import tool_budget_warning
 from mcp_host.tools import ToolSpec
+from mcp_host.tools.native.python import python_tool_description
 
 DATE = "2026-11-25"
 WEATHER_SCHEMA = {
@@ -71,8 +73,10 @@ def system(effort: ReasoningEffort = ReasoningEffort.MEDIUM, *, browser: bool = 
     )
     if browser:
         content = content.with_browser_tool()
-    if python:
-        content = content.with_python_tool()
+    if python:  # the host's own description of its python tool, not openai_harmony's stock text
+        content = content.with_tools(
+            ToolNamespaceConfig(name="python", description=python_tool_description(), tools=[])
+        )
     return Message.from_role_and_content(Role.SYSTEM, content)
 
 

@@ -1,4 +1,7 @@
-"""The native python tool: state, time limit, output limit, memory limit, no network; the host stays healthy."""
+"""The native python tool: state, time limit, output limit, memory limit, no network; the host stays healthy.
+
+The sandbox itself (what the code can see, write and signal) is tested in `test_python_sandbox.py`.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ import pytest
 from mcp_host.agent import ApprovalAnswer, ApprovalRequired, ChatOptions, ToolCallResult, TurnCompleted
 from mcp_host.backends import RecordedGeneration, ReplayBackend
 from mcp_host.host import Host
-from mcp_host.prompt import HarmonyOptions, harmony_encoding
+from mcp_host.prompt import HarmonyOptions, HarmonyRenderer, harmony_encoding
 from mcp_host.tools.native import PythonTool
-from mcp_host.tools.native.python import network_isolation_available
+from mcp_host.tools.native.python import PYTHON_SPEC, describe_python_tool
+from mcp_host.tools.native.sandbox import Isolation, detect_isolation
 from tests.conftest import fixture_entry, write_config
 
 pytestmark = pytest.mark.anyio
@@ -55,6 +59,13 @@ async def test_a_50_mb_print_is_cut_inside_the_sandbox(python: PythonTool) -> No
     assert result.text.endswith("more characters were printed]")
 
 
+async def test_a_huge_error_is_cut_inside_the_interpreter_too(python: PythonTool) -> None:
+    result = await python.call({"code": "raise ValueError('x' * 10_000_000 + ' the end')"})
+    assert result.is_error and len(result.text) <= 5000
+    assert result.text.startswith("Traceback") and "characters of the error cut" in result.text
+    assert result.text.endswith(" the end\n")
+
+
 async def test_a_memory_bomb_fails_inside_the_limit(python: PythonTool) -> None:
     result = await python.call({"code": "hog = bytearray(2 * 1024 ** 3)"})
     assert result.is_error and "MemoryError" in result.text
@@ -62,7 +73,7 @@ async def test_a_memory_bomb_fails_inside_the_limit(python: PythonTool) -> None:
 
 
 async def test_there_is_no_network(python: PythonTool) -> None:
-    if not await network_isolation_available():
+    if await detect_isolation() is Isolation.NONE:
         pytest.skip("no network namespaces on this machine")
     result = await python.call({"code": "import socket\nsocket.create_connection(('127.0.0.1', 9), timeout=2)"})
     assert result.is_error and ("Network is unreachable" in result.text or "Connection refused" in result.text)
@@ -92,7 +103,7 @@ async def test_the_loop_asks_before_running_python_and_the_host_stays_healthy(tm
                 chat.answer(event.call_id, ApprovalAnswer("allow"))
         await chat.aclose()
         results = [e for e in events if isinstance(e, ToolCallResult)]
-        assert [r.is_error for r in results] == [True, False]
+        assert [r.is_error for r in results] == [True, False], [r.text[:500] for r in results]
         assert "ran longer than 2s" in results[0].text and len(results[1].text) < 21_000
         assert [e for e in events if isinstance(e, TurnCompleted)][0].stop_reason == "answered"
         assert "<|start|>python to=assistant<|channel|>analysis<|message|>" in encoding.decode(backend.prompts[1])
@@ -111,20 +122,47 @@ async def test_a_cancelled_call_stops_and_its_result_never_reaches_the_next_call
     assert (await python.call({"code": "'new result'"})).text == "'new result'\n"
 
 
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"  # a zombie has exited; only its parent's reaping is left
+def _processes_with(marker: str) -> list[int]:
+    """Host pids of running processes with `marker` in their command line (pids inside a sandbox are its own)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if marker in entry.joinpath("cmdline").read_text() and _running(entry / "stat"):
+                found.append(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, NotADirectoryError, ValueError):
+            continue
+    return found
+
+
+def _running(stat: Path) -> bool:
+    return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited; only reaping is left
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 async def test_closing_the_tool_ends_the_processes_the_code_started(python: PythonTool) -> None:
-    started = await python.call({"code": "import subprocess\nsubprocess.Popen(['sleep', '60']).pid"})
-    pid = int(started.text)
-    assert _running(pid)
+    marker = f"60.{time.time_ns()}"  # `sleep 60.<unique>`: the same sleep, findable from the host
+    await python.call({"code": f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'])"})
+    with anyio.fail_after(5):
+        while not _processes_with(marker):
+            await anyio.sleep(0.01)
     await python.aclose()
     with anyio.fail_after(2):
-        while _running(pid):  # noqa: ASYNC110 - no event exists for another process's exit
+        while _processes_with(marker):  # noqa: ASYNC110 - no event exists for another process's exit
             await anyio.sleep(0.01)
+
+
+async def test_the_description_states_the_real_limits(tmp_path: Path) -> None:
+    tool = PythonTool(tmp_path, time_limit_s=7, memory_limit_mb=300, output_limit_chars=900)
+    description = tool.spec.description
+    assert "time out after 7 seconds" in description and "300 MB" in description and "900 characters" in description
+    assert tool.spec.name == "python" and tool.spec.input_schema == PYTHON_SPEC.input_schema
+    assert "120" not in description and "UNKNOWN" not in description  # openai_harmony's stock text is gone
+    if tool.sandboxed:
+        assert "'/mnt/data'" in description and "Internet access for this session is disabled." in description
+    assert PYTHON_SPEC.description == describe_python_tool(PythonTool(tmp_path).limits, Isolation.SANDBOX)
+
+
+def test_the_harmony_system_message_carries_the_tools_description() -> None:
+    renderer = HarmonyRenderer()
+    text = renderer.encoding.decode(renderer.render_message(renderer.system_message(HarmonyOptions(python=True))))
+    assert "## python\n\n" in text and PythonTool(Path("/nonexistent")).spec.description in text

@@ -245,6 +245,11 @@ class Chat:
                 workdir = self._workdir
                 await anyio.to_thread.run_sync(lambda: shutil.rmtree(workdir, ignore_errors=True))
 
+    @property
+    def workdir(self) -> Path | None:
+        """The python tool's working directory (the files its code wrote); removed when the chat closes."""
+        return self._workdir
+
     def answer(self, call_id: str, answer: ApprovalAnswer) -> None:
         """Answer an `approval.required` event (from any task)."""
         self._approvals.answer(call_id, answer)

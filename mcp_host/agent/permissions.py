@@ -2,12 +2,17 @@
 
     permissions = Permissions.load(settings_path)
     verdict = permissions.verdict(spec)           # allow / ask / deny, with the reason
-    permissions.remember(spec)                    # an "always" answer, saved to the settings TOML
+    permissions.remember(spec)                    # an "always" answer, saved beside the settings TOML
 
 Defaults: `ask` for the python tool, for tools annotated `destructiveHint`, and for tools with no
 annotations; tools annotated `readOnlyHint` run without asking only when `allow_read_only` is set
 (annotations are the server's claim, not a guarantee). An "always" answer is keyed by server, tool
 and a fingerprint of the tool's description, schema and annotations, so a tool that changes asks again.
+
+The settings TOML is only read. "Always" answers go to their own file beside it
+(`settings.approvals.json`, see `mcp_host.config.approvals`), which every host sharing the settings
+reads at each check and changes under a lock; answers that earlier versions wrote into the TOML's
+`[permissions] always` still count.
 """
 
 from __future__ import annotations
@@ -15,13 +20,18 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mcp_host.config.settings import AlwaysAllowed, HostSettings, Policy, load_settings, save_settings
+from mcp_host.config.approvals import AlwaysAllowed, ApprovalStore, approvals_path
+from mcp_host.config.settings import HostSettings, Policy, load_settings
+from mcp_host.errors import ConfigError
 from mcp_host.tools.spec import ToolSpec
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,11 +67,20 @@ def is_python_tool(spec: ToolSpec) -> bool:
 
 
 class Permissions:
-    """The policy in force, and the "always" answers, persisted in the host's settings TOML."""
+    """The policy in force (from the settings TOML) and the "always" answers (in their own file).
 
-    def __init__(self, settings: HostSettings, settings_path: Path | None = None) -> None:
+    `approvals` defaults to the file beside `settings_path`; with neither, answers last as long as the object.
+    """
+
+    def __init__(
+        self, settings: HostSettings, settings_path: Path | None = None, *, approvals: ApprovalStore | None = None
+    ) -> None:
         self._settings = settings
         self.settings_path = settings_path
+        if approvals is None and settings_path is not None:
+            approvals = ApprovalStore(approvals_path(settings_path))
+        self.approvals = approvals
+        self._unsaved: list[AlwaysAllowed] = []  # answers no file holds: none configured, or it failed
 
     @classmethod
     def load(cls, settings_path: Path) -> Permissions:
@@ -77,6 +96,8 @@ class Permissions:
             return Verdict(rules.tools[spec.name], f"the policy for {spec.name} says {rules.tools[spec.name]}")
         if spec.server in rules.servers and not is_python_tool(spec):
             return Verdict(rules.servers[spec.server], f"the policy for server {spec.server} says so")
+        if spec.unsandboxed_code:
+            return Verdict("ask", "it runs code outside any sandbox, so it asks every time")
         if self.is_always_allowed(spec):
             return Verdict("allow", "always allowed earlier")
         if is_python_tool(spec):
@@ -92,17 +113,27 @@ class Permissions:
 
     def is_always_allowed(self, spec: ToolSpec) -> bool:
         wanted = AlwaysAllowed(server=spec.server, tool=spec.tool, fingerprint=fingerprint(spec))
-        return wanted in self._settings.permissions.always
+        if wanted in self._settings.permissions.always or wanted in self._unsaved:
+            return True
+        return self.approvals is not None and self.approvals.contains(wanted)
 
     def remember(self, spec: ToolSpec) -> None:
-        """Record an "always allow" for this exact version of the tool, and save it when there is a settings file."""
+        """Record an "always allow" for this exact version of the tool, in the approvals file when there is one.
+
+        A file that cannot be written is logged; the answer then holds until this object goes away.
+        """
+        if spec.unsandboxed_code:
+            logger.warning("%s runs code outside any sandbox: allowed this once, not always", spec.name)
+            return
         entry = AlwaysAllowed(server=spec.server, tool=spec.tool, fingerprint=fingerprint(spec))
-        rules = self._settings.permissions
-        kept = [a for a in rules.always if (a.server, a.tool) != (spec.server, spec.tool)]
-        permissions = rules.model_copy(update={"always": [*kept, entry]})
-        self._settings = self._settings.model_copy(update={"permissions": permissions})
-        if self.settings_path is not None:
-            save_settings(self.settings_path, self._settings)
+        self._unsaved = [a for a in self._unsaved if (a.server, a.tool) != (spec.server, spec.tool)]
+        if self.approvals is not None:
+            try:
+                self.approvals.add(entry)
+                return
+            except ConfigError as exc:
+                logger.warning("%s; the answer for %s holds until the host stops", exc, spec.name)
+        self._unsaved.append(entry)
 
 
 class AuditLog:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -22,10 +22,11 @@ from starlette.middleware.cors import CORSMiddleware
 
 from mcp_host.api.auth import ApiKeyMiddleware
 from mcp_host.api.errors import EXCEPTION_HANDLERS
+from mcp_host.api.guard import BrowserGuard
 from mcp_host.api.lmstudio import LMStudioV0Routes
 from mcp_host.api.openai_routes import Completer, OpenAIRoutes
 from mcp_host.api.requests import BodyReader
-from mcp_host.api.sessions import Sessions
+from mcp_host.api.sessions import IDLE_EXPIRY_S, Sessions
 from mcp_host.api.streaming import PING_S
 from mcp_host.api.tool_routes import ToolRoutes
 from mcp_host.backends.base import Backend, ChatBackend
@@ -42,17 +43,22 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     renderer: HarmonyRenderer | None = None,
-    cors_origins: list[str] | None = None,
+    cors_origins: Sequence[str] | None = None,
+    allowed_hosts: Sequence[str] = (),
     sse_ping_s: float = PING_S,
+    session_idle_s: float = IDLE_EXPIRY_S,
 ) -> Starlette:
     """The API over a running `host` and a loaded `backend` (shared by every request, queued fairly).
 
-    CORS is off unless `cors_origins` names the origins a browser page may call from. Every event
-    stream sends a comment each `sse_ping_s` seconds, so that proxies keep a waiting stream open.
+    Only requests for a loopback `Host` or one of `allowed_hosts` are answered, and only JSON bodies;
+    a browser page may change state only from the API's own origin or one of `cors_origins`, which
+    also turns CORS on for them (`mcp_host.api.guard`). Every event stream sends a comment each
+    `sse_ping_s` seconds, so that proxies keep a waiting stream open. A session nobody used for
+    `session_idle_s` seconds is closed.
     """
     reader = BodyReader(max_body_bytes)
     completer = Completer(backend, renderer or HarmonyRenderer(), ping_s=sse_ping_s)
-    sessions = Sessions(host, backend, reader, ping_s=sse_ping_s)
+    sessions = Sessions(host, backend, reader, ping_s=sse_ping_s, idle_expiry_s=session_idle_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -66,12 +72,12 @@ def create_app(
         finally:
             gc.unfreeze()
 
-    middleware: list[Middleware] = []
+    middleware = [Middleware(BrowserGuard, allowed_hosts=allowed_hosts, allowed_origins=cors_origins or ())]
     if cors_origins:
         middleware.append(
             Middleware(
                 CORSMiddleware,
-                allow_origins=cors_origins,
+                allow_origins=list(cors_origins),
                 allow_methods=["GET", "POST", "DELETE"],
                 allow_headers=["authorization", "content-type"],
             )

@@ -15,7 +15,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+import anyio
+import anyio.to_thread
 
 from mcp_host.api.requests import ChatCompletionRequest, ChatMessage, NamedToolChoice, ToolDefinition
 from mcp_host.backends.base import (
@@ -192,6 +195,85 @@ class ServerChatCompletion:
 
 
 Completion = HarmonyCompletion | TemplateCompletion | ServerChatCompletion
+
+
+async def prepare_completion(
+    request: ChatCompletionRequest, renderer: HarmonyRenderer, backend: Backend | ChatBackend
+) -> Completion:
+    """`completion_for` in a worker thread, so that a huge request never holds up the event loop.
+
+    A prompt over the model's context is a 400 `context_length_exceeded`: found while counting the
+    messages' text, before the whole prompt is rendered, when the text alone is too long; else by
+    the rendered prompt's length. Raises `ApiError`.
+    """
+
+    def prepare() -> Completion:
+        if isinstance(backend, Backend):
+            check_text_fits(request, _token_counter(renderer, backend), backend.context_length)
+        completion = completion_for(request, renderer, backend)
+        if isinstance(completion, HarmonyCompletion | TemplateCompletion):
+            check_prompt_fits(len(completion.prompt), completion.backend.context_length)
+        return completion
+
+    return await anyio.to_thread.run_sync(prepare)
+
+
+async def check_request_fits(
+    request: ChatCompletionRequest, renderer: HarmonyRenderer, backend: Backend | ChatBackend
+) -> None:
+    """The text check of `prepare_completion` alone, in a worker thread (for the host-tools turn). Raises `ApiError`."""
+    if isinstance(backend, Backend):
+        count = _token_counter(renderer, backend)
+        await anyio.to_thread.run_sync(lambda: check_text_fits(request, count, backend.context_length))
+
+
+# Text is counted in pieces of this many characters; a cut may add a token or two, never remove one.
+_PIECE_CHARS = 32_768
+_CUT_SLACK_TOKENS = 4
+
+
+def check_text_fits(request: ChatCompletionRequest, count: Callable[[str], int], context_length: int) -> None:
+    """Raise the 400 as soon as the messages' own text is known to need more tokens than the context holds."""
+    tokens = pieces = 0
+    for message in request.messages:
+        for text in _texts(message.openai_dict()):
+            for start in range(0, len(text), _PIECE_CHARS):
+                tokens += count(text[start : start + _PIECE_CHARS])
+                pieces += 1
+                if tokens - _CUT_SLACK_TOKENS * pieces >= context_length:
+                    raise _too_long(f"the messages need more than {context_length} tokens", context_length)
+
+
+def check_prompt_fits(prompt_tokens: int, context_length: int) -> None:
+    if prompt_tokens >= context_length:
+        raise _too_long(f"the prompt has {prompt_tokens} tokens", context_length)
+
+
+def _too_long(what: str, context_length: int) -> ApiError:
+    return ApiError(
+        400,
+        f"{what}; the model's context holds {context_length} (with room for the answer): shorten the conversation",
+        param="messages",
+        code="context_length_exceeded",
+    )
+
+
+def _texts(message: dict[str, Any]) -> list[str]:
+    content = message.get("content")
+    texts = [content] if isinstance(content, str) else []
+    if isinstance(content, list):
+        texts += [part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)]
+    for call in message.get("tool_calls") or ():
+        arguments = (call.get("function") or {}).get("arguments")
+        if isinstance(arguments, str):
+            texts.append(arguments)
+    return texts
+
+
+def _token_counter(renderer: HarmonyRenderer, backend: Backend) -> Callable[[str], int]:
+    if backend.capabilities.prompt_format == "harmony":
+        return lambda text: len(renderer.encoding.encode(text, disallowed_special=()))
+    return lambda text: len(backend.tokenize(text, special=False))
 
 
 def completion_for(

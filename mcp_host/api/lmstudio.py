@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from mcp_host._version import __version__
 from mcp_host.api.answers import Answer
-from mcp_host.api.completions import completion_for
+from mcp_host.api.completions import prepare_completion
 from mcp_host.api.openai_routes import Completer
 from mcp_host.api.requests import BodyReader, ChatCompletionRequest
 from mcp_host.backends.base import Backend, ChatBackend
@@ -59,7 +59,7 @@ class LMStudioV0Routes:
 
     async def chat_completions(self, request: Request) -> Response:
         body = await self.reader.read(request, ChatCompletionRequest)
-        completion = completion_for(body, self.completer.renderer, self.backend)
+        completion = await prepare_completion(body, self.completer.renderer, self.backend)
         if body.streamed:
             return self.completer.stream(completion, include_usage=body.include_usage)
         return await self.completer.answer(

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from mcp_host.agent import ErrorEvent, Event, MessageDelta, ReasoningDelta, TurnCompleted
 from mcp_host.api.answers import Answer, Chunks, done
-from mcp_host.api.completions import Completion, completion_for
+from mcp_host.api.completions import Completion, check_request_fits, prepare_completion
 from mcp_host.api.host_tools import HostToolsTurn, TurnSummary, turn_usage
 from mcp_host.api.requests import BodyReader, ChatCompletionRequest
 from mcp_host.api.streaming import PING_S, EventSink, event_stream, until_disconnected
@@ -87,12 +87,13 @@ class OpenAIRoutes:
         body = await self.reader.read(request, ChatCompletionRequest)
         if body.mcp_host is not None:
             return await self._with_host_tools(request, body)
-        completion = completion_for(body, self.completer.renderer, self.backend)
+        completion = await prepare_completion(body, self.completer.renderer, self.backend)
         if body.streamed:
             return self.completer.stream(completion, include_usage=body.include_usage)
         return await self.completer.answer(request, completion, lambda answer: answer.json(completion.model))
 
     async def _with_host_tools(self, request: Request, body: ChatCompletionRequest) -> Response:
+        await check_request_fits(body, self.completer.renderer, self.backend)
         turn = HostToolsTurn.from_request(self.host, self.backend, body)
         if body.streamed:
             return self._stream_host_tools(turn, include_usage=body.include_usage)

@@ -6,10 +6,13 @@
     GET    /v1/sessions/{id}                         state and history
     DELETE /v1/sessions/{id}
 
-A second message while a turn runs is 409; a client that disconnects cancels its turn (generation and
-tool calls, with the MCP cancellation). Each session's chat is entered and left by one keeper task in
-the `Sessions` task group (a chat owns a task group, which must close in the task that opened it);
-deleting the session or stopping the app closes it.
+A second message while a turn runs is 409, and so is an answer to an approval that is no longer
+pending (answered already, or its turn ended: cancelled, or its client went away); a client that
+disconnects cancels its turn (generation and tool calls, with the MCP cancellation). Each session's
+chat is entered and left by one keeper task in the `Sessions` task group (a chat owns a task group,
+which must close in the task that opened it); deleting the session (which cancels a running turn
+first), leaving it idle for `idle_expiry_s`, or stopping the app closes it, and closing a chat
+removes its working directory.
 """
 
 from __future__ import annotations
@@ -26,14 +29,43 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mcp_host.agent import ApprovalAnswer, ApprovalRequired, Chat, ChatOptions
+from mcp_host.agent import (
+    ApprovalAnswer,
+    ApprovalRequired,
+    Chat,
+    ChatOptions,
+    ErrorEvent,
+    Event,
+    TurnCompleted,
+    TurnStats,
+)
 from mcp_host.api.answers import json_dumps
 from mcp_host.api.requests import ApprovalBody, BodyReader, SessionCreate, SessionMessage
-from mcp_host.api.streaming import PING_S, EventSink, ServerSentEvent, event_stream
+from mcp_host.api.streaming import (
+    PING_S,
+    SHUTDOWN_CODE,
+    SHUTDOWN_MESSAGE,
+    EventSink,
+    ServerSentEvent,
+    event_stream,
+)
 from mcp_host.backends.base import Backend, ChatBackend
 from mcp_host.errors import ApiError, UnknownApprovalError
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import HarmonyOptions
+
+IDLE_EXPIRY_S = 3600.0  # a session nobody used for an hour is closed
+
+
+def _sse(event: Event) -> ServerSentEvent:
+    return ServerSentEvent(data=json_dumps(event.model_dump(mode="json")), event=event.type)
+
+
+# How a session stream ends when the server shuts down: as a failed turn ends.
+SHUTDOWN_FAREWELL = (
+    _sse(ErrorEvent(message=SHUTDOWN_MESSAGE, kind=SHUTDOWN_CODE)),
+    _sse(TurnCompleted(stop_reason="cancelled", stats=TurnStats())),
+)
 
 
 @dataclass
@@ -44,7 +76,16 @@ class Session:
     closed: anyio.Event = field(default_factory=anyio.Event)
     created: int = field(default_factory=lambda: int(time.time()))
     pending: set[str] = field(default_factory=set)
+    announced: set[str] = field(default_factory=set)  # every approval ever asked for, to tell 409 from 404
     turn: anyio.CancelScope | None = None  # the running turn, if any
+    last_used: float = field(default_factory=time.monotonic)
+
+    def touch(self) -> None:
+        self.last_used = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds since the last request; a session answering a message is never idle."""
+        return 0.0 if self.busy else time.monotonic() - self.last_used
 
     @property
     def busy(self) -> bool:
@@ -58,18 +99,27 @@ class Sessions:
     """
 
     def __init__(
-        self, host: Host, backend: Backend | ChatBackend, reader: BodyReader, *, ping_s: float = PING_S
+        self,
+        host: Host,
+        backend: Backend | ChatBackend,
+        reader: BodyReader,
+        *,
+        ping_s: float = PING_S,
+        idle_expiry_s: float = IDLE_EXPIRY_S,
     ) -> None:
         self.host = host
         self.backend = backend
         self.reader = reader
         self.ping_s = ping_s
+        self.idle_expiry_s = idle_expiry_s
         self.sessions: dict[str, Session] = {}
         self._resources = AsyncExitStack()
         self._keepers: TaskGroup | None = None
+        self._expiry = anyio.CancelScope()
 
     async def __aenter__(self) -> Sessions:
         self._keepers = await self._resources.enter_async_context(anyio.create_task_group())
+        self._keepers.start_soon(self._expire_idle)
         return self
 
     async def __aexit__(
@@ -79,6 +129,7 @@ class Sessions:
 
     async def aclose(self) -> None:
         """Close every session's chat (its tools stop; the host stops its servers). Idempotent."""
+        self._expiry.cancel()
         for session in list(self.sessions.values()):
             self._close(session)
         self.sessions.clear()
@@ -98,6 +149,7 @@ class Sessions:
         session = self.sessions.get(request.path_params["id"])
         if session is None:
             raise ApiError(404, f"no session {request.path_params['id']!r}")
+        session.touch()
         return session
 
     async def create(self, request: Request) -> Response:
@@ -125,6 +177,16 @@ class Sessions:
         finally:
             if session is not None:
                 session.closed.set()
+
+    async def _expire_idle(self) -> None:
+        """Close sessions nobody used for `idle_expiry_s` (their chats, tools and working directories go too)."""
+        with self._expiry:
+            while True:
+                await anyio.sleep(min(max(self.idle_expiry_s / 4, 0.05), 60.0))
+                for session in list(self.sessions.values()):
+                    if session.idle_for() >= self.idle_expiry_s:
+                        self.sessions.pop(session.id, None)
+                        self._close(session)
 
     def _close(self, session: Session) -> None:
         if session.turn is not None:
@@ -165,24 +227,33 @@ class Sessions:
                     async for event in events:
                         if isinstance(event, ApprovalRequired):
                             session.pending.add(event.call_id)
-                        data = json_dumps(event.model_dump(mode="json"))
-                        await sink.send(ServerSentEvent(data=data, event=event.type))
+                            session.announced.add(event.call_id)
+                        await sink.send(_sse(event))
+            if session.turn.cancelled_caught:  # the session was deleted mid-turn: the stream still ends as a turn does
+                await sink.send(_sse(TurnCompleted(stop_reason="cancelled", stats=TurnStats())))
 
         def finished() -> None:
             session.turn = None
             session.pending.clear()
+            session.touch()
 
-        return event_stream(produce, ping_s=self.ping_s, finished=finished)
+        return event_stream(produce, ping_s=self.ping_s, finished=finished, farewell=SHUTDOWN_FAREWELL)
 
     async def approve(self, request: Request) -> Response:
         session = self._get(request)
         call_id = request.path_params["call_id"]
-        if call_id not in session.pending:
-            raise ApiError(404, f"no approval is pending for {call_id!r} in session {session.id}")
         body = await self.reader.read(request, ApprovalBody)
+        if call_id not in session.pending:
+            if call_id in session.announced:
+                raise ApiError(
+                    409,
+                    f"the approval for {call_id!r} in session {session.id} is no longer pending "
+                    "(it was answered, or its turn ended): nothing was run",
+                )
+            raise ApiError(404, f"no approval was asked for {call_id!r} in session {session.id}")
         session.pending.discard(call_id)
         try:
             session.chat.answer(call_id, ApprovalAnswer(body.decision, reason=body.reason, arguments=body.arguments))
         except UnknownApprovalError as exc:  # the turn ended between the check and the answer
-            raise ApiError(404, f"{exc} in session {session.id}") from exc
+            raise ApiError(409, f"{exc} in session {session.id}: nothing was run") from exc
         return JSONResponse({"call_id": call_id, "decision": body.decision})

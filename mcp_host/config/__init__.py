@@ -1,4 +1,4 @@
-"""Configuration: LM Studio's mcp.json, its safe editing and watching, and the host's own TOML settings."""
+"""Configuration: LM Studio's mcp.json, its safe editing and watching, the host's own TOML settings, and approvals."""
 
 from mcp_host.config.edit import add_server
 from mcp_host.config.mcpjson import (
@@ -10,7 +10,7 @@ from mcp_host.config.mcpjson import (
     parse_config,
 )
 from mcp_host.config.paths import cache_dir, default_config_path, default_settings_path
-from mcp_host.config.settings import HostSettings, ServerSettings, load_settings, save_settings
+from mcp_host.config.settings import HostSettings, ServerSettings, load_settings
 
 __all__ = [
     "HostSettings",
@@ -26,5 +26,4 @@ __all__ = [
     "load_config",
     "load_settings",
     "parse_config",
-    "save_settings",
 ]

@@ -6,11 +6,18 @@
 The file is read as LM Studio writes it (Cursor notation). Every error names the file and
 either the line and column (JSON) or the server and key (shape), and variable expansion
 happens here so that the rest of the host only ever sees final values.
+
+Types are strict: `"disabled": "yes"` or `"timeout": "100"` is an error, not a guess. A key the
+host does not know in a server entry is a warning, not an error (LM Studio and other clients may
+know it): it lands in `McpConfig.warnings`, naming the closest known key, and is logged by
+`load_config`; the host keeps it when it writes the file.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mcp_host.config.expand import UndefinedVariableError, expand_vars
 from mcp_host.errors import ConfigSchemaError, ConfigSyntaxError
+
+logger = logging.getLogger(__name__)
 
 _SECRET_MASK = "***"
 
@@ -42,6 +51,7 @@ class StdioServerConfig(_ServerBase):
     args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
+    type: Literal["stdio"] | None = Field(default=None, description="Cursor's notation says it; nothing depends on it.")
 
     @property
     def transport(self) -> Literal["stdio"]:
@@ -72,12 +82,17 @@ ServerConfig = StdioServerConfig | RemoteServerConfig
 
 
 class McpConfig(BaseModel):
-    """A loaded mcp.json: every server by name, disabled ones included."""
+    """A loaded mcp.json: every server by name, disabled ones included, and what the user should know about it.
+
+    `warnings` are for the user's eyes (`for w in config.warnings: print(w)`): unknown keys, each
+    naming the file, the server, the key and the closest known key.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     path: Path | None = None
     servers: dict[str, ServerConfig] = Field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     @property
     def enabled(self) -> dict[str, ServerConfig]:
@@ -87,7 +102,8 @@ class McpConfig(BaseModel):
 def load_config(path: Path, environ: Mapping[str, str] | None = None) -> McpConfig:
     """Read and validate `path`; a missing file is an error, an empty `mcpServers` is not.
 
-    Raises `ConfigSyntaxError` (bad JSON) or `ConfigSchemaError` (bad shape).
+    Each of the result's `warnings` is also logged. Raises `ConfigSyntaxError` (bad JSON) or
+    `ConfigSchemaError` (bad shape, a wrong type).
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -95,11 +111,17 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> McpConf
         raise ConfigSchemaError(f"{path}: file not found", path=path, server=None, key=None) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigSchemaError(f"{path}: cannot be read: {exc}", path=path, server=None, key=None) from exc
-    return parse_config(text, path=path, environ=environ)
+    config = parse_config(text, path=path, environ=environ)
+    for warning in config.warnings:
+        logger.warning("%s", warning)
+    return config
 
 
 def parse_config(text: str, *, path: Path, environ: Mapping[str, str] | None = None) -> McpConfig:
-    """Validate the text of an mcp.json; `path` is only used in messages and kept on the result."""
+    """Validate the text of an mcp.json; `path` is only used in messages and kept on the result.
+
+    Warnings are returned in `McpConfig.warnings`, not logged.
+    """
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -114,8 +136,12 @@ def parse_config(text: str, *, path: Path, environ: Mapping[str, str] | None = N
             f"{path}: key 'mcpServers' must be an object of servers by name", path=path, server=None, key="mcpServers"
         )
     env = os.environ if environ is None else environ
-    servers = {name: _parse_server(path, name, raw, env) for name, raw in raw_servers.items()}
-    return McpConfig(path=path, servers=servers)
+    servers: dict[str, ServerConfig] = {}
+    warnings: list[str] = []
+    for name, raw in raw_servers.items():
+        servers[name] = _parse_server(path, name, raw, env)
+        warnings.extend(_unknown_keys(path, name, raw, type(servers[name])))
+    return McpConfig(path=path, servers=servers, warnings=tuple(warnings))
 
 
 def _parse_server(path: Path, name: str, raw: object, environ: Mapping[str, str]) -> ServerConfig:
@@ -141,11 +167,44 @@ def _parse_server(path: Path, name: str, raw: object, environ: Mapping[str, str]
             f"environment variable {exc.variable} is not set (write ${{{exc.variable}:-}} if optional)", exc.key
         ) from exc
     try:
-        return model.model_validate(expanded)
+        return model.model_validate(expanded, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or None
-        raise fail(first["msg"], key) from exc
+        message = first["msg"]
+        if first["type"].endswith("_type"):  # a wrong type: say what was there, never a string's text
+            message += f" (got {_json_kind(first['input'])})"
+        raise fail(message, key) from exc
+
+
+def _unknown_keys(path: Path, name: str, raw: dict[str, Any], model: type[BaseModel]) -> list[str]:
+    """A warning for each key of a server entry that `model` does not read, with the likeliest intended key."""
+    known = sorted(model.model_fields)
+    other_transport = RemoteServerConfig if model is StdioServerConfig else StdioServerConfig
+    warnings = []
+    for key in raw:
+        if key in model.model_fields:
+            continue
+        if key in other_transport.model_fields:
+            users = "remote servers (with 'url')" if model is StdioServerConfig else "stdio servers (with 'command')"
+            hint = f"only {users} use it"
+        elif close := difflib.get_close_matches(key.lower(), known, n=1, cutoff=0.6):
+            hint = f'did you mean "{close[0]}"?'
+        else:
+            hint = "known keys: " + ", ".join(known)
+        warnings.append(f"{path}: server '{name}', key '{key}': unknown key, ignored ({hint})")
+    return warnings
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in words; numbers, booleans and null are shown, strings are not (secrets)."""
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return json.dumps(value)
 
 
 class _ExpansionError(Exception):

@@ -4,8 +4,10 @@
     connect_timeout_s = 30
     call_timeout_s = 60
 
-mcp.json stays LM Studio's file; what only this host knows lives here. Sections the host
-does not know are kept when it writes the file.
+mcp.json stays LM Studio's file; what only this host knows lives here. The file is the user's:
+the host reads it and never writes it, so rules and comments are kept exactly as typed. The
+user's "always allow" answers go to a file of their own beside it (see `mcp_host.config.approvals`);
+`[permissions] always = [...]` entries written by earlier versions are still honoured.
 """
 
 from __future__ import annotations
@@ -13,20 +15,19 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from mcp_host.config.edit import write_atomically
+from mcp_host.config.approvals import AlwaysAllowed
 from mcp_host.errors import ConfigSchemaError, ConfigSyntaxError
 
 
 class ServerSettings(BaseModel):
     """How the host talks to servers: timeouts, restarts after a crash, protocol era.
 
-    A server's own `timeout` in mcp.json (milliseconds) replaces `call_timeout_s` for that server,
-    and extends its `connect_timeout_s` when it is longer.
+    A server's own `timeout` in mcp.json (milliseconds) replaces both `call_timeout_s` and
+    `connect_timeout_s` for that server: it bounds the start as well as each request.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,18 +59,6 @@ class PromptSettings(BaseModel):
 Policy = Literal["allow", "ask", "deny"]
 
 
-class AlwaysAllowed(BaseModel):
-    """An "always allow" answer, bound to the tool as it was when the user answered."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    server: str
-    tool: str
-    fingerprint: str = Field(
-        description="Of the tool's description, schema and annotations: a changed tool asks again."
-    )
-
-
 class PermissionSettings(BaseModel):
     """Who may run what without asking. Tool policies win over server policies, which win over defaults."""
 
@@ -78,7 +67,9 @@ class PermissionSettings(BaseModel):
     allow_read_only: bool = Field(default=False, description="Run tools annotated readOnlyHint without asking.")
     servers: dict[str, Policy] = Field(default_factory=dict)
     tools: dict[str, Policy] = Field(default_factory=dict, description="By qualified name, `server.tool`.")
-    always: list[AlwaysAllowed] = Field(default_factory=list)
+    always: list[AlwaysAllowed] = Field(
+        default_factory=list, description="Answers saved here by earlier versions; read, never written."
+    )
 
 
 class BrowserSettings(BaseModel):
@@ -89,11 +80,11 @@ class BrowserSettings(BaseModel):
     search_url: str | None = Field(default=None, description="A SearXNG address, e.g. http://127.0.0.1:8888.")
     search_api: Literal["searxng", "brave"] = "searxng"
     search_api_key: SecretStr | None = Field(default=None, description="For a hosted search API (Brave Search).")
-
-    @field_serializer("search_api_key", when_used="json")
-    def _reveal_for_the_file(self, key: SecretStr | None) -> str | None:
-        # Written back to the settings file as it was; `repr` and `str` keep it hidden.
-        return key.get_secret_value() if key is not None else None
+    allow_private_addresses: bool = Field(
+        default=False,
+        description="Let the browser open loopback, link-local and private addresses (off: a page the model "
+        "reads cannot make it reach this machine's or the LAN's services).",
+    )
 
 
 class HostSettings(BaseModel):
@@ -111,6 +102,8 @@ def load_settings(path: Path) -> HostSettings:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return HostSettings()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigSchemaError(f"{path}: cannot be read: {exc}", path=path, server=None, key=None) from exc
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -124,18 +117,6 @@ def load_settings(path: Path) -> HostSettings:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
         raise ConfigSchemaError(f"{path}: key '{key}': {first['msg']}", path=path, server=None, key=key) from exc
-
-
-def save_settings(path: Path, settings: HostSettings) -> None:
-    """Write `settings` atomically, keeping sections this version does not know."""
-    document: dict[str, Any] = {}
-    if path.exists():
-        try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError:
-            document = {}
-    document.update(settings.model_dump(mode="json", exclude_none=True))
-    write_atomically(path, tomli_w.dumps(document))
 
 
 def _toml_position(message: str) -> tuple[int, int]:

@@ -31,10 +31,12 @@ from openai_harmony import (
     Role,
     SystemContent,
     ToolDescription,
+    ToolNamespaceConfig,
 )
 
 from mcp_host.prompt.vocab import harmony_encoding
 from mcp_host.tools.names import NameMap
+from mcp_host.tools.native.python import python_tool_description
 from mcp_host.tools.spec import ToolSpec
 
 Effort = Literal["low", "medium", "high"]
@@ -60,6 +62,8 @@ class HarmonyOptions:
     start_date: str = field(default_factory=lambda: datetime.date.today().isoformat())
     browser: bool = False
     python: bool = False
+    # The python tool's own description (its real limits and isolation); None: the defaults on this machine.
+    python_description: str | None = None
     instructions: str | None = None
 
     def with_effort(self, effort: Effort) -> HarmonyOptions:
@@ -176,6 +180,14 @@ def messages_from_openai(messages: Sequence[Mapping[str, Any]]) -> tuple[str | N
 # -- rendering ------------------------------------------------------------------------------
 
 
+def python_tool_config(description: str | None = None) -> ToolNamespaceConfig:
+    """The python tool as the system message describes it: its real limits and isolation.
+
+    Not openai_harmony's stock text (`with_python_tool()`), which promises a 120 s timeout and an unknown network.
+    """
+    return ToolNamespaceConfig(name="python", description=description or python_tool_description(), tools=[])
+
+
 @dataclass(frozen=True)
 class PromptPart:
     label: str
@@ -199,7 +211,7 @@ class HarmonyRenderer:
         if builtins and options.browser:
             content = content.with_browser_tool()
         if builtins and options.python:
-            content = content.with_python_tool()
+            content = content.with_tools(python_tool_config(options.python_description))
         return Message.from_role_and_content(Role.SYSTEM, content)
 
     def developer_message(self, options: HarmonyOptions, tools: Sequence[FunctionTool]) -> Message | None:

@@ -100,8 +100,9 @@ class Connection:
 
     @property
     def connect_timeout_s(self) -> float:
-        # mcp.json's `timeout` is a request timeout; a larger one also gives a slow server longer to start.
-        return max(self.config.timeout_s or 0.0, self.settings.connect_timeout_s)
+        # mcp.json's `timeout` is the user's bound for this server: on its start as on each request.
+        timeout_s = self.config.timeout_s
+        return self.settings.connect_timeout_s if timeout_s is None else timeout_s
 
     @property
     def call_timeout_s(self) -> float:
@@ -204,7 +205,8 @@ class Connection:
                     self._set_state(ServerState.READY)
                     await self._serve(client)
             if scope.cancelled_caught and not ready:
-                return True, self._explain(f"did not answer within {self.connect_timeout_s:g}s")
+                source = "its 'timeout' in mcp.json" if self.config.timeout is not None else "connect_timeout_s"
+                return True, self._explain(f"did not answer within {self.connect_timeout_s:g}s ({source})")
             return True, self._explain("closed the connection")
         except CommandNotFoundError as exc:
             return False, str(exc)

@@ -30,6 +30,9 @@ class ToolSpec:
     title: str | None = None
     annotations: dict[str, Any] | None = None
     qualified: str | None = None  # native tools keep gpt-oss's names: `python`, `browser.search`
+    # Runs code with the host's own rights (the python tool where no sandbox can be had): an "always"
+    # answer never covers it, so it asks before every run unless a rule in the settings says otherwise.
+    unsandboxed_code: bool = False
 
     @property
     def name(self) -> str:

@@ -1,10 +1,13 @@
 """The interpreter behind the `python` tool: run as a separate process, one JSON request per line on stdin.
 
-    {"code": "x = 2\\nx * 21"}  ->  {"output": "42\\n", "error": null, "dropped": 0}
+    {"id": "9f…", "code": "x = 2\\nx * 21"}  ->  {"id": "9f…", "output": "42\\n", "error": null, "dropped": 0}
+    {"id": "c4…", "fence": true}             ->  {"id": "c4…", "fence": true}
 
 State persists between requests (one globals dict), like a notebook: when the last statement is an
 expression its value is printed. Output beyond `MCP_HOST_PYTHON_OUTPUT_LIMIT` characters is dropped
-here, inside the process, so a 50 MB print never crosses the pipe.
+here, inside the process, so a 50 MB print never crosses the pipe; an error is cut to the same size.
+Every reply echoes the id of its request: the host checks it, and a fence before each call proves
+that nothing else was written to the reply channel since the last reply (see `mcp_host.tools.native.python`).
 This file uses only the standard library: it runs in the bare interpreter of the sandbox.
 """
 
@@ -62,17 +65,24 @@ def run(code: str, namespace: dict[str, Any]) -> dict[str, Any]:
         error = format_error(exc)
     finally:
         sys.stdout, sys.stderr = stdout, stderr
+    if error is not None and len(error) > LIMIT:  # a huge message: its start and its end (the exception's name)
+        head, tail = error[: LIMIT // 2], error[len(error) - LIMIT // 2 :]
+        error = f"{head}\n[… {len(error) - len(head) - len(tail)} characters of the error cut …]\n{tail}"
     return {"output": writer.getvalue(), "error": error, "dropped": writer.dropped}
 
 
 def limit_resources() -> None:
-    """Cap this process's memory and CPU time before any of the model's code runs."""
+    """Cap this process's memory, CPU time and (in the sandbox) process count before any of the model's code runs."""
     import resource
 
     memory = int(os.environ.get("MCP_HOST_PYTHON_MEMORY_MB", "1024")) * 1024 * 1024
     cpu = int(os.environ.get("MCP_HOST_PYTHON_CPU_S", "600"))
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    processes = os.environ.get("MCP_HOST_PYTHON_PROCESSES")
+    if processes is not None:  # counted per sandbox there; outside one it would count all of the user's processes
+        resource.setrlimit(resource.RLIMIT_NPROC, (int(processes), int(processes)))
 
 
 def format_error(error: BaseException) -> str:
@@ -83,18 +93,26 @@ def format_error(error: BaseException) -> str:
 
 
 def main() -> None:
+    if "MCP_HOST_PYTHON_WORKDIR" in os.environ:
+        os.chdir(os.environ["MCP_HOST_PYTHON_WORKDIR"])
     limit_resources()
     namespace: dict[str, Any] = {"__name__": "__main__"}
-    # Replies travel on a private copy of stdout; the real fd 1 and 2 go nowhere, so code that writes
-    # to them directly (os.write, subprocesses, C extensions) cannot corrupt the protocol.
+    # Requests and replies travel on private copies of stdin and stdout; the real fds 0, 1 and 2 go
+    # nowhere, so code that reads or writes them (input(), os.write, subprocesses, C extensions) cannot
+    # touch the protocol by accident. On purpose it still can: the host's id checks catch that.
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    for line in sys.stdin:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+    for line in requests:
         request = json.loads(line)
-        reply = run(request["code"], namespace)
-        channel.write(json.dumps(reply) + "\n")
+        if request.get("fence"):
+            reply = {"fence": True}
+        else:
+            reply = run(request["code"], namespace)
+        channel.write(json.dumps({"id": request["id"], **reply}) + "\n")
         channel.flush()
 
 

@@ -8,6 +8,9 @@
 
 The display follows gpt-oss's browser: `[cursor] title (url)`, a `viewing lines [a - b] of n` line,
 then `L{n}: text` lines; links read `【id†text】`; the model cites `【cursor†Lstart-Lend】`.
+
+Pages the model opens must be on public addresses (`addresses.py`), unless the user allows private ones;
+the search engine is the user's own choice, so it may be on this machine (SearXNG on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from urllib.parse import urlparse
 import httpx2
 
 from mcp_host.errors import BrowserError as BrowserError
+from mcp_host.tools.native.browser.addresses import AddressGuard
+from mcp_host.tools.native.browser.fetch import Fetcher
 from mcp_host.tools.native.browser.page import Page
 
-MAX_PAGE_BYTES = 5_000_000
 BRAVE_URL = "https://api.search.brave.com/res/v1/web/search"
 CITATION = re.compile(r"【(\d+)†L(\d+)(?:-L(\d+))?】")
 NO_SEARCH_ENGINE = (
@@ -47,7 +51,13 @@ class Citation:
 
 
 class BrowserSession:
-    """One chat's browser. `count_tokens` measures views; the default counts words, a host passes Harmony's."""
+    """One chat's browser. `count_tokens` measures views; the default counts words, a host passes Harmony's.
+
+    Pages are refused unless every address their host resolves to is public (`guard`, by default the
+    system resolver and the rules of `addresses.py`), each redirect included; `allow_private_addresses`
+    (the user's `[browser] allow_private_addresses`) turns the check off. `client` talks to the search
+    engine, and to pages too when private addresses are allowed.
+    """
 
     def __init__(
         self,
@@ -58,6 +68,8 @@ class BrowserSession:
         view_tokens: int = 1024,
         count_tokens: Callable[[str], int] | None = None,
         client: httpx2.AsyncClient | None = None,
+        allow_private_addresses: bool = False,
+        guard: AddressGuard | None = None,
     ) -> None:
         if search_api == "brave" and not search_url:
             search_url = BRAVE_URL
@@ -67,12 +79,12 @@ class BrowserSession:
         self.view_tokens = view_tokens
         self.count_tokens = count_tokens or (lambda text: len(text.split()))
         self.pages: list[Page] = []
-        self._client = client or httpx2.AsyncClient(
-            follow_redirects=True, timeout=httpx2.Timeout(15.0), headers={"User-Agent": "mcp-host-browser/0.1"}
-        )
+        self._search_engine = Fetcher(client=client)
+        self._web = self._search_engine if allow_private_addresses else Fetcher(guard=guard or AddressGuard())
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._search_engine.aclose()
+        await self._web.aclose()
 
     # -- the three functions gpt-oss calls ---------------------------------------------------
 
@@ -170,7 +182,7 @@ class BrowserSession:
         return header + "\n" + "\n".join(shown)
 
     async def _searxng(self, query: str) -> list[dict[str, Any]]:
-        response = await self._get(f"{self.search_url}/search", params={"q": query, "format": "json"})
+        response = await self._search_engine.get(f"{self.search_url}/search", params={"q": query, "format": "json"})
         try:
             return list(response.json().get("results", []))
         except (ValueError, AttributeError) as exc:
@@ -180,42 +192,19 @@ class BrowserSession:
         if not self._search_api_key:
             raise BrowserError("Brave Search needs an API key: [browser] search_api_key in the host settings")
         headers = {"X-Subscription-Token": self._search_api_key, "Accept": "application/json"}
-        response = await self._get(str(self.search_url), params={"q": query, "count": str(count)}, headers=headers)
+        response = await self._search_engine.get(
+            str(self.search_url), params={"q": query, "count": str(count)}, headers=headers
+        )
         try:
             found = response.json().get("web", {}).get("results", [])
         except (ValueError, AttributeError) as exc:
             raise BrowserError("Brave Search did not answer with JSON") from exc
         return [{"url": r.get("url"), "title": r.get("title"), "content": r.get("description")} for r in found]
 
-    async def _get(
-        self, url: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
-    ) -> httpx2.Response:
-        try:  # the body is capped, so a huge response cannot exhaust the host
-            async with self._client.stream("GET", url, params=params, headers=headers) as streamed:
-                body = bytearray()
-                async for chunk in streamed.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_PAGE_BYTES:
-                        raise BrowserError(f"{url} is larger than {MAX_PAGE_BYTES // 1_000_000} MB; not loaded")
-                # The bytes are already decoded: drop the headers that would make httpx2 decode them again.
-                kept = {
-                    k: v
-                    for k, v in streamed.headers.items()
-                    if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
-                }
-                response = httpx2.Response(
-                    streamed.status_code, headers=kept, content=bytes(body), request=streamed.request
-                )
-        except httpx2.HTTPError as exc:
-            raise BrowserError(f"could not fetch {url}: {type(exc).__name__}: {exc}") from exc
-        if response.status_code >= 400:
-            raise BrowserError(f"{url} answered HTTP {response.status_code}")
-        return response
-
     async def _fetch(self, url: str, view_source: bool) -> Page:
         if not url.startswith(("http://", "https://")):
             raise BrowserError(f"{url!r} is not a web address (http:// or https://)")
-        response = await self._get(url)
+        response = await self._web.get(url)
         text = response.text
         kind = response.headers.get("content-type", "")
         if view_source or "html" not in kind:

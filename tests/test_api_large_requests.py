@@ -1,0 +1,117 @@
+"""Bounded work per request: a 7.9 MB completion is refused with a 400 and never holds up other requests.
+
+Each case runs on a real uvicorn server on 127.0.0.1: the Harmony path with the real o200k vocabulary
+(the replay backend, since no gpt-oss can run here), and the chat-template path on the real gemma GGUF.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+import uvicorn
+
+from mcp_host.api import create_app
+from mcp_host.backends import RecordedGeneration, ReplayBackend
+from mcp_host.backends.base import Backend
+from mcp_host.backends.llama_cpp import LlamaCppBackend
+from mcp_host.host import Host
+from mcp_host.prompt import harmony_encoding
+from tests.conftest import free_port, write_config
+
+pytestmark = pytest.mark.anyio
+
+HUGE = "lorem ipsum dolor sit amet " * 300_000  # 8.1 million characters: with the JSON around it, 7.9 MiB
+
+
+@asynccontextmanager
+async def served(backend: Backend, tmp_path: Path) -> AsyncIterator[str]:
+    config = write_config(tmp_path / "mcp.json", {})
+    port = free_port()
+    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(host, backend), host="127.0.0.1", port=port, log_level="warning")
+        )
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve)
+            while not server.started:
+                await anyio.sleep(0.02)
+            try:
+                yield f"http://127.0.0.1:{port}"
+            finally:
+                server.should_exit = True
+
+
+async def big_request_beside_model_listing(url: str, body: dict[str, object]) -> tuple[httpx2.Response, list[float]]:
+    """The big request, and the latency of each `GET /v1/models` sent while it was being answered."""
+    latencies: list[float] = []
+    big: list[httpx2.Response] = []
+    async with httpx2.AsyncClient(base_url=url, timeout=120) as http:
+
+        async def send_big() -> None:
+            big.append(await http.post("/v1/chat/completions", json=body))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send_big)
+            while not big:
+                started = time.perf_counter()
+                listing = await http.get("/v1/models")
+                latencies.append(time.perf_counter() - started)
+                assert listing.status_code == 200
+                await anyio.sleep(0.005)
+    return big[0], latencies
+
+
+def assert_context_length_exceeded(response: httpx2.Response) -> None:
+    assert response.status_code == 400, response.text[:500]
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded" and error["param"] == "messages"
+    assert error["type"] == "invalid_request_error"
+
+
+async def test_a_huge_harmony_request_is_a_400_and_the_server_keeps_answering(tmp_path: Path) -> None:
+    backend = ReplayBackend(
+        [
+            RecordedGeneration(
+                [], harmony_encoding().encode("<|channel|>final<|message|>ok<|return|>", allowed_special="all"), "stop"
+            )
+        ],
+        name="openai/gpt-oss-20b",
+    )
+    body = {"model": "m", "messages": [{"role": "user", "content": HUGE}]}
+    async with served(backend, tmp_path) as url:
+        response, latencies = await big_request_beside_model_listing(url, body)
+        assert_context_length_exceeded(response)
+        # The listing was answered again and again while the body was read, parsed and counted, and never
+        # waited for that work (which takes about a second here); the bound is loose against machine load.
+        print(f"listing latencies during the big request: n={len(latencies)} max={max(latencies) * 1000:.1f} ms")
+        assert len(latencies) >= 3 and max(latencies) < 1.0, latencies
+        assert backend.prompts == []  # nothing reached the model
+        with_tools = {**body, "mcp_host": {"tools": []}}
+        async with httpx2.AsyncClient(base_url=url, timeout=120) as http:
+            assert_context_length_exceeded(await http.post("/v1/chat/completions", json=with_tools))
+            lmstudio = await http.post("/api/v0/chat/completions", json=body)
+            assert_context_length_exceeded(lmstudio)
+
+
+async def test_a_prompt_over_gemmas_context_is_a_400_not_a_502(gemma: LlamaCppBackend, tmp_path: Path) -> None:
+    # 5,000 words need more than gemma's 4,096-token context (the fixture's), though the body is small.
+    over: Callable[[int], dict[str, object]] = lambda words: {  # noqa: E731
+        "model": "gemma",
+        "messages": [{"role": "user", "content": "word " * words}],
+        "max_tokens": 4,
+    }
+    async with served(gemma, tmp_path) as url:
+        response, _ = await big_request_beside_model_listing(url, over(5_000))
+        assert_context_length_exceeded(response)
+        async with httpx2.AsyncClient(base_url=url, timeout=120) as http:
+            # Just under the context in text, over it once the template and the answer's room are added.
+            near = await http.post("/v1/chat/completions", json=over(4_090))
+            assert_context_length_exceeded(near)
+            fits = await http.post("/v1/chat/completions", json=over(20))
+            assert fits.status_code == 200 and fits.json()["usage"]["completion_tokens"] <= 4
