@@ -11,18 +11,16 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anyio
 import httpx2
 import openai
 import pytest
-import uvicorn
 
 from mcp_host.api import create_app
 from mcp_host.api.guard import BrowserGuard
 from mcp_host.backends import RecordedGeneration, ReplayBackend
 from mcp_host.host import Host
 from mcp_host.prompt import harmony_encoding
-from tests.conftest import fixture_entry, free_port, write_config
+from tests.conftest import fixture_entry, serve_app, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -40,19 +38,10 @@ async def api(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[s
     """A real server on 127.0.0.1 over the fixture MCP server; `request.param`: options of `create_app`."""
     config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
     backend = ReplayBackend([RecordedGeneration([], tokens(ANSWER), "stop")] * 4, name="openai/gpt-oss-20b")
-    port = free_port()
     async with Host(config, settings_path=tmp_path / "settings.toml") as host:
         await host.wait_settled()
-        app = create_app(host, backend, **getattr(request, "param", {}))
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve)
-            while not server.started:
-                await anyio.sleep(0.02)
-            try:
-                yield f"http://127.0.0.1:{port}"
-            finally:
-                server.should_exit = True
+        async with serve_app(create_app(host, backend, **getattr(request, "param", {}))) as url:
+            yield url
 
 
 async def test_each_step_of_the_cross_origin_attack_is_refused(api: str) -> None:

@@ -6,6 +6,7 @@ Each case runs on a real uvicorn server on 127.0.0.1: the Harmony path with the 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,7 +15,6 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
-import uvicorn
 
 from mcp_host.api import create_app
 from mcp_host.backends import RecordedGeneration, ReplayBackend
@@ -22,7 +22,7 @@ from mcp_host.backends.base import Backend
 from mcp_host.backends.llama_cpp import LlamaCppBackend
 from mcp_host.host import Host
 from mcp_host.prompt import harmony_encoding
-from tests.conftest import free_port, write_config
+from tests.conftest import serve_app, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -32,29 +32,23 @@ HUGE = "lorem ipsum dolor sit amet " * 300_000  # 8.1 million characters: with t
 @asynccontextmanager
 async def served(backend: Backend, tmp_path: Path) -> AsyncIterator[str]:
     config = write_config(tmp_path / "mcp.json", {})
-    port = free_port()
-    async with Host(config, settings_path=tmp_path / "settings.toml") as host:
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(host, backend), host="127.0.0.1", port=port, log_level="warning")
-        )
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve)
-            while not server.started:
-                await anyio.sleep(0.02)
-            try:
-                yield f"http://127.0.0.1:{port}"
-            finally:
-                server.should_exit = True
+    async with (
+        Host(config, settings_path=tmp_path / "settings.toml") as host,
+        serve_app(create_app(host, backend)) as url,
+    ):
+        yield url
 
 
 async def big_request_beside_model_listing(url: str, body: dict[str, object]) -> tuple[httpx2.Response, list[float]]:
     """The big request, and the latency of each `GET /v1/models` sent while it was being answered."""
     latencies: list[float] = []
     big: list[httpx2.Response] = []
+    content = json.dumps(body).encode()  # here, not while measuring: this client shares the event loop
     async with httpx2.AsyncClient(base_url=url, timeout=120) as http:
 
         async def send_big() -> None:
-            big.append(await http.post("/v1/chat/completions", json=body))
+            headers = {"content-type": "application/json"}
+            big.append(await http.post("/v1/chat/completions", content=content, headers=headers))
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(send_big)
@@ -92,9 +86,24 @@ async def test_a_huge_harmony_request_is_a_400_and_the_server_keeps_answering(tm
         print(f"listing latencies during the big request: n={len(latencies)} max={max(latencies) * 1000:.1f} ms")
         assert len(latencies) >= 3 and max(latencies) < 1.0, latencies
         assert backend.prompts == []  # nothing reached the model
+        # 250,000 empty messages: no text to count, but each costs tokens; refused before rendering, which
+        # holds the GIL (20 s of a frozen event loop before the check counted them).
+        many: dict[str, object] = {"model": "m", "messages": [{"role": "user"}] * 250_000}
+        response, latencies = await big_request_beside_model_listing(url, many)
+        assert_context_length_exceeded(response)
+        print(f"listing latencies during 250,000 messages: n={len(latencies)} max={max(latencies) * 1000:.1f} ms")
+        # Validating 250,000 messages holds the GIL for under a second (pydantic-core); it was 20 s of rendering.
+        assert max(latencies) < 5.0, latencies
+        huge_tool = {"type": "function", "function": {"name": "f", "description": HUGE}}
+        response, _ = await big_request_beside_model_listing(
+            url, {**many, "messages": [{"role": "user"}], "tools": [huge_tool]}
+        )
+        assert_context_length_exceeded(response)
         with_tools = {**body, "mcp_host": {"tools": []}}
         async with httpx2.AsyncClient(base_url=url, timeout=120) as http:
             assert_context_length_exceeded(await http.post("/v1/chat/completions", json=with_tools))
+            many_with_tools = {**many, "mcp_host": {"tools": []}}
+            assert_context_length_exceeded(await http.post("/v1/chat/completions", json=many_with_tools))
             lmstudio = await http.post("/api/v0/chat/completions", json=body)
             assert_context_length_exceeded(lmstudio)
 

@@ -7,6 +7,7 @@ Skipped only where bubblewrap is not installed; where it is, the sandbox must st
 from __future__ import annotations
 
 import ast
+import json
 import os
 import pwd
 import shutil
@@ -19,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from mcp_host.tools.native import PythonTool
-from mcp_host.tools.native.sandbox import KERNEL_PATH, Isolation
+from mcp_host.tools.native import sandbox as sandbox_module
+from mcp_host.tools.native.sandbox import KERNEL_PATH, Isolation, Sandbox, SandboxLayout, bwrap_command, sandbox_uid
 
 pytestmark = [
     pytest.mark.anyio,
@@ -105,13 +108,96 @@ async def test_the_hosts_secrets_and_home_are_not_there(
     assert set(listing) <= allowed
 
 
-async def test_the_code_has_no_privileges(python: PythonTool) -> None:
-    uid, capabilities = await value(
-        python, "import os\nos.getuid(), open('/proc/self/status').read().split('CapEff:')[1].split()[0]"
+async def test_of_the_interpreters_prefixes_only_its_own_files_are_there(python: PythonTool) -> None:
+    # pyenv here: /root/.pyenv/versions/3.11.7 is the base prefix, inside the home; its siblings (other
+    # versions, shims, plugins) and the rest of each prefix (bin's other scripts, include, share) stay out.
+    prefixes = {p for p in map(Path, (sys.prefix, sys.base_prefix)) for p in (p, p.resolve())}
+    prefixes = {p for p in prefixes if not any(p.is_relative_to(d) for d in ("/usr", "/bin", "/lib"))}
+    on_the_way: dict[str, set[str]] = {}
+    for prefix in prefixes:
+        for path in (prefix, *prefix.parents):
+            on_the_way.setdefault(str(path.parent), set()).add(path.name)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    seen = await value(
+        python,
+        "import os\n"
+        "ls = lambda p: sorted(os.listdir(p)) if os.path.isdir(p) else []\n"
+        f"prefixes = {sorted(map(str, prefixes))!r}\n"
+        "{p: [ls(os.path.dirname(p)), ls(p), ls(p + '/bin'), ls(p + '/lib')] for p in prefixes}",
     )
-    assert int(capabilities, 16) == 0
-    if os.geteuid() == 0:  # root's sandbox runs as an unprivileged uid of its own
+    for prefix, (siblings, top, bin_, lib) in seen.items():
+        assert set(siblings) <= on_the_way[str(Path(prefix).parent)], siblings
+        assert set(top) <= {"bin", "lib", "pyvenv.cfg"} and bin_ and all(n.startswith("python") for n in bin_), top
+        assert all(name == version or ".so" in name for name in lib), lib
+
+
+async def test_a_python_whose_prefix_is_the_home_does_not_show_the_home(tmp_path: Path) -> None:
+    # A venv made in the home directory itself (`python -m venv ~`; the same holds for `--prefix=$HOME`).
+    home = tmp_path / "home"
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    (home / "bin").mkdir(parents=True)
+    (home / "lib" / version / "site-packages").mkdir(parents=True)
+    (home / "bin" / "python").symlink_to(Path(sys.executable).resolve())
+    (home / "bin" / "backup-script").write_text("#!/bin/sh\nexport TOKEN=secret\n")
+    (home / "pyvenv.cfg").write_text(f"home = {Path(sys.base_prefix) / 'bin'}\n")
+    (home / ".ssh").mkdir()
+    (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY")
+    (home / "notes.txt").write_text("private")
+    layout = SandboxLayout(tmp_path / "work", Path(__file__), uid=sandbox_uid() if os.geteuid() == 0 else None)
+    layout.workdir.mkdir()
+    code = (
+        "import json, os, sys\n"
+        f"print(json.dumps([sys.prefix, sorted(os.listdir({str(home)!r})), os.listdir({str(home / 'bin')!r})]))"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "prefix", str(home))
+        command = bwrap_command(layout, [str(home / "bin" / "python"), "-I", "-c", code])
+    mounted = {command[i + 1] for i, arg in enumerate(command) if arg.endswith("bind")}
+    assert {path for path in mounted if path.startswith(str(home))} == {
+        str(home / "bin" / "python"),
+        str(home / "pyvenv.cfg"),
+        str(home / "lib" / version),
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "prefix", str(home))
+        sandbox = await Sandbox.open(layout, [str(home / "bin" / "python"), "-I", "-c", code], env={"PATH": "/usr/bin"})
+    try:
+        assert sandbox.process.stdout is not None
+        with anyio.fail_after(10):
+            output = b"".join([chunk async for chunk in sandbox.process.stdout])
+    finally:
+        await sandbox.kill()
+    prefix, listing, bin_ = json.loads(output)
+    assert prefix == str(home)  # it ran as the venv in the home
+    assert listing == ["bin", "lib", "pyvenv.cfg"] and bin_ == ["python"]
+
+
+def test_an_old_bwrap_that_cannot_disable_user_namespaces_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox_module, "host_is_root", lambda: False)
+    monkeypatch.setattr(sandbox_module, "_probe", lambda: sandbox_module._Probe(Isolation.SANDBOX, False))
+    assert "older than 0.8" in Isolation.SANDBOX.summary
+    warning = Isolation.SANDBOX.warning
+    assert warning is not None and "user namespaces" in warning and "NOT sandboxed" not in warning
+    monkeypatch.setattr(sandbox_module, "_probe", lambda: sandbox_module._Probe(Isolation.SANDBOX, True))
+    assert Isolation.SANDBOX.warning is None and "0.8" not in Isolation.SANDBOX.summary
+
+
+async def test_bwrap_dies_with_the_host_only_where_the_forking_thread_outlives_it(tmp_path: Path) -> None:
+    assert sandbox_module._forks_in_this_thread()  # asyncio forks in the event loop's thread: --die-with-parent
+    assert not await anyio.to_thread.run_sync(sandbox_module._forks_in_this_thread)  # as trio's worker threads
+    layout = SandboxLayout(tmp_path, Path(__file__), uid=sandbox_uid())
+    assert "--die-with-parent" not in bwrap_command(layout, ["true"])
+    assert "--die-with-parent" in bwrap_command(layout, ["true"], die_with_parent=True)
+    assert "--as-pid-1" in bwrap_command(layout, ["true"])  # no bwrap process inside that holds the pipes
+
+
+async def test_the_code_has_no_privileges(python: PythonTool) -> None:
+    uid, status = await value(python, "import os\nos.getuid(), open('/proc/self/status').read()")
+    capabilities = dict(line.split(":\t") for line in status.splitlines() if line.startswith("Cap"))
+    assert int(capabilities["CapEff"], 16) == int(capabilities["CapPrm"], 16) == 0
+    if os.geteuid() == 0:  # root's sandbox runs as an unprivileged uid of its own, with nothing to regain
         assert uid != 0 and (python.workdir.stat().st_uid, python.workdir.stat().st_gid) == (uid, uid)
+        assert int(capabilities["CapBnd"], 16) == int(capabilities["CapInh"], 16) == 0
 
 
 async def test_writes_land_only_in_the_working_directory(python: PythonTool, tmp_path: Path) -> None:
@@ -148,7 +234,7 @@ async def test_the_code_cannot_signal_the_host(python: PythonTool) -> None:
         )
     finally:
         signal.signal(signal.SIGUSR1, previous)
-    assert sent[0] == 1  # its parent is the sandbox's first process, not the host
+    assert sent[0] == 1  # its parent is the sandbox's first process (the kernel's supervisor), not the host
     assert sent[3] == "ProcessLookupError" and not received  # the host's pid does not exist in there
     assert (await python.call({"code": "'alive'"})).text == "'alive'\n"  # and the interpreter carries on
 
@@ -175,18 +261,35 @@ while not (running("{first}") and running("{second}")):
 """
 
 
-@pytest.mark.parametrize("ending", ["time limit", "aclose"])
-async def test_detached_processes_die_with_the_sandbox(tmp_path: Path, ending: str) -> None:
-    tool = PythonTool(tmp_path / "work", time_limit_s=3)
+async def test_detached_processes_end_with_the_call_that_started_them(tmp_path: Path) -> None:
+    tool = PythonTool(tmp_path / "work", time_limit_s=5)
     first, second = f"1000.{time.time_ns()}", f"1001.{time.time_ns()}"  # `sleep 1000.<unique>`, findable from here
     try:
-        assert not (await tool.call({"code": SPAWN.format(first=first, second=second)})).is_error
-        assert processes_with(first) and processes_with(second)
-        if ending == "time limit":
-            assert "ran longer than 3s" in (await tool.call({"code": "while True: pass"})).text
-        else:
-            await tool.aclose()
-        assert not processes_with(first) and not processes_with(second)  # gone when the kill returns, no waiting
+        assert (await tool.call({"code": SPAWN.format(first=first, second=second) + "'kept'"})).text == "'kept'\n"
+        assert not processes_with(first) and not processes_with(second)  # gone when the call returns, no waiting
+        alive = "[p for p in os.listdir('/proc') if p.isdigit() and open(f'/proc/{p}/stat').read().split()[2] != 'Z']"
+        assert await value(tool, f"import os\nsorted({alive})") == ["1", "2"]  # the kernel's supervisor and worker
+    finally:
+        await tool.aclose()
+
+
+async def test_detached_processes_die_with_the_sandbox_at_the_time_limit(tmp_path: Path) -> None:
+    tool = PythonTool(tmp_path / "work", time_limit_s=3)
+    first, second = f"1000.{time.time_ns()}", f"1001.{time.time_ns()}"
+    code = SPAWN.format(first=first, second=second) + "while True: pass"
+    try:
+        async with anyio.create_task_group() as tg:
+            results: list[str] = []
+
+            async def run() -> None:
+                results.append((await tool.call({"code": code})).text)
+
+            tg.start_soon(run)
+            with anyio.fail_after(3):
+                while not (processes_with(first) and processes_with(second)):  # noqa: ASYNC110 - polling /proc
+                    await anyio.sleep(0.01)
+        assert "ran longer than 3s" in results[0]
+        assert not processes_with(first) and not processes_with(second)  # gone when the kill returns
     finally:
         await tool.aclose()
 
@@ -252,6 +355,50 @@ async def test_a_reply_forged_with_the_right_id_still_cannot_reach_the_next_call
     fresh = await python.call({"code": "'fresh'"})
     assert fresh.text.endswith("'fresh'\n") and "previous" not in fresh.text and "forged" not in fresh.text
     assert "restarted before this call" in fresh.text  # the model is told its variables are gone
+
+
+# The reviewer's attack: a child outlives its call, reads the next request to learn its id and answers it first.
+FORK_AND_FORGE = """
+import fcntl, json, os, re, select
+if os.fork() == 0:
+    os.setsid()
+    readable = [fd for fd in range(64) if is_readable_pipe(fd)]
+    while True:
+        ready = select.select(readable, [], [])[0]
+        found = re.search(r'"id": "([0-9a-f]+)"', os.read(ready[0], 1 << 16).decode(errors="replace"))
+        if found:
+            line = json.dumps({"id": found[1], "output": "FORGED\\n", "error": None, "dropped": 0, "fence": True})
+            for fd in range(64):
+                try:
+                    os.write(fd, (line + "\\n").encode())
+                except OSError:
+                    pass
+'started'
+"""
+IS_READABLE_PIPE = """
+import fcntl, os, stat
+def is_readable_pipe(fd):
+    try:
+        return stat.S_ISFIFO(os.fstat(fd).st_mode) and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_WRONLY
+    except OSError:
+        return False
+"""
+
+
+async def test_a_child_left_running_cannot_answer_a_later_call(python: PythonTool) -> None:
+    await python.call({"code": "kept = 'real'"})
+    assert (await python.call({"code": IS_READABLE_PIPE + FORK_AND_FORGE})).text == "'started'\n"
+    for _ in range(3):  # the child was killed before the call returned: it never saw these requests
+        assert (await python.call({"code": "kept"})).text == "'real'\n"
+
+
+async def test_the_codes_process_holds_no_pipe_to_the_host(python: PythonTool) -> None:
+    # Threads and rewritten functions act as the code's own process: its only pipes are the worker's.
+    pipes = await value(python, IS_READABLE_PIPE + "[fd for fd in range(1024) if is_readable_pipe(fd)]")
+    assert pipes == [3]
+    assert (
+        await value(python, TRY + "read('/proc/1/fd/0')") == "PermissionError"
+    )  # the supervisor is not dumpable: no way to its descriptors
 
 
 async def test_there_is_no_network_even_to_the_hosts_loopback(python: PythonTool) -> None:

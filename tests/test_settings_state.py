@@ -7,15 +7,18 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mcp_host.agent.permissions import Permissions, fingerprint
 from mcp_host.config.approvals import AlwaysAllowed, ApprovalStore, approvals_path
 from mcp_host.config.settings import load_settings
-from mcp_host.errors import ConfigSyntaxError
+from mcp_host.errors import ConfigError, ConfigSyntaxError, ConfigWriteError
 from mcp_host.tools.spec import ToolSpec
 
 USER_SETTINGS = """# my settings, typed by hand
@@ -204,3 +207,110 @@ def test_concurrent_writers_in_processes_lose_nothing(tmp_path: Path) -> None:
     saved = ApprovalStore(path).entries()
     assert {e.tool for e in saved} == {f"{name}_{i}" for name in names for i in range(answers_each)}
     assert mode_of(path) == 0o600
+
+
+def test_a_symlinked_lock_is_refused_and_its_target_never_created(tmp_path: Path) -> None:
+    path = tmp_path / "settings.approvals.json"
+    target = tmp_path / "elsewhere" / "target"
+    target.parent.mkdir()
+    lock = path.with_name(path.name + ".lock")
+    lock.symlink_to(target)
+    with pytest.raises(ConfigWriteError, match="symbolic link") as caught:
+        ApprovalStore(path).add(AlwaysAllowed(server="fs", tool="write", fingerprint="f"))
+    assert str(lock) in str(caught.value)
+    assert not target.exists() and not path.exists()
+
+
+def test_a_lock_that_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "settings.approvals.json"
+    os.mkfifo(path.with_name(path.name + ".lock"))
+    with pytest.raises(ConfigWriteError, match="not a regular file"):
+        ApprovalStore(path).add(AlwaysAllowed(server="fs", tool="write", fingerprint="f"))
+    assert not path.exists()
+
+
+def identity(path: Path) -> tuple[int, int, int, int, int]:
+    status = path.lstat()
+    return status.st_ino, status.st_mode, status.st_uid, status.st_size, status.st_mtime_ns
+
+
+def make_world_writable(path: Path) -> str:
+    path.chmod(0o666)
+    return "mode 0666"
+
+
+def make_a_symlink(path: Path) -> str:
+    target = path.with_name("planted.json")
+    path.rename(target)
+    path.symlink_to(target)
+    return "symbolic link"
+
+
+def make_a_fifo(path: Path) -> str:
+    path.unlink()
+    os.mkfifo(path, 0o600)  # opening it for reading would wait for a writer forever
+    return "not a regular file"
+
+
+def give_to_another_user(path: Path) -> str:
+    if os.getuid() != 0:
+        pytest.skip("only root can give a file away")
+    os.chown(path, 12345, 12345)
+    return "owned by uid 12345"
+
+
+@pytest.mark.parametrize("plant", [make_world_writable, make_a_symlink, make_a_fifo, give_to_another_user])
+def test_approvals_that_others_could_have_planted_are_ignored_reported_once_and_never_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, plant: Callable[[Path], str]
+) -> None:
+    settings_path = tmp_path / "settings.toml"
+    path = approvals_path(settings_path)
+    planted = {"always": [{"server": "fs", "tool": "write", "fingerprint": fingerprint(spec("write"))}]}
+    path.write_text(json.dumps(planted))
+    path.chmod(0o600)
+    reason = plant(path)
+    before = {p.name: identity(p) for p in tmp_path.iterdir()}
+    permissions = Permissions.load(settings_path)
+    with caplog.at_level(logging.WARNING):
+        assert permissions.verdict(spec("write")).policy == "ask"
+        assert permissions.verdict(spec("write")).policy == "ask"
+        with pytest.raises(ConfigError, match=reason):
+            ApprovalStore(path).add(AlwaysAllowed(server="fs", tool="read", fingerprint="f"))
+    reports = [r.getMessage() for r in caplog.records if reason in r.getMessage()]
+    assert len(reports) == 1 and str(path) in reports[0] and "ignored" in reports[0]
+    after = {p.name: identity(p) for p in tmp_path.iterdir()}
+    changed = {name for name in before if before[name] != after.get(name)}
+    assert not changed  # neither the planted file nor what it points to was written or replaced
+
+
+def test_approvals_count_again_once_the_file_is_private_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings_path = tmp_path / "settings.toml"
+    permissions = Permissions.load(settings_path)
+    permissions.remember(spec("write"))
+    path = approvals_path(settings_path)
+    path.chmod(0o620)
+    with caplog.at_level(logging.WARNING):
+        assert permissions.verdict(spec("write")).policy == "ask"
+    assert any("mode 0620" in r.getMessage() for r in caplog.records)
+    path.chmod(0o600)
+    assert permissions.verdict(spec("write")).policy == "allow"
+
+
+def test_a_link_swapped_in_for_the_temporary_file_is_never_chmodded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("shared")
+    victim.chmod(0o644)
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_then_swap(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        fd, name = real_mkstemp(*args, **kwargs)
+        other = name + ".moved"
+        os.rename(name, other)  # an attacker moves the temporary file away and plants a link under its name
+        os.symlink(victim, name)
+        return fd, name
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_swap)
+    ApprovalStore(tmp_path / "settings.approvals.json").add(AlwaysAllowed(server="fs", tool="w", fingerprint="f"))
+    assert mode_of(victim) == 0o644 and victim.read_text() == "shared"

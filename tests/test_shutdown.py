@@ -21,14 +21,13 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-import uvicorn
 
 from mcp_host.api import create_app
 from mcp_host.api.streaming import GracefulShutdown
 from mcp_host.backends import RecordedGeneration, ReplayBackend
 from mcp_host.host import Host
 from mcp_host.prompt import harmony_encoding
-from tests.conftest import FIXTURE_SERVER, ROOT, free_port, pid_alive, wait_for_port, write_config
+from tests.conftest import FIXTURE_SERVER, ROOT, free_port, pid_alive, serve_app, wait_for_port, write_config
 from tests.test_chat_terminal import keys, wait_for, wait_for_prompt
 
 LONG_ANSWER = "<|channel|>final<|message|>" + "Once upon a time. " * 200 + "<|return|>"
@@ -137,18 +136,10 @@ async def graceful_app(tmp_path: Path, *answers: str) -> AsyncIterator[tuple[Gra
         [RecordedGeneration([], list(encoding.encode(a, allowed_special="all")), "stop") for a in answers],
         tokens_per_second=50,
     )
-    port = free_port()
     async with Host(write_config(tmp_path / "mcp.json", {}), settings_path=tmp_path / "settings.toml") as host:
         app = GracefulShutdown(create_app(host, backend))
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve)
-            while not server.started:
-                await anyio.sleep(0.02)
-            try:
-                yield app, f"http://127.0.0.1:{port}"
-            finally:
-                server.should_exit = True
+        async with serve_app(app) as url:
+            yield app, url
 
 
 @pytest.mark.anyio

@@ -230,18 +230,37 @@ async def check_request_fits(
 # Text is counted in pieces of this many characters; a cut may add a token or two, never remove one.
 _PIECE_CHARS = 32_768
 _CUT_SLACK_TOKENS = 4
+# The fewest tokens any prompt format spends on a message besides its text: Harmony's
+# `<|start|>user<|message|>…<|end|>` spends 4, ChatML's 5, LM Studio's plain `User: …` fallback 2.
+_MESSAGE_TOKENS = 2
 
 
 def check_text_fits(request: ChatCompletionRequest, count: Callable[[str], int], context_length: int) -> None:
-    """Raise the 400 as soon as the messages' own text is known to need more tokens than the context holds."""
+    """Raise the 400 as soon as the request is known to need more tokens than the context holds.
+
+    A lower bound, counted piece by piece so that the event loop gets its turns: each message's text
+    and framing, each tool's definition. So 250,000 empty messages are refused here, before rendering
+    (which holds the GIL while it runs).
+    """
     tokens = pieces = 0
+
+    def add(text: str) -> None:
+        nonlocal tokens, pieces
+        for start in range(0, len(text), _PIECE_CHARS):
+            tokens += count(text[start : start + _PIECE_CHARS])
+            pieces += 1
+            if tokens - _CUT_SLACK_TOKENS * pieces >= context_length:
+                raise _too_long(f"the request needs more than {context_length} tokens", context_length)
+
+    for tool in request.tools or ():  # the name and description appear as they are; the schema is reshaped
+        add(tool.function.name)
+        add(tool.function.description or "")
     for message in request.messages:
+        tokens += _MESSAGE_TOKENS
+        if tokens - _CUT_SLACK_TOKENS * pieces >= context_length:
+            raise _too_long(f"the request needs more than {context_length} tokens", context_length)
         for text in _texts(message.openai_dict()):
-            for start in range(0, len(text), _PIECE_CHARS):
-                tokens += count(text[start : start + _PIECE_CHARS])
-                pieces += 1
-                if tokens - _CUT_SLACK_TOKENS * pieces >= context_length:
-                    raise _too_long(f"the messages need more than {context_length} tokens", context_length)
+            add(text)
 
 
 def check_prompt_fits(prompt_tokens: int, context_length: int) -> None:
@@ -264,9 +283,8 @@ def _texts(message: dict[str, Any]) -> list[str]:
     if isinstance(content, list):
         texts += [part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)]
     for call in message.get("tool_calls") or ():
-        arguments = (call.get("function") or {}).get("arguments")
-        if isinstance(arguments, str):
-            texts.append(arguments)
+        function = call.get("function") or {}
+        texts += [value for value in (function.get("name"), function.get("arguments")) if isinstance(value, str)]
     return texts
 
 

@@ -20,6 +20,9 @@ another host answered at its next permission check.
 
 A file that cannot be read or parsed is reported in the log and counts as empty for lookups, and is
 never overwritten: `add` raises instead, so a hand edit gone wrong is not replaced by the host's copy.
+The same holds for a file that is not to be trusted, because anyone who can change it can plant
+"always" answers: on POSIX one that is a symbolic link, not a regular file, owned by another user,
+or writable by its group or others (see `mcp_host.config.files.read_private`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from mcp_host.config.files import PRIVATE_FILE_MODE, exclusive_lock, write_atomically
+from mcp_host.config.files import PRIVATE_FILE_MODE, exclusive_lock, read_private, write_atomically
 from mcp_host.errors import ConfigError, ConfigSchemaError, ConfigSyntaxError
 
 logger = logging.getLogger(__name__)
@@ -72,9 +75,10 @@ class ApprovalStore:
     def entries(self) -> tuple[AlwaysAllowed, ...]:
         """The answers in the file now, in the order they were given; empty while the file is broken."""
         try:
-            raw = self._read_bytes()
+            raw = read_private(self.path)
         except ConfigError as exc:
-            self._report(f"{exc}; its approvals are ignored until it can be read")
+            self._raw, self._entries = None, ()  # parsed afresh once the file can be read and trusted again
+            self._report(f"{exc}; its approvals are ignored until this is fixed")
             return ()
         if raw != self._raw:
             try:
@@ -95,10 +99,10 @@ class ApprovalStore:
 
         Holds the file's lock while it re-reads, merges and writes, so answers that other hosts
         wrote meanwhile are kept. Blocks while another host writes (milliseconds). Raises
-        `ConfigError` when the file is broken (it is left as it is) or cannot be written.
+        `ConfigError` when the file is broken or not to be trusted (it is left as it is) or cannot be written.
         """
         with exclusive_lock(self.path):
-            raw = self._read_bytes()
+            raw = read_private(self.path)
             document, current = self._parse(raw)
             if entry in current:
                 return
@@ -108,16 +112,6 @@ class ApprovalStore:
             text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
             write_atomically(self.path, text, mode=PRIVATE_FILE_MODE)
             self._raw, self._entries, self._problem = text.encode(), entries, None
-
-    def _read_bytes(self) -> bytes | None:
-        try:
-            return self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise ConfigSchemaError(
-                f"{self.path}: cannot be read: {exc}", path=self.path, server=None, key=None
-            ) from exc
 
     def _parse(self, raw: bytes | None) -> tuple[dict[str, Any], tuple[AlwaysAllowed, ...]]:
         """The whole document (keys this version does not know are written back) and its answers."""

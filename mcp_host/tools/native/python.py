@@ -8,20 +8,28 @@
 - isolation: a bubblewrap sandbox (`mcp_host.tools.native.sandbox` says exactly what it isolates), with
   the chat's working directory at /mnt/data. Where bwrap cannot run, `isolation` says what is left
   (`unshare -rn`, or nothing), `sandboxed` is False, and the description the model reads says so too;
-- state: one interpreter process per chat, so variables survive between calls;
+- state: one interpreter per chat, so variables survive between calls. Processes do not: in the
+  sandbox, every process the code starts (however detached) is killed before its call returns;
 - time: a call that runs past `time_limit_s` kills the interpreter and, in the sandbox, every process
-  its code started, however detached; a fresh one starts and the model is told its state was lost;
+  its code started; a fresh one starts and the model is told its state was lost;
 - output: capped inside the interpreter, so a 50 MB print costs nothing to the host;
 - memory, CPU, processes: `RLIMIT_AS`, `RLIMIT_CPU` and (in the sandbox) `RLIMIT_NPROC`, which the
   interpreter sets on itself before any code runs.
 
-Replies: each request carries a fresh random id that its reply must echo, and before each call a fence
-(a request answered with nothing but its id) proves the reply channel holds nothing else. A reply with
-the wrong id, an unreadable one, or anything ahead of the fence restarts the interpreter, so a stray or
-forged write on any descriptor can never make a call return what another call printed. Not guaranteed:
-code that rewrites the kernel inside its own process (it runs there) can make later calls of the same
-interpreter report what it likes, as it can change their variables; it still cannot reach the host,
-and a restart (time limit, `aclose()`) ends it.
+Replies: the kernel (`python_kernel`) is two processes: a supervisor that alone holds the pipes to the
+host and runs none of the code, and a worker that runs the code and holds neither pipe. Each request
+carries a fresh random id that its reply must echo, and before each call a fence (a request answered
+with nothing but its id) proves that the worker wrote nothing since its last reply. A reply with the
+wrong id, an unreadable one, or anything extra restarts the interpreter.
+
+Guaranteed in the sandbox: no process the code leaves behind, and nothing in the worker, can read the
+host's requests or write on its reply channel; each call's processes are killed before it returns, so
+none can answer a later call. Not guaranteed: the worker is the code's own process, so the code can
+fool the call it runs in (by printing what it likes, or forging its own reply), and code that leaves a
+thread running or rewrites functions in the worker can make later calls of the same interpreter report
+what it likes, as it can change their variables. That ends with the interpreter (a time limit, a
+tampered reply, `aclose()`), and never reaches the host. Outside the sandbox the kernel cannot tell the
+code's processes from the user's, so it kills none of them between calls.
 """
 
 from __future__ import annotations
@@ -93,7 +101,8 @@ def describe_python_tool(limits: PythonLimits, isolation: Isolation) -> str:
         files = (
             f"The drive at '{DATA_DIR}' (the working directory) can be used to save and persist user files for "
             "this chat; the rest of the file system is read-only, apart from a private /tmp. At most "
-            f"{limits.process_limit} processes and threads may run. Internet access for this session is disabled."
+            f"{limits.process_limit} processes and threads may run. Processes the code starts are stopped when its "
+            "call ends, so start and wait for them within one call. Internet access for this session is disabled."
         )
     else:
         internet = "disabled" if isolation is Isolation.NETWORK else "not restricted"
@@ -333,6 +342,7 @@ class _Interpreter:
 
 
 def _well_formed(request: dict[str, Any], reply: dict[str, Any]) -> bool:
+    # The kernel's own `{"id": ..., "tampered": true}` is neither: the worker wrote what it should not have.
     if request.get("fence"):
         return reply.get("fence") is True
     return (

@@ -9,30 +9,38 @@
 
 Inside the sandbox (`Isolation.SANDBOX`):
 - files: a fresh root, read-only: /usr (with /bin, /lib* as on the host), a few files of /etc
-  (`ETC_FILES`: no passwd, no shadow), the interpreter's own prefixes and the kernel. The chat's
+  (`ETC_FILES`: no passwd, no shadow), the kernel, and of the interpreter's prefixes (a venv, the Python
+  it was made from) only what it runs on: `bin/python*`, `pyvenv.cfg`, `lib/pythonX.Y` and the shared
+  libraries directly in `lib/`; never a whole prefix, which may be (or hold) a home directory. The chat's
   working directory is the only host directory that can be written: it is mounted at `/mnt/data`,
   the current directory and HOME. /tmp and /dev/shm are private tmpfs of `tmp_limit_mb` each.
   The host's home, /root, /tmp, /etc and everything else are not there at all;
 - processes: its own PID namespace (the code sees only its own processes and can signal none of
-  the host's); when the sandbox's first process dies, the kernel kills every process in it,
-  however it was started (setsid, double fork), and `--die-with-parent` ties that to the host;
+  the host's), whose pid 1 is the command itself (`--as-pid-1`: no bwrap process inside, so the
+  command reaps orphans, and signals sent from inside cannot kill it). When it dies, Linux kills
+  every process in the sandbox, however it was started (setsid, double fork).
+  On asyncio, `--die-with-parent` ties that to the host; not on trio, which forks in worker threads
+  whose exit would fire it (see `mcp_host.process_group`): there the command must notice the host's
+  end of its stdin closing (the python kernel does);
 - network, IPC, hostname: their own namespaces, with only a loopback interface;
 - privileges: no capabilities, `no_new_privs`, a new session (no terminal to inject keys into).
   Run by a normal user, it is a user namespace mapping that user, in which creating further user
-  namespaces is disabled. Run by root, a user namespace would keep the code root to the kernel,
-  so none is made: the code runs as a random unprivileged uid (`sandbox_uid()`) instead, which
-  owns the working directory;
+  namespaces is disabled (bwrap 0.8 and later; older ones cannot, and `Isolation.summary` and
+  `warning` say so). Run by root, a user namespace would keep the code root to the kernel, so none
+  is made: the code runs as a random unprivileged uid (`sandbox_uid()`) instead, which owns the
+  working directory, with empty bounding and inheritable capability sets;
 - limits: the interpreter sets RLIMIT_NPROC, which counts this sandbox's processes only (per user
   namespace, or per the uid of its own), so a fork bomb fails with EAGAIN at the limit.
 
 Not isolated: the kernel's system calls (no seccomp filter), CPU time across processes (each has its
 own RLIMIT_CPU; the time limit kills them all), memory across processes (RLIMIT_AS is per process, so
 up to the process limit times the memory limit), disk use in the working directory (no quota).
-Run by root, the code may create user namespaces of its own.
+Run by root, or with bwrap older than 0.8, the code may create user namespaces of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import functools
@@ -83,13 +91,17 @@ class Isolation(enum.Enum):
 
     @property
     def summary(self) -> str:
+        if self.sandboxed and not _nested_userns_disabled():
+            return f"{_SUMMARIES[self]}; {_NESTED_USERNS}"
         return _SUMMARIES[self]
 
     @property
     def warning(self) -> str | None:
-        """One line for the user when the code is not sandboxed (None when it is)."""
+        """One line for the user when the code is not sandboxed, or less than usual (None when fully)."""
         if self.sandboxed:
-            return None
+            if _nested_userns_disabled():
+                return None
+            return f"python tool's sandbox is weaker than usual: {_NESTED_USERNS}. Upgrade bubblewrap."
         return (
             f"python tool is NOT sandboxed ({self.summary}): code runs as you, with your files and processes in "
             "reach. Install bubblewrap (`bwrap`) and allow user namespaces for a sandbox."
@@ -101,6 +113,7 @@ _SUMMARIES = {
     Isolation.NETWORK: "no network (unshare -rn) but no file system or process isolation",
     Isolation.NONE: "no isolation: no sandbox and no network namespace",
 }
+_NESTED_USERNS = "the code can create user namespaces (bwrap older than 0.8 cannot disable them)"
 
 
 @dataclass(frozen=True)
@@ -134,7 +147,7 @@ class Sandbox:
         info_read, info_write = os.pipe()
         try:
             process = await anyio.open_process(
-                bwrap_command(layout, command, info_fd=info_write),
+                bwrap_command(layout, command, info_fd=info_write, die_with_parent=_forks_in_this_thread()),
                 env=env,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,  # bwrap leads its own group, as `open_process_group` would make it
@@ -171,9 +184,17 @@ class Sandbox:
             await close_process(self.process)
 
 
-def bwrap_command(layout: SandboxLayout, command: Sequence[str], *, info_fd: int | None = None) -> list[str]:
-    """The bwrap command line that runs `command` in the sandbox (see the module docstring)."""
-    return _bwrap_command(layout, command, info_fd=info_fd, disable_userns=_probe().disable_userns)
+def bwrap_command(
+    layout: SandboxLayout, command: Sequence[str], *, info_fd: int | None = None, die_with_parent: bool = False
+) -> list[str]:
+    """The bwrap command line that runs `command` as pid 1 of the sandbox (see the module docstring).
+
+    `die_with_parent` sets PR_SET_PDEATHSIG on bwrap, which fires when the thread that forked it exits:
+    only for a thread that outlives the sandbox (asyncio's event loop thread, not trio's workers).
+    """
+    return _bwrap_command(
+        layout, command, info_fd=info_fd, disable_userns=_probe().disable_userns, die_with_parent=die_with_parent
+    )
 
 
 def sandbox_uid() -> int:
@@ -211,6 +232,21 @@ def _probe() -> _Probe:
     return _Probe(Isolation.NONE, False)
 
 
+def _nested_userns_disabled() -> bool:
+    """False only where a normal user's sandbox runs on a bwrap that cannot disable nested user namespaces."""
+    probe = _probe()
+    return host_is_root() or probe.isolation is not Isolation.SANDBOX or probe.disable_userns
+
+
+def _forks_in_this_thread() -> bool:
+    """Whether anyio forks in the calling thread, which outlives the child (asyncio); trio forks in worker threads."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def _succeeds(command: Sequence[str]) -> bool:
     try:
         result = subprocess.run(command, capture_output=True, check=False, timeout=_PROBE_TIMEOUT_S)
@@ -225,24 +261,29 @@ def _bwrap_command(
     *,
     info_fd: int | None,
     disable_userns: bool,
+    die_with_parent: bool = False,
     bind: bool = True,
 ) -> list[str]:
-    args = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    args = ["bwrap", "--unshare-pid", "--as-pid-1", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
+    args += ["--unshare-cgroup-try"]
     if layout.uid is None:
         args += ["--unshare-user", *(["--disable-userns"] if disable_userns else []), "--cap-drop", "ALL"]
-    else:  # root: setpriv needs these two to become `uid`, which then clears every capability
-        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    args += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
+    else:  # root: setpriv needs these to empty the bounding set and become `uid`, which clears every capability
+        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+    if die_with_parent:
+        args += ["--die-with-parent"]
+    args += ["--new-session", "--hostname", "sandbox"]
+    size = str(layout.tmp_limit_mb * 1024 * 1024)
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp", "--perms", "1777", "--size", size, "--tmpfs"]
+    args += ["/dev/shm"]
+    # After the tmpfs, so that an interpreter installed under /tmp (a CI's venv) is mounted on top, not hidden.
     mounts = _Mounts()
     mounts.system()
     if bind:
         mounts.add("--ro-bind", str(layout.kernel), KERNEL_PATH)
         mounts.add("--bind", str(layout.workdir), DATA_DIR)
-    args += mounts.args
-    size = str(layout.tmp_limit_mb * 1024 * 1024)
-    args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--perms", "1777", "--size", size, "--tmpfs", "/tmp", "--perms", "1777", "--size", size, "--tmpfs"]
-    args += ["/dev/shm", "--remount-ro", "/dev", "--remount-ro", "/"]
+    args += [*mounts.args, "--remount-ro", "/dev", "--remount-ro", "/"]
     # The kernel enters DATA_DIR itself: run by root, bwrap has no capability left to enter a 0700 directory of `uid`.
     args += ["--chdir", "/"]
     if info_fd is not None:
@@ -250,6 +291,7 @@ def _bwrap_command(
     if layout.uid is not None:
         uid = str(layout.uid)
         args += ["--", "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        args += ["--bounding-set", "-all", "--inh-caps", "-all"]
     return [*args, "--", *command]
 
 
@@ -316,7 +358,7 @@ class _Mounts:
 
     def __init__(self) -> None:
         self.args: list[str] = []
-        self._dirs: set[PurePosixPath] = {PurePosixPath("/")}
+        self._dirs: set[PurePosixPath] = {PurePosixPath("/"), PurePosixPath("/tmp"), PurePosixPath("/dev")}
 
     def add(self, kind: str, source: str, destination: PurePosixPath) -> None:
         for parent in reversed(destination.parents):
@@ -334,19 +376,25 @@ class _Mounts:
                 self.add("--ro-bind", name, PurePosixPath(name))
         for name in ETC_FILES:
             self.add("--ro-bind-try", f"/etc/{name}", PurePosixPath("/etc", name))
-        for prefix in _interpreter_prefixes():
-            self.add("--ro-bind", str(prefix), PurePosixPath(prefix))
+        for path in _interpreter_files():
+            self.add("--ro-bind", str(path), PurePosixPath(path))
 
 
-def _interpreter_prefixes() -> Iterator[Path]:
-    """The directories `sys.executable -I` needs beyond /usr: a venv, the Python it was made from."""
+def _interpreter_files() -> Iterator[Path]:
+    """What `sys.executable -I` needs beyond /usr, from a venv and the Python it was made from.
+
+    Only the interpreter's own files, never a whole prefix: Python may be installed with the home
+    directory as its prefix (or a venv may be the home), and then the rest of the home must stay out.
+    """
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     seen: set[Path] = set()
     for prefix in (Path(sys.prefix), Path(sys.base_prefix)):
-        for path in (prefix, prefix.resolve()):
-            if path in seen or path == Path("/") or _under_system_dir(path):
+        for root in (prefix, prefix.resolve()):
+            if root in seen or root == Path("/") or _under_system_dir(root):
                 continue
-            seen.add(path)
-            yield path
+            seen.add(root)
+            found = [*root.glob("bin/python*"), root / "pyvenv.cfg", root / "lib" / version, *root.glob("lib/*.so*")]
+            yield from (path for path in found if path.exists())
 
 
 def _under_system_dir(path: Path) -> bool:
