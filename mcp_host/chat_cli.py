@@ -3,6 +3,10 @@
 Streams the answer as it comes, shows reasoning dimmed (unless `--hide-reasoning`), shows each tool
 call and a one-line result, asks `[y]es once / [a]lways / [n]o / [e]dit` where the policy says so;
 Ctrl-C cancels the turn, not the program; Ctrl-D (or /quit) leaves. Input history is kept.
+What servers ask during a call is answered here too: forms and URLs (`chat_forms`), sampling shown
+before its approval, progress as bars that update in place (`chat_progress`), error logs as dim lines.
+Slash commands (`chat_commands`) reach resources, prompts, log levels and roots, with Tab completion
+(`chat_completion`).
 SIGTERM cancels `run_chat` wherever it is (the caller does it, see `mcp_host.cli`): the chat and the
 model close on the way out, and the host stops every server.
 """
@@ -11,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from prompt_toolkit import PromptSession
@@ -26,23 +33,32 @@ from mcp_host.agent import (
     ApprovalRequired,
     Chat,
     ChatOptions,
+    ElicitationRequired,
     ErrorEvent,
     MessageDelta,
     ReasoningDelta,
+    ServerLog,
     ToolCallCreated,
+    ToolCallProgress,
     ToolCallResult,
     TurnCompleted,
 )
+from mcp_host.agent.asks import SAMPLING_TOOL
 from mcp_host.backends.base import Backend
 from mcp_host.backends.replay import RecordingBackend
+from mcp_host.chat_commands import HELP, ChatState, SlashCommands
+from mcp_host.chat_completion import SlashCompleter
+from mcp_host.chat_forms import fill_elicitation, sampling_lines, shown
+from mcp_host.chat_progress import ProgressBars
 from mcp_host.config.paths import cache_dir
-from mcp_host.errors import UsageError
+from mcp_host.errors import ElicitationInputError, UnknownApprovalError, UsageError
 from mcp_host.host import Host
 from mcp_host.model_pick import pick_model
 from mcp_host.prompt.harmony import HarmonyOptions
 from mcp_host.tools.native.sandbox import detect_isolation
 
-HELP = "/tools  /servers  /reasoning low|medium|high  /reset  /save FILE  /quit"
+RESOURCE_LINK = re.compile(r"\[resource link (\S+?)\]")
+_T = TypeVar("_T")
 
 
 async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> int:
@@ -74,21 +90,30 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
         + f". {HELP}[/dim]"
     )
     history = FileHistory(str(_history_path())) if not args.no_history else InMemoryHistory()
-    session: PromptSession[str] = PromptSession(history=history)
-    view = TurnView(console, hide_reasoning=args.hide_reasoning, session=session)
-    effort = harmony.reasoning_effort
+    session: PromptSession[str] = PromptSession(
+        history=history, completer=SlashCompleter(host), complete_while_typing=False
+    )
+    # Answers to approvals and forms have their own session: a form's email or birth date stays out of the
+    # input history file.
+    answers: PromptSession[str] = PromptSession()
+    view = TurnView(
+        console,
+        hide_reasoning=args.hide_reasoning,
+        answers=answers,
+        is_server=lambda name: name in host.manager.configs,
+    )
+    state = ChatState(effort=harmony.reasoning_effort)
     try:
         async with host.chat(backend, ChatOptions(harmony=harmony, format=pick.format)) as chat:
-            await _loop(host, chat, session, view, console, effort)
+            await _loop(SlashCommands(host, chat, console, state), session, view)
             return 0
     finally:
         with anyio.CancelScope(shield=True):  # also when the chat is cancelled (SIGTERM)
             await pick.backend.aclose()
 
 
-async def _loop(
-    host: Host, chat: Chat, session: PromptSession[str], view: TurnView, console: Console, effort: Any
-) -> None:
+async def _loop(commands: SlashCommands, session: PromptSession[str], view: TurnView) -> None:
+    console, chat, state = commands.console, commands.chat, commands.state
     while True:
         try:
             line = (await session.prompt_async("> ")).strip()
@@ -98,16 +123,19 @@ async def _loop(
             return
         if not line:
             continue
+        text: str | None = line
         if line.startswith("/"):
             if line in ("/quit", "/exit"):
                 return
-            effort = _slash_command(line, host, chat, console, effort)
-            continue
-        await _turn(chat, line, effort, view, console)
+            text = await _interruptible(partial(commands.run, line), console)
+        if text:
+            await _interruptible(partial(_turn, chat, text, state, view), console)
+            view.end_line()
 
 
-async def _turn(chat: Chat, text: str, effort: Any, view: TurnView, console: Console) -> None:
-    """One turn; Ctrl-C cancels it (generation, tool calls) and returns to the prompt."""
+async def _interruptible(work: Callable[[], Awaitable[_T]], console: Console) -> _T | None:
+    """`work()`, or None when Ctrl-C cancelled it (generation, tool calls, a slow server): the program goes on."""
+    result: _T | None = None
     with anyio.CancelScope() as scope:
         async with anyio.create_task_group() as tg:
 
@@ -118,22 +146,41 @@ async def _turn(chat: Chat, text: str, effort: Any, view: TurnView, console: Con
                         return
 
             tg.start_soon(cancel_on_ctrl_c)
-            async with chat.turn(text, reasoning=effort) as events:
-                async for event in events:
-                    await view.show(event, chat)
+            result = await work()
             tg.cancel_scope.cancel()
     if scope.cancelled_caught:
         console.print("\n[yellow]cancelled[/yellow]")
-    view.end_line()
+    return result
+
+
+async def _turn(chat: Chat, text: str, state: ChatState, view: TurnView) -> None:
+    attachments = state.take_attachments()
+    if attachments:
+        view.console.print(f"[dim]with {', '.join(shown(a.source) for a in attachments)}[/dim]", soft_wrap=True)
+    try:
+        async with chat.turn(text, reasoning=state.effort, attachments=attachments) as events:
+            async for event in events:
+                await view.show(event, chat)
+    finally:
+        view.bars.stop()
 
 
 class TurnView:
     """How events look in the terminal."""
 
-    def __init__(self, console: Console, *, hide_reasoning: bool, session: PromptSession[str]) -> None:
+    def __init__(
+        self,
+        console: Console,
+        *,
+        hide_reasoning: bool,
+        answers: PromptSession[str],
+        is_server: Callable[[str], bool] = lambda name: False,
+    ) -> None:
         self.console = console
         self.hide_reasoning = hide_reasoning
-        self.session = session
+        self.answers = answers
+        self.is_server = is_server  # a tool's prefix must name a server for its resource links to be hinted
+        self.bars = ProgressBars(console)
         self._mode = ""
 
     def end_line(self) -> None:
@@ -146,8 +193,16 @@ class TurnView:
             self.end_line()
             self._mode = mode
 
+    def say(self, markup: str) -> None:
+        self.console.print(markup, soft_wrap=True, highlight=False)
+
+    async def ask(self, prompt: str) -> str:
+        return await self.answers.prompt_async(prompt)
+
     async def show(self, event: Any, chat: Chat) -> None:
         out = self.console
+        if not isinstance(event, ToolCallProgress | ServerLog | ToolCallCreated | ToolCallResult | ErrorEvent):
+            self.bars.stop()  # streamed text and questions need the bottom line back
         if isinstance(event, ReasoningDelta):
             if not self.hide_reasoning:
                 self._switch("reasoning")
@@ -161,9 +216,19 @@ class TurnView:
         elif isinstance(event, ApprovalRequired):
             self.end_line()
             chat.answer(event.call_id, await self._ask(event))
+        elif isinstance(event, ElicitationRequired):
+            self.end_line()
+            await self._elicit(event, chat)
+        elif isinstance(event, ToolCallProgress):
+            self.bars.update(event)
+        elif isinstance(event, ServerLog):
+            self.end_line()
+            self.say(f"[dim]\\[{shown(event.server)}] {shown(event.level)}: {shown(event.text)}[/dim]")
         elif isinstance(event, ToolCallResult):
+            self.bars.finish(event.call_id)
             style = "red" if event.is_error else "green"
             out.print(f"[{style}]← {escape(_short(event.text, 160))}[/{style}]", soft_wrap=True)
+            self._hint_links(event)
         elif isinstance(event, ErrorEvent):
             self.end_line()
             out.print(f"[yellow]! {escape(event.message)}[/yellow]", soft_wrap=True)
@@ -176,24 +241,56 @@ class TurnView:
                 f"reused, {stats.tokens_per_second:.1f} tok/s ({event.stop_reason})[/dim]"
             )
 
-    async def _ask(self, event: ApprovalRequired) -> ApprovalAnswer:
-        self.console.print(
-            f"[bold]{escape(event.tool)}[/bold] wants to run ({escape(event.reason)}):\n"
-            f"  {escape(_full(event.arguments))}",
-            soft_wrap=True,
-        )
+    def _hint_links(self, event: ToolCallResult) -> None:
+        server = event.tool.partition(".")[0]
+        if not self.is_server(server):
+            return
+        for uri in dict.fromkeys(RESOURCE_LINK.findall(event.text)):
+            self.say(f"[dim]  /attach {shown(server)}:{shown(uri)}[/dim]")
+
+    async def _elicit(self, event: ElicitationRequired, chat: Chat) -> None:
         while True:
-            answer = (await self.session.prompt_async("[y]es once / [a]lways / [n]o / [e]dit? ")).strip().lower()
+            answer = await fill_elicitation(event, self.ask, self.say)
+            try:
+                chat.answer_elicitation(event.elicitation_id, answer)
+            except ElicitationInputError as exc:
+                self.say(f"[red]{shown(str(exc))}; once more[/red]")
+                continue
+            except UnknownApprovalError:
+                self.say("[yellow]the server stopped waiting for this answer[/yellow]")
+            return
+
+    async def _ask(self, event: ApprovalRequired) -> ApprovalAnswer:
+        server, _, tool = event.tool.partition(".")
+        if tool == SAMPLING_TOOL:
+            for line in sampling_lines(server, event.arguments):
+                self.say(line)
+            self.say(f"[dim]({shown(event.reason)})[/dim]")
+        else:
+            self.console.print(
+                f"[bold]{escape(event.tool)}[/bold] wants to run ({escape(event.reason)}):\n"
+                f"  {escape(_full(event.arguments))}",
+                soft_wrap=True,
+            )
+        try:
+            return await self._decide(event)
+        except (KeyboardInterrupt, EOFError):
+            self.say("[yellow]denied[/yellow]")
+            return ApprovalAnswer("deny", reason="the user dismissed the question")
+
+    async def _decide(self, event: ApprovalRequired) -> ApprovalAnswer:
+        while True:
+            answer = (await self.ask("[y]es once / [a]lways / [n]o / [e]dit? ")).strip().lower()
             if answer in ("y", "yes"):
                 return ApprovalAnswer("allow")
             if answer in ("a", "always"):
                 return ApprovalAnswer("always")
             if answer in ("n", "no"):
-                reason = (await self.session.prompt_async("reason for the model (optional): ")).strip()
+                reason = (await self.ask("reason for the model (optional): ")).strip()
                 return ApprovalAnswer("deny", reason=reason or None)
             if answer in ("e", "edit"):
                 current = json.dumps(event.arguments) if isinstance(event.arguments, dict) else event.arguments
-                edited = await self.session.prompt_async("arguments (JSON): ", default=str(current))
+                edited = await self.answers.prompt_async("arguments (JSON): ", default=str(current))
                 try:
                     arguments = json.loads(edited)
                 except json.JSONDecodeError as exc:
@@ -202,33 +299,6 @@ class TurnView:
                 if isinstance(arguments, dict):
                     return ApprovalAnswer("allow", arguments=arguments)
                 self.console.print("[red]the arguments must be a JSON object[/red]")
-
-
-def _slash_command(line: str, host: Host, chat: Chat, console: Console, effort: Any) -> Any:
-    command, _, rest = line.partition(" ")
-    rest = rest.strip()
-    if command == "/tools":
-        for spec in host.registry:
-            console.print(f"{escape(spec.name)}  [dim]{escape(spec.summary)}[/dim]", soft_wrap=True)
-    elif command == "/servers":
-        for status in host.statuses():
-            console.print(
-                f"{status.name}  {status.state.value}  {status.tools} tools  {escape(status.error or '')}",
-                soft_wrap=True,
-            )
-    elif command == "/reasoning" and rest in ("low", "medium", "high"):
-        console.print(f"[dim]reasoning effort: {rest}[/dim]")
-        return rest
-    elif command == "/reset":
-        chat.reset()
-        console.print("[dim]conversation cleared[/dim]")
-    elif command == "/save" and rest:
-        transcript = chat.transcript()
-        Path(rest).expanduser().write_text(json.dumps(transcript, indent=2, ensure_ascii=False))
-        console.print(f"[dim]saved to {escape(rest)}[/dim]")
-    else:
-        console.print(f"[dim]{HELP}[/dim]")
-    return effort
 
 
 def _full(value: Any) -> str:

@@ -4,9 +4,11 @@
     mcp-host servers                          state, transport, tool count and error of each server
     mcp-host tools                            every tool by qualified name
     mcp-host call time.get_current_time '{"timezone": "UTC"}'
+    mcp-host resources | read SERVER URI | prompts | prompt SERVER NAME k=v   (mcp_host.resources_command)
     mcp-host render --reasoning high --browser    the exact gpt-oss prompt and what each part costs
     mcp-host config add time -- uvx mcp-server-time
     mcp-host config add remote --url https://example.com/mcp --header "Authorization=Bearer ${TOKEN}"
+    mcp-host auth login remote                 log in to an OAuth-protected server (opens the browser once)
 
 Exit codes: 0 success, 1 the operation failed (a tool error, a server not ready), 2 bad usage or config.
 SIGTERM ends `chat` and `serve` (Ctrl-C too for serve) with 0, once every MCP server has stopped.
@@ -30,6 +32,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mcp_host._version import __version__
+from mcp_host.auth_command import add_auth_parser, run_auth
 from mcp_host.chat_cli import run_chat
 from mcp_host.config.edit import add_server
 from mcp_host.config.mcpjson import load_config
@@ -37,6 +40,9 @@ from mcp_host.config.paths import audit_log_path, default_config_path
 from mcp_host.errors import ConfigError, McpHostError, ServerNotReadyError, UsageError
 from mcp_host.host import Host
 from mcp_host.render_command import render_prompt
+from mcp_host.resources_command import COMMANDS as RESOURCE_COMMANDS
+from mcp_host.resources_command import add_parsers as add_resource_parsers
+from mcp_host.resources_command import run_feature_command, servers_to_start
 from mcp_host.serve_command import serve
 from mcp_host.servers.state import ServerState, ServerStatus
 from mcp_host.tools.spec import ToolResult
@@ -81,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("arguments", nargs="?", default="{}", help="arguments as a JSON object (default {})")
     call.add_argument("--timeout", type=float, help="seconds to wait for the result")
     call.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    add_resource_parsers(commands)
 
     chat = commands.add_parser("chat", help="chat with the model and every tool (the main job)")
     chat.add_argument("--model", help="a .gguf path, an LM Studio id (openai/gpt-oss-20b) or an http:// server")
@@ -152,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--cwd", help="working directory of a stdio server")
     add.add_argument("--timeout-ms", type=int, help="per-server timeout in milliseconds (LM Studio's 'timeout')")
     add.add_argument("--replace", action="store_true", help="overwrite a server of the same name")
+    add_auth_parser(commands)
     return parser
 
 
@@ -168,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "config":
             return _config_add(args, command_line, console)
+        if args.command == "auth":
+            return run_auth(args, _config_path(args), console)
         if command_line:
             raise UsageError("'--' is only used by 'config add'")
         return anyio.run(_run, args, console)
@@ -207,7 +217,7 @@ def _stop_signals(command: str) -> tuple[signal.Signals, ...]:
 
 def _host(args: argparse.Namespace) -> Host:
     path = _config_path(args)
-    only = [_server_of(args.tool, path)] if args.command == "call" else None
+    only = [_server_of(args.tool, path)] if args.command == "call" else servers_to_start(args, path)
     watch = args.command in ("chat", "serve")
     audit = audit_log_path() if args.command in ("chat", "serve") else None
     return Host(path, settings_path=args.settings, only=only, watch=watch, audit_path=audit)
@@ -255,6 +265,8 @@ async def _command(host: Host, args: argparse.Namespace, console: Console) -> in
         return 0
     if args.command == "render":
         return render_prompt(console, host, args)
+    if args.command in RESOURCE_COMMANDS:
+        return await run_feature_command(console, host, args)
     return await _call(console, host, args)
 
 

@@ -11,6 +11,8 @@
     ├── ServerError                 something about one MCP server
     │   ├── ServerStartError        the server could not be started or connected to
     │   ├── ServerNotReadyError     a call reached a server that is not `ready`
+    │   ├── ServerRequestError      a resource read, prompt or completion timed out or failed
+    │   ├── NeedsLoginError         a remote server wants an OAuth login that only `mcp-host auth login` may start
     │   └── UnknownServerError      no server of that name is configured
     ├── ToolError                   something about one tool
     │   ├── UnknownToolError        no tool of that qualified name
@@ -31,7 +33,8 @@
     ├── ChatError                   a chat was used the wrong way
     │   ├── ChatBusyError           a chat already answering was asked to start another turn
     │   ├── ChatClosedError         a closed chat (or one with no task group to run in) was asked for a turn
-    │   └── UnknownApprovalError    an answer names a call that is not waiting for approval
+    │   ├── UnknownApprovalError    an answer names a call or question that is not waiting for one
+    │   └── ElicitationInputError   an answer to a server's form does not fit its schema
     └── ApiError                    an HTTP API error, answered with its status in OpenAI's shape
 
 A tool that runs and reports `isError` is not an exception: it is a `ToolResult`
@@ -110,6 +113,20 @@ class ServerStartError(ServerError):
 
 class ServerNotReadyError(ServerError):
     """A request reached a server whose connection is not `ready`."""
+
+
+class ServerRequestError(ServerError):
+    """A request to a ready server (a resource read, a prompt, a completion) timed out or failed."""
+
+
+class NeedsLoginError(ServerError):
+    """The server answered 401 (or asked for more scopes) and no stored token or refresh will do.
+
+    Logins open a browser, so the host never starts one by itself; the message says what to run.
+    """
+
+    def __init__(self, server: str) -> None:
+        super().__init__(f"needs login: run mcp-host auth login {server}", server=server)
 
 
 class UnknownServerError(ServerError):
@@ -200,6 +217,10 @@ class ChatBusyError(ChatError):
 
 class ChatClosedError(ChatError):
     """A closed chat, or one with no task group to run turns in, was asked for a turn."""
+
+
+class ElicitationInputError(ChatError):
+    """An answer that does not fit a server's requested schema; the message lists every problem."""
 
 
 class UnknownApprovalError(ChatError):

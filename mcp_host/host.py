@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from mcp_host.agent.attachments import Attachment
 from mcp_host.agent.chat import Chat, ChatOptions
 from mcp_host.agent.permissions import AuditLog, Permissions
 from mcp_host.backends.base import Backend, ChatBackend
@@ -32,6 +33,8 @@ from mcp_host.config.settings import HostSettings, load_settings
 from mcp_host.config.watch import watch_config
 from mcp_host.errors import ChatClosedError, ConfigError
 from mcp_host.prompt.vocab import harmony_encoding
+from mcp_host.servers.asks import ServerAsks
+from mcp_host.servers.features import resource_texts
 from mcp_host.servers.manager import ConfigDiff, ServerManager
 from mcp_host.servers.state import ServerState, ServerStatus
 from mcp_host.tools.native import NativeTool, PythonTool
@@ -57,6 +60,7 @@ class Host:
         only: list[str] | None = None,
         on_reload: ReloadListener | None = None,
         audit_path: Path | None = None,
+        asks: ServerAsks | None = None,
     ) -> None:
         self.config_path = config_path or default_config_path()
         self.audit_path = audit_path
@@ -65,6 +69,7 @@ class Host:
         self.watch = watch
         self.only = only
         self._on_reload = on_reload
+        self.asks = asks  # answers servers' requests made outside any chat's call (None: declined)
         self.registry = ToolRegistry()
         self.config: McpConfig | None = None
         self.last_config_error: ConfigError | None = None
@@ -98,7 +103,7 @@ class Host:
         config = self._load()
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
-        self._manager = ServerManager(self.settings.servers, self.registry)
+        self._manager = ServerManager(self.settings.servers, self.registry, asks=self.asks)
         await self._manager.__aenter__()
         await self._manager.apply(config)
         if self.watch:
@@ -218,10 +223,28 @@ class Host:
         self._chats.add(chat)
         return chat
 
-    async def _call_for_chat(self, name: str, arguments: dict[str, Any], timeout_s: float | None) -> ToolResult:
-        return await self.call_tool(name, arguments, timeout_s=timeout_s)
+    async def attachment(self, server: str, uri: str) -> Attachment:
+        """Read resource `uri` of `server` for a turn (`chat.turn(text, attachments=[...])`).
+
+        Raises `UnknownServerError`, `ServerNotReadyError`, `ServerRequestError`.
+        """
+        result = await self.manager.connection(server).read_resource(uri)
+        parts = resource_texts(result)
+        mime = parts[0].mime_type if len(parts) == 1 else None
+        return Attachment(f"{server}:{uri}", "\n".join(part.text for part in parts), mime)
+
+    async def _call_for_chat(
+        self, name: str, arguments: dict[str, Any], timeout_s: float | None, asks: ServerAsks | None
+    ) -> ToolResult:
+        return await self.call_tool(name, arguments, timeout_s=timeout_s, asks=asks)
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any] | None = None, *, timeout_s: float | None = None
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        asks: ServerAsks | None = None,
     ) -> ToolResult:
-        return await self.manager.call_tool(name, arguments, timeout_s=timeout_s)
+        """Call a tool by qualified name; `asks` answers what the server asks meanwhile (else the host's)."""
+        return await self.manager.call_tool(name, arguments, timeout_s=timeout_s, asks=asks)

@@ -44,7 +44,7 @@ def test_reads_lm_studio_format() -> None:
     assert isinstance(tools, StdioServerConfig) and tools.cwd == "/tmp"
     assert config.warnings == (
         "mcp.json: server 'tools', key 'somethingNew': unknown key, ignored (known keys: "
-        "args, command, cwd, disabled, env, timeout, type)",
+        "args, command, cwd, disabled, env, roots, timeout, type)",
     )
 
 

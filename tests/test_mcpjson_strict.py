@@ -36,7 +36,7 @@ def test_a_misspelt_key_is_a_warning_naming_file_server_key_and_the_likely_key()
         ({"url": "https://h/mcp", "header": {}}, 'did you mean "headers"?'),
         ({"command": "npx", "headers": {}}, "only remote servers (with 'url') use it"),
         ({"url": "https://h/mcp", "env": {}}, "only stdio servers (with 'command') use it"),
-        ({"url": "https://h/mcp", "zzz": 1}, "known keys: disabled, headers, timeout, type, url"),
+        ({"url": "https://h/mcp", "zzz": 1}, "known keys: auth, disabled, headers, roots, timeout, type, url"),
     ],
 )
 def test_every_unknown_key_gets_a_useful_hint(entry: dict[str, Any], fragment: str) -> None:

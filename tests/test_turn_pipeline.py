@@ -178,7 +178,7 @@ async def test_exceptions_of_the_body_and_host_bugs_propagate_as_themselves(conf
             async with host.chat(script(ANSWER.format(text="hi"))) as chat, chat.turn("x"):
                 raise ValueError("body")
 
-        async def broken(name: str, arguments: dict[str, object], limit_s: float | None) -> ToolResult:
+        async def broken(name: str, arguments: dict[str, object], limit_s: float | None, asks: object) -> ToolResult:
             raise RuntimeError("a host bug")
 
         chat = host.chat(script(CALL.format(tool="echo", arguments='{"text": "t"}'), ANSWER.format(text="ok")))

@@ -1,15 +1,20 @@
 """The agent loop: chats, their events, permissions and approvals."""
 
+from mcp_host.agent.asks import ElicitationAnswer
+from mcp_host.agent.attachments import Attachment
 from mcp_host.agent.calls import CallLimits, CallOutcome, CallPipeline, ToolCall
 from mcp_host.agent.chat import Chat, ChatOptions, TurnEvents
 from mcp_host.agent.events import (
     EVENT_ADAPTER,
     ApprovalRequired,
+    ElicitationRequired,
     ErrorEvent,
     Event,
     MessageDelta,
     ReasoningDelta,
+    ServerLog,
     ToolCallCreated,
+    ToolCallProgress,
     ToolCallResult,
     TurnCompleted,
     TurnStats,
@@ -21,19 +26,24 @@ __all__ = [
     "EVENT_ADAPTER",
     "ApprovalAnswer",
     "ApprovalRequired",
+    "Attachment",
     "AuditLog",
     "CallLimits",
     "CallOutcome",
     "CallPipeline",
     "Chat",
     "ChatOptions",
+    "ElicitationAnswer",
+    "ElicitationRequired",
     "ErrorEvent",
     "Event",
     "MessageDelta",
     "Permissions",
     "ReasoningDelta",
+    "ServerLog",
     "ToolCall",
     "ToolCallCreated",
+    "ToolCallProgress",
     "ToolCallResult",
     "TurnCompleted",
     "TurnEvents",

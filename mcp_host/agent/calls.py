@@ -16,18 +16,29 @@ import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 
 from mcp_host.agent.events import ApprovalRequired, Event, ToolCallCreated, ToolCallResult, TurnStats
 from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions, describe_arguments
 from mcp_host.errors import McpHostError, UnknownApprovalError
+from mcp_host.servers.asks import ServerAsks
 from mcp_host.tools.native.base import NativeTool
 from mcp_host.tools.spec import ToolResult, ToolSpec
 
 Emit = Callable[[Event], Awaitable[None]]
-ToolCaller = Callable[[str, dict[str, Any], float | None], Awaitable[ToolResult]]
+# (qualified name, arguments, timeout, who answers what the server asks during the call)
+ToolCaller = Callable[[str, dict[str, Any], float | None, ServerAsks | None], Awaitable[ToolResult]]
+# The answerer for one call: (call id, emit) -> it; closed when the call ends.
+AsksFactory = Callable[[str, Emit], "CallAsks"]
+A = TypeVar("A")
+
+
+class CallAsks(ServerAsks, Protocol):
+    """What a server asks during one call, answered by the turn; `close()` when the call ends."""
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -69,36 +80,48 @@ class _Decided:
     result: ToolResult | None = None  # set when the call must not run
 
 
-class Approvals:
-    """Answers to `approval.required` events, given from any task, awaited by the turn."""
+class Pending(Generic[A]):
+    """Answers to questions a turn asked (approvals, elicitations), given from any task, awaited by the turn."""
 
     def __init__(self) -> None:
         self._pending: set[str] = set()
-        self._answers: dict[str, ApprovalAnswer] = {}
+        self._answers: dict[str, A] = {}
         self._changed = anyio.Event()
 
-    def expect(self, call_id: str) -> None:
-        """Before `approval.required` is sent: only a pending call can be answered."""
-        self._pending.add(call_id)
+    def expect(self, key: str) -> None:
+        """Before the question is sent: only a pending question can be answered."""
+        self._pending.add(key)
 
-    def answer(self, call_id: str, answer: ApprovalAnswer) -> None:
-        """Raises `UnknownApprovalError` when no approval is pending for `call_id`."""
-        if call_id not in self._pending:
-            raise UnknownApprovalError(f"no approval is pending for {call_id!r}")
-        self._pending.discard(call_id)
-        self._answers[call_id] = answer
+    def is_pending(self, key: str) -> bool:
+        return key in self._pending
+
+    def answer(self, key: str, answer: A) -> None:
+        """Raises `UnknownApprovalError` when nothing is pending for `key`."""
+        if key not in self._pending:
+            raise UnknownApprovalError(f"nothing is waiting for an answer to {key!r}")
+        self._pending.discard(key)
+        self._answers[key] = answer
         self._changed.set()
 
-    async def wait(self, call_id: str) -> ApprovalAnswer:
-        while call_id not in self._answers:
+    async def wait(self, key: str) -> A:
+        while key not in self._answers:
             await self._changed.wait()
             self._changed = anyio.Event()
-        return self._answers.pop(call_id)
+        return self._answers.pop(key)
+
+    def drop(self, key: str) -> None:
+        """The question went away unanswered (its call ended): a late answer is refused."""
+        self._pending.discard(key)
+        self._answers.pop(key, None)
 
     def forget(self) -> None:
         """At the end of a turn: nothing it asked can still be answered."""
         self._pending.clear()
         self._answers.clear()
+
+
+class Approvals(Pending[ApprovalAnswer]):
+    """Answers to `approval.required` events, by call id."""
 
 
 @dataclass
@@ -112,6 +135,7 @@ class CallPipeline:
     audit: AuditLog
     limits: CallLimits
     next_call_id: Callable[[], str]
+    asks_for: AsksFactory | None = None
     _seen: Counter[str] = field(default_factory=Counter)
 
     async def run(self, calls: Sequence[ToolCall], emit: Emit, stats: TurnStats) -> list[CallOutcome]:
@@ -119,7 +143,7 @@ class CallPipeline:
         limiter = anyio.CapacityLimiter(max(self.limits.max_parallel, 1))
         async with anyio.create_task_group() as tg:
             for entry in decided:
-                tg.start_soon(self._execute, entry, limiter)
+                tg.start_soon(self._execute, entry, limiter, emit)
         outcomes = []
         for entry in decided:
             outcome, event = self._reply(entry)
@@ -179,7 +203,7 @@ class CallPipeline:
                     entry.result = ToolResult.error("The user's edited arguments were not a JSON object; not run.")
         return entry
 
-    async def _execute(self, entry: _Decided, limiter: anyio.CapacityLimiter) -> None:
+    async def _execute(self, entry: _Decided, limiter: anyio.CapacityLimiter, emit: Emit) -> None:
         spec = entry.call.spec
         if entry.result is not None or spec is None:
             return
@@ -187,10 +211,14 @@ class CallPipeline:
             if spec.origin == "native":
                 result = await self.natives[spec.name].call(entry.arguments)
             else:
+                asks = self.asks_for(entry.call_id, emit) if self.asks_for is not None else None
                 try:
-                    result = await self.call_tool(spec.name, entry.arguments, self.limits.timeout_s)
+                    result = await self.call_tool(spec.name, entry.arguments, self.limits.timeout_s, asks)
                 except McpHostError as exc:  # timeouts, a server that went away: the model reads it
                     result = ToolResult.error(str(exc))
+                finally:
+                    if asks is not None:
+                        asks.close()
         self.audit.record(
             "call",
             call_id=entry.call_id,

@@ -29,12 +29,17 @@ from typing import Any, Literal
 
 import anyio
 import anyio.abc
+import mcp_types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from mcp_host.agent import sampling
+from mcp_host.agent.asks import ElicitationAnswer, TurnAsks, TurnQuestions
+from mcp_host.agent.attachments import Attachment, with_attachments
 from mcp_host.agent.calls import Approvals, CallLimits, CallPipeline, Emit, ToolCaller
 from mcp_host.agent.events import (
     Annotation,
     ApprovalRequired,
+    ElicitationRequired,
     ErrorEvent,
     Event,
     MessageDelta,
@@ -47,6 +52,7 @@ from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions
 from mcp_host.backends.base import Backend, ChatBackend, GenerationParams
 from mcp_host.errors import BackendError, ChatBusyError, ChatClosedError, TemplateError
 from mcp_host.prompt.harmony import Effort, HarmonyOptions, HarmonyRenderer
+from mcp_host.servers.asks import SamplingReply
 from mcp_host.tools.native.base import NativeTool
 from mcp_host.tools.native.browser import BrowserSession
 from mcp_host.tools.registry import ToolRegistry
@@ -194,10 +200,13 @@ class Chat:
         self.options = options or ChatOptions()
         self.natives = dict(natives or {})  # by the name the model calls: `python`, `browser.search`
         self.turn_format: TurnFormat = make_format(backend, self.options, renderer)
+        self._renderer = renderer
         self._call_tool = call_tool
         self._browser = browser
         self._workdir = workdir  # owned: removed on close
         self._approvals = Approvals()
+        self._questions = TurnQuestions()
+        self._question_ids = itertools.count(1)
         self._call_ids = itertools.count(1)
         self._host_tasks = task_group  # where `send()` runs turns when the chat itself was not entered
         self._stack: AsyncExitStack | None = None
@@ -254,6 +263,29 @@ class Chat:
         """Answer an `approval.required` event (from any task)."""
         self._approvals.answer(call_id, answer)
 
+    def answer_elicitation(self, elicitation_id: str, answer: ElicitationAnswer) -> None:
+        """Answer an `elicitation.required` event (from any task); an accepted form gets its defaults.
+
+        Raises `UnknownApprovalError` when it is no longer pending, `ElicitationInputError` when the
+        content does not fit the requested schema (the question stays open: answer again).
+        """
+        self._questions.answer(elicitation_id, answer)
+
+    async def _sample(self, params: mcp_types.CreateMessageRequestParams) -> SamplingReply:
+        return await sampling.sample(self.backend, self.options, self._renderer, params)
+
+    def _asks_for(self, call_id: str, emit: Emit) -> TurnAsks:
+        return TurnAsks(
+            call_id=call_id,
+            emit=emit,
+            questions=self._questions,
+            approvals=self._approvals,
+            permissions=self.permissions,
+            audit=self.audit,
+            sampler=self._sample,
+            next_id=lambda kind: f"{kind}_{next(self._question_ids)}",
+        )
+
     def load_messages(self, messages: Sequence[Mapping[str, Any]]) -> None:
         """Earlier conversation in OpenAI chat shape: system/developer, user, assistant (tool_calls), tool."""
         self.turn_format.load_messages(messages)
@@ -265,15 +297,19 @@ class Chat:
         self.turn_format.reset()
 
     @asynccontextmanager
-    async def turn(self, text: str, *, reasoning: Effort | None = None) -> AsyncIterator[TurnEvents]:
+    async def turn(
+        self, text: str, *, reasoning: Effort | None = None, attachments: Sequence[Attachment] = ()
+    ) -> AsyncIterator[TurnEvents]:
         """Run one turn in a task of this block; its events end with `turn.completed`.
+
+        `attachments` (resources read with `Host.attachment`) follow the user's text in the message.
 
         Leaving the block early cancels the rest of the turn. Raises `ChatBusyError`, `ChatClosedError`.
         """
         running = await self._claim()
         failure: Exception | None = None
         async with anyio.create_task_group() as tg:
-            events = await self._start(tg, running, text, reasoning)
+            events = await self._start(tg, running, with_attachments(text, attachments), reasoning)
             try:
                 yield events
             except Exception as exc:  # noqa: BLE001 - re-raised below as it is, not wrapped in the group's
@@ -283,14 +319,14 @@ class Chat:
         if failure is not None:
             raise failure
 
-    def send(self, text: str, *, reasoning: Effort | None = None) -> TurnStream:
+    def send(self, text: str, *, reasoning: Effort | None = None, attachments: Sequence[Attachment] = ()) -> TurnStream:
         """Run one turn: an async stream of events ending with `turn.completed`.
 
         The turn runs in the chat's task group (`async with chat`) or its host's; breaking out of
         the loop (dropping the stream) or cancelling the reader cancels it at once. Raises
         `ChatBusyError`, `ChatClosedError` when iteration starts.
         """
-        return TurnStream(self, text, reasoning)
+        return TurnStream(self, with_attachments(text, attachments), reasoning)
 
     async def act(
         self,
@@ -301,11 +337,13 @@ class Chat:
         on_round_start: Callable[[int], Any] | None = None,
         on_round_end: Callable[[int], Any] | None = None,
         on_approval: Callable[[ApprovalRequired], Awaitable[ApprovalAnswer]] | None = None,
+        on_elicitation: Callable[[ElicitationRequired], Awaitable[ElicitationAnswer]] | None = None,
         on_event: Callable[[Event], Any] | None = None,
     ) -> TurnCompleted:
         """LM Studio `.act()` style: run a turn with callbacks instead of an event stream.
 
-        Without `on_approval`, calls that need approval are denied (nobody is there to say yes).
+        Without `on_approval`, calls that need approval are denied (nobody is there to say yes);
+        without `on_elicitation`, a server's questions are declined.
         """
         rounds = 0
         final: list[str] = []
@@ -327,6 +365,9 @@ class Chat:
                         else ApprovalAnswer("deny", reason="no one is available to approve it")
                     )
                     self.answer(event.call_id, answer)
+                elif isinstance(event, ElicitationRequired):
+                    reply = await on_elicitation(event) if on_elicitation else ElicitationAnswer("decline")
+                    self.answer_elicitation(event.elicitation_id, reply)
                 elif isinstance(event, ToolCallResult):
                     if on_round_end:
                         on_round_end(rounds)
@@ -414,6 +455,7 @@ class Chat:
             audit=self.audit,
             limits=self.options.call_limits(),
             next_call_id=lambda: f"call_{next(self._call_ids)}",
+            asks_for=self._asks_for,
         )
         turn_format.start_turn(text, TurnTools(self.tools, self.natives), reasoning)
         params = self.options.generation_params()
@@ -439,6 +481,7 @@ class Chat:
         answer = turn_format.answer()
         annotations = self._annotations(answer)
         self._approvals.forget()
+        self._questions.pending.forget()
         completed = TurnCompleted(stop_reason=outcome, stats=stats, answer=answer, annotations=annotations)
         await emit(completed)
         if self._running is not None:

@@ -2,8 +2,8 @@
 
 One pydantic model per event, discriminated by `type`:
 
-    reasoning.delta · message.delta · tool_call.created · approval.required · tool_call.result
-    turn.completed · error
+    reasoning.delta · message.delta · tool_call.created · approval.required · tool_call.progress
+    elicitation.required · server.log · tool_call.result · turn.completed · error
 
     async for event in chat.send("What time is it?"):
         if isinstance(event, MessageDelta): print(event.text, end="")
@@ -45,6 +45,43 @@ class ApprovalRequired(_Event):
     tool: str
     arguments: dict[str, Any] | str
     reason: str = Field(description="Why the policy asks: no annotations, destructive, runs code...")
+
+
+class ToolCallProgress(_Event):
+    """A call in flight reported progress (MCP `notifications/progress`, or a task's status message)."""
+
+    type: Literal["tool_call.progress"] = "tool_call.progress"
+    call_id: str
+    server: str
+    progress: float
+    total: float | None = None
+    message: str | None = None
+
+
+class ElicitationRequired(_Event):
+    """A server asks the user for input during a call; answer with `Chat.answer_elicitation`.
+
+    `mode` "form": fill `requested_schema` (a flat object of primitive fields; `form_fields()` reads it).
+    `mode` "url": the user should open `url` (never opened for them) and then accept, decline or cancel.
+    """
+
+    type: Literal["elicitation.required"] = "elicitation.required"
+    elicitation_id: str
+    call_id: str | None
+    server: str
+    mode: Literal["form", "url"]
+    message: str
+    requested_schema: dict[str, Any] | None = None
+    url: str | None = None
+
+
+class ServerLog(_Event):
+    """A server logged an error (or worse) while the turn ran; every level goes to its log."""
+
+    type: Literal["server.log"] = "server.log"
+    server: str
+    level: str
+    text: str
 
 
 class ToolCallResult(_Event):
@@ -103,7 +140,16 @@ class ErrorEvent(_Event):
 
 
 Event = Annotated[
-    ReasoningDelta | MessageDelta | ToolCallCreated | ApprovalRequired | ToolCallResult | TurnCompleted | ErrorEvent,
+    ReasoningDelta
+    | MessageDelta
+    | ToolCallCreated
+    | ApprovalRequired
+    | ToolCallProgress
+    | ElicitationRequired
+    | ServerLog
+    | ToolCallResult
+    | TurnCompleted
+    | ErrorEvent,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

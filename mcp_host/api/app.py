@@ -6,7 +6,8 @@
 Endpoints: `GET /v1/models`, `POST /v1/chat/completions` (OpenAI-compatible, streaming and not, with
 client tools or the host's own), LM Studio's `/api/v0/models` and `/api/v0/chat/completions` (with
 `stats`), the sessions of `mcp_host.api.sessions`, `GET /v1/tools`, `GET /v1/servers`,
-`POST /v1/servers/{name}/restart`. Request bodies are the models of `mcp_host.api.requests`; errors
+`POST /v1/servers/{name}/restart`, and each server's resources, prompts, completion, log and roots
+(`mcp_host.api.feature_routes`). Request bodies are the models of `mcp_host.api.requests`; errors
 are OpenAI-shaped, answered by the handlers of `mcp_host.api.errors`.
 """
 
@@ -22,6 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from mcp_host.api.auth import ApiKeyMiddleware
 from mcp_host.api.errors import EXCEPTION_HANDLERS
+from mcp_host.api.feature_routes import ServerFeatureRoutes
 from mcp_host.api.guard import BrowserGuard
 from mcp_host.api.lmstudio import LMStudioV0Routes
 from mcp_host.api.openai_routes import Completer, OpenAIRoutes
@@ -78,7 +80,7 @@ def create_app(
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(cors_origins),
-                allow_methods=["GET", "POST", "DELETE"],
+                allow_methods=["GET", "POST", "PUT", "DELETE"],
                 allow_headers=["authorization", "content-type"],
             )
         )
@@ -88,6 +90,7 @@ def create_app(
         *OpenAIRoutes(host, backend, reader, completer).routes(),
         *LMStudioV0Routes(backend, reader, completer).routes(),
         *ToolRoutes(host).routes(),
+        *ServerFeatureRoutes(host, reader).routes(),
         *sessions.routes(),
     ]
     app = Starlette(

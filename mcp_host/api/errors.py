@@ -1,6 +1,7 @@
 """Errors as OpenAI sends them: `{"error": {"message", "type", "code", "param"}}` with the right status.
 
     return error_response(ApiError(404, "no such session"))
+    raise server_api_error(exc) from exc    # a ServerError: 404 unknown, 503 not ready, 502 failed
 
 `ApiError` itself lives in `mcp_host.errors` (which imports no web framework); this module turns it
 into a Starlette response.
@@ -16,12 +17,29 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ExceptionHandler
 
 from mcp_host.errors import ApiError as ApiError
-from mcp_host.errors import BackendError, TemplateError
+from mcp_host.errors import (
+    BackendError,
+    NeedsLoginError,
+    ServerError,
+    ServerNotReadyError,
+    TemplateError,
+    UnknownServerError,
+)
 
 
 def error_response(error: ApiError) -> JSONResponse:
     """The JSON response for `error`: OpenAI's error object, with the error's HTTP status."""
     return JSONResponse(error.body(), status_code=error.status)
+
+
+def server_api_error(error: ServerError, *, failed_status: int = 502, param: str | None = None) -> ApiError:
+    """What a client is told when a server's feature fails: unknown 404, not ready (or not logged in) 503,
+    a failed request `failed_status` (502: the server failed; a caller may say the request named bad input)."""
+    if isinstance(error, UnknownServerError):
+        return ApiError(404, str(error), param=param, code="unknown_server")
+    if isinstance(error, ServerNotReadyError | NeedsLoginError):
+        return ApiError(503, str(error), param=param, code="server_not_ready")
+    return ApiError(failed_status, str(error), param=param, code="server_request_failed")
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:

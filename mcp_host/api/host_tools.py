@@ -5,9 +5,10 @@
 
 The named servers' tools (and the native `browser` / `python`) run server-side under the permission
 policy, in the host's full loop, after every earlier message of the request (system prompt included).
-Nobody can answer an approval on this endpoint, so a call that needs one is denied with a reason the
-model reads. The answer comes back as an ordinary completion; the calls that ran are listed in the
-`mcp_host` extension field of the response.
+Nobody can answer an approval or a server's question on this endpoint, so a call that needs an
+approval is denied with a reason the model reads, and a server's form (elicitation) is declined.
+The answer comes back as an ordinary completion; the calls that ran are listed in the `mcp_host`
+extension field of the response.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from mcp_host.agent import (
     ApprovalAnswer,
     ApprovalRequired,
     ChatOptions,
+    ElicitationAnswer,
+    ElicitationRequired,
     ErrorEvent,
     Event,
     MessageDelta,
@@ -106,6 +109,8 @@ class HostToolsTurn:
                 async for event in events:
                     if isinstance(event, ApprovalRequired):
                         chat.answer(event.call_id, ApprovalAnswer("deny", reason=NOBODY_TO_ASK))
+                    elif isinstance(event, ElicitationRequired):
+                        chat.answer_elicitation(event.elicitation_id, ElicitationAnswer("decline"))
                     await emit(event)
 
 

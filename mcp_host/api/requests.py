@@ -12,17 +12,22 @@ A body nested deeper than the JSON parser's limit (a few hundred levels) is a 40
 from __future__ import annotations
 
 import json
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from starlette.requests import Request
 
 from mcp_host.errors import ApiError
 from mcp_host.prompt.harmony import Effort
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"  # Harmony renders client tools as TypeScript functions
+MAX_ATTACHMENTS = 16  # resources attached to one message, each read before the turn starts
+MAX_URI_CHARS = 8192
+MAX_ROOTS = 64
+LogLevel = Literal["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
 
 
 class _OpenAIShape(BaseModel):
@@ -168,10 +173,18 @@ class SessionCreate(_OwnShape):
     python: bool = False
 
 
+class AttachmentRef(_OwnShape):
+    """A resource to put in the user's message: `{"server": "everything", "uri": "demo://..."}`."""
+
+    server: str = Field(min_length=1)
+    uri: str = Field(min_length=1, max_length=MAX_URI_CHARS)
+
+
 class SessionMessage(_OwnShape):
-    """`POST /v1/sessions/{id}/messages`."""
+    """`POST /v1/sessions/{id}/messages`; `attachments` are read from their servers before the turn."""
 
     content: str = Field(min_length=1)
+    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
 
 class ApprovalBody(_OwnShape):
@@ -180,6 +193,62 @@ class ApprovalBody(_OwnShape):
     decision: Literal["allow", "always", "deny"]
     reason: str | None = None
     arguments: dict[str, Any] | None = None
+
+
+class ElicitationBody(_OwnShape):
+    """`POST /v1/sessions/{id}/elicitations/{elicitation_id}`; `content` (the form) is read when accepting."""
+
+    action: Literal["accept", "decline", "cancel"]
+    content: dict[str, Any] | None = None
+
+
+# -- server features -------------------------------------------------------------------------------
+
+
+class PromptArguments(_OwnShape):
+    """`POST /v1/servers/{name}/prompts/{prompt}`; an empty body passes no arguments."""
+
+    arguments: dict[str, str] = Field(default_factory=dict)
+
+
+class CompletionBody(_OwnShape):
+    """`POST /v1/servers/{name}/completion`: suggestions for one argument of a prompt or a resource template."""
+
+    prompt: str | None = Field(default=None, min_length=1)
+    resource_template: str | None = Field(default=None, min_length=1, max_length=MAX_URI_CHARS)
+    argument: str = Field(min_length=1)
+    value: str = ""
+    context: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> CompletionBody:
+        if (self.prompt is None) == (self.resource_template is None):
+            raise ValueError("name either a 'prompt' or a 'resource_template' to complete an argument of")
+        return self
+
+
+class LogLevelBody(_OwnShape):
+    """`PUT /v1/servers/{name}/log-level`: the least severe message the server should send."""
+
+    level: LogLevel
+
+
+class RootsBody(_OwnShape):
+    """`PUT /v1/servers/{name}/roots`: absolute paths or `file://` URIs of this machine."""
+
+    roots: list[str] = Field(max_length=MAX_ROOTS)
+
+    @field_validator("roots")
+    @classmethod
+    def _absolute(cls, roots: list[str]) -> list[str]:
+        for root in roots:
+            if len(root) > MAX_URI_CHARS:
+                raise ValueError(f"a root is longer than {MAX_URI_CHARS} characters")
+            if not (
+                root.startswith("file://") or PurePosixPath(root).is_absolute() or PureWindowsPath(root).is_absolute()
+            ):
+                raise ValueError(f"{root!r} is neither an absolute path nor a file:// URI")
+        return roots
 
 
 # -- reading and the error mapping -----------------------------------------------------------------

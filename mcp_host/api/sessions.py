@@ -1,13 +1,18 @@
 """Sessions: the host's full loop over HTTP, its events as Server-Sent Events, approvals answered by id.
 
     POST   /v1/sessions                              {"reasoning_effort", "instructions", "browser", "python"}
-    POST   /v1/sessions/{id}/messages                {"content": "..."}  -> text/event-stream of loop events
+    POST   /v1/sessions/{id}/messages                {"content": "...", "attachments": [{"server", "uri"}]}
+                                                     -> text/event-stream of loop events
     POST   /v1/sessions/{id}/approvals/{call_id}     {"decision": "allow"|"always"|"deny", "reason", "arguments"}
-    GET    /v1/sessions/{id}                         state and history
+    POST   /v1/sessions/{id}/elicitations/{id}       {"action": "accept"|"decline"|"cancel", "content": {...}}
+    GET    /v1/sessions/{id}                         state, pending approvals and elicitations, history
     DELETE /v1/sessions/{id}
 
-A second message while a turn runs is 409, and so is an answer to an approval that is no longer
-pending (answered already, or its turn ended: cancelled, or its client went away); a client that
+Attachments are resources read from their servers before the turn starts (an unknown server is 404,
+one not ready 503, a resource that cannot be read 400); the model reads them after the user's words.
+A second message while a turn runs is 409, and so is an answer to an approval or an elicitation that
+is no longer pending (answered already, its call or turn ended: cancelled, or its client went away);
+an accepted elicitation whose content does not fit the server's form is 400 and stays open; a client that
 disconnects cancels its turn (generation and tool calls, with the MCP cancellation). Each session's
 chat is entered and left by one keeper task in the `Sessions` task group (a chat owns a task group,
 which must close in the task that opened it); deleting the session (which cancels a running turn
@@ -32,15 +37,27 @@ from starlette.routing import Route
 from mcp_host.agent import (
     ApprovalAnswer,
     ApprovalRequired,
+    Attachment,
     Chat,
     ChatOptions,
+    ElicitationAnswer,
+    ElicitationRequired,
     ErrorEvent,
     Event,
+    ToolCallResult,
     TurnCompleted,
     TurnStats,
 )
 from mcp_host.api.answers import json_dumps
-from mcp_host.api.requests import ApprovalBody, BodyReader, SessionCreate, SessionMessage
+from mcp_host.api.errors import server_api_error
+from mcp_host.api.requests import (
+    ApprovalBody,
+    AttachmentRef,
+    BodyReader,
+    ElicitationBody,
+    SessionCreate,
+    SessionMessage,
+)
 from mcp_host.api.streaming import (
     PING_S,
     SHUTDOWN_CODE,
@@ -50,11 +67,16 @@ from mcp_host.api.streaming import (
     event_stream,
 )
 from mcp_host.backends.base import Backend, ChatBackend
-from mcp_host.errors import ApiError, UnknownApprovalError
+from mcp_host.errors import ApiError, ElicitationInputError, ServerError, UnknownApprovalError
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import HarmonyOptions
 
 IDLE_EXPIRY_S = 3600.0  # a session nobody used for an hour is closed
+
+
+def _not_pending(was_asked: bool, gone: str, never: str) -> ApiError:
+    """An answer to nothing open: 409 when it was asked once (answered, or its turn ended), else 404."""
+    return ApiError(409, gone) if was_asked else ApiError(404, never)
 
 
 def _sse(event: Event) -> ServerSentEvent:
@@ -77,6 +99,8 @@ class Session:
     created: int = field(default_factory=lambda: int(time.time()))
     pending: set[str] = field(default_factory=set)
     announced: set[str] = field(default_factory=set)  # every approval ever asked for, to tell 409 from 404
+    questions: dict[str, ElicitationRequired] = field(default_factory=dict)  # elicitations waiting for an answer
+    asked: set[str] = field(default_factory=set)  # every elicitation ever asked for, to tell 409 from 404
     turn: anyio.CancelScope | None = None  # the running turn, if any
     last_used: float = field(default_factory=time.monotonic)
 
@@ -143,6 +167,7 @@ class Sessions:
             Route("/v1/sessions/{id}", self.delete, methods=["DELETE"]),
             Route("/v1/sessions/{id}/messages", self.message, methods=["POST"]),
             Route("/v1/sessions/{id}/approvals/{call_id}", self.approve, methods=["POST"]),
+            Route("/v1/sessions/{id}/elicitations/{elicitation_id}", self.answer_elicitation, methods=["POST"]),
         ]
 
     def _get(self, request: Request) -> Session:
@@ -202,6 +227,7 @@ class Sessions:
                 "created": session.created,
                 "busy": session.busy,
                 "pending_approvals": sorted(session.pending),
+                "pending_elicitations": [event.model_dump(mode="json") for event in session.questions.values()],
                 "history": session.chat.transcript(),
             }
         )
@@ -219,15 +245,18 @@ class Sessions:
         if session.busy:
             raise ApiError(409, f"session {session.id} is answering a message; wait for turn.completed")
         session.turn = anyio.CancelScope()  # taken now, so a second request cannot slip in before the stream starts
+        try:
+            attachments = await self._read_attachments(body.attachments)
+        except BaseException:
+            session.turn = None
+            raise
 
         async def produce(sink: EventSink) -> None:
             assert session.turn is not None
             with session.turn:
-                async with session.chat.turn(body.content) as events:
+                async with session.chat.turn(body.content, attachments=attachments) as events:
                     async for event in events:
-                        if isinstance(event, ApprovalRequired):
-                            session.pending.add(event.call_id)
-                            session.announced.add(event.call_id)
+                        self._track(session, event)
                         await sink.send(_sse(event))
             if session.turn.cancelled_caught:  # the session was deleted mid-turn: the stream still ends as a turn does
                 await sink.send(_sse(TurnCompleted(stop_reason="cancelled", stats=TurnStats())))
@@ -235,22 +264,78 @@ class Sessions:
         def finished() -> None:
             session.turn = None
             session.pending.clear()
+            session.questions.clear()
             session.touch()
 
         return event_stream(produce, ping_s=self.ping_s, finished=finished, farewell=SHUTDOWN_FAREWELL)
+
+    @staticmethod
+    def _track(session: Session, event: Event) -> None:
+        """Note what the turn asks, before the client sees it, so that its answer finds it pending."""
+        if isinstance(event, ApprovalRequired):
+            session.pending.add(event.call_id)
+            session.announced.add(event.call_id)
+        elif isinstance(event, ElicitationRequired):
+            session.questions[event.elicitation_id] = event
+            session.asked.add(event.elicitation_id)
+        elif isinstance(event, ToolCallResult):  # the call ended: its open questions were cancelled
+            for key in [key for key, asked in session.questions.items() if asked.call_id == event.call_id]:
+                del session.questions[key]
+
+    async def _read_attachments(self, refs: list[AttachmentRef]) -> list[Attachment]:
+        """Every attached resource, read at once; raises `ApiError` (404, 503, 400) for the first that fails."""
+        read: list[Attachment | ServerError | None] = [None] * len(refs)
+
+        async def read_one(index: int, ref: AttachmentRef) -> None:
+            try:
+                read[index] = await self.host.attachment(ref.server, ref.uri)
+            except ServerError as exc:
+                read[index] = exc
+
+        async with anyio.create_task_group() as tg:
+            for index, ref in enumerate(refs):
+                tg.start_soon(read_one, index, ref)
+        attachments: list[Attachment] = []
+        for index, (ref, item) in enumerate(zip(refs, read, strict=True)):
+            if isinstance(item, ServerError):
+                error = server_api_error(item, failed_status=400, param=f"attachments.{index}")
+                raise ApiError(error.status, f"cannot attach {ref.uri!r}: {error}", param=error.param, code=error.code)
+            assert item is not None
+            attachments.append(item)
+        return attachments
+
+    async def answer_elicitation(self, request: Request) -> Response:
+        session = self._get(request)
+        elicitation_id = request.path_params["elicitation_id"]
+        body = await self.reader.read(request, ElicitationBody)
+        if elicitation_id not in session.questions:
+            raise _not_pending(
+                elicitation_id in session.asked,
+                f"the elicitation {elicitation_id!r} in session {session.id} is no longer pending "
+                "(it was answered, or its call or turn ended)",
+                f"no elicitation {elicitation_id!r} was asked in session {session.id}",
+            )
+        try:
+            session.chat.answer_elicitation(elicitation_id, ElicitationAnswer(body.action, body.content))
+        except ElicitationInputError as exc:  # the question stays open: the client may answer again
+            raise ApiError(400, f"the answer does not fit the server's form: {exc}", param="content") from exc
+        except UnknownApprovalError as exc:  # the call ended between the check and the answer
+            session.questions.pop(elicitation_id, None)
+            raise ApiError(409, f"{exc} in session {session.id}") from exc
+        session.questions.pop(elicitation_id, None)
+        return JSONResponse({"elicitation_id": elicitation_id, "action": body.action})
 
     async def approve(self, request: Request) -> Response:
         session = self._get(request)
         call_id = request.path_params["call_id"]
         body = await self.reader.read(request, ApprovalBody)
         if call_id not in session.pending:
-            if call_id in session.announced:
-                raise ApiError(
-                    409,
-                    f"the approval for {call_id!r} in session {session.id} is no longer pending "
-                    "(it was answered, or its turn ended): nothing was run",
-                )
-            raise ApiError(404, f"no approval was asked for {call_id!r} in session {session.id}")
+            raise _not_pending(
+                call_id in session.announced,
+                f"the approval for {call_id!r} in session {session.id} is no longer pending "
+                "(it was answered, or its turn ended): nothing was run",
+                f"no approval was asked for {call_id!r} in session {session.id}",
+            )
         session.pending.discard(call_id)
         try:
             session.chat.answer(call_id, ApprovalAnswer(body.decision, reason=body.reason, arguments=body.arguments))

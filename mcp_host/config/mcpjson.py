@@ -21,12 +21,15 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, model_validator
 
 from mcp_host.config.expand import UndefinedVariableError, expand_vars
 from mcp_host.errors import ConfigSchemaError, ConfigSyntaxError
+
+if TYPE_CHECKING:
+    from mcp_host.servers.oauth import LoginHandlers
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +41,10 @@ class _ServerBase(BaseModel):
 
     timeout: int | None = Field(default=None, gt=0, description="LM Studio's per-server timeout, in milliseconds.")
     disabled: bool = False
+    roots: list[str] | None = Field(
+        default=None,
+        description="The folders this server may work in (paths or file:// URIs); default: the working directory.",
+    )
 
     @property
     def timeout_s(self) -> float | None:
@@ -62,16 +69,90 @@ class StdioServerConfig(_ServerBase):
             yield key, ({k: _SECRET_MASK for k in value} if key == "env" else value)
 
 
+class AuthConfig(BaseModel):
+    """A remote server's `auth` block: how the host gets its OAuth tokens (an mcp-host key; LM Studio has none).
+
+        "auth": {"client_id": "host-app", "client_secret": "${SECRET}", "scope": "files:read"}
+        "auth": {"grant_type": "client_credentials", "client_id": "bot", "client_secret": "${SECRET}",
+                 "issuer": "https://auth.example.com"}
+
+    Without the block a remote server that answers 401 gets the authorization code flow with PKCE
+    through the user's browser (`mcp-host auth login NAME`), registering the host dynamically or
+    with `client_metadata_url` where the authorization server accepts it. `client_id` (and
+    `client_secret`) name a client registered beforehand. Client credentials, with a secret or a
+    `private_key_jwt` assertion signed with `private_key_path`, need no person at all; so does the
+    SEP-990 `jwt_bearer` grant, whose identity assertion a library caller hands over.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    grant_type: Literal["authorization_code", "client_credentials", "jwt_bearer"] = "authorization_code"
+    client_id: str | None = Field(default=None, min_length=1)
+    client_secret: SecretStr | None = None
+    token_endpoint_auth_method: (
+        Literal["none", "client_secret_basic", "client_secret_post", "private_key_jwt"] | None
+    ) = None
+    scope: str | None = Field(default=None, description="Scopes to ask for; default: what the server challenges.")
+    issuer: str | None = Field(
+        default=None, pattern=r"^https?://", description="The authorization server the credentials belong to."
+    )
+    private_key_path: str | None = Field(default=None, min_length=1, description="PEM key for private_key_jwt.")
+    signing_algorithm: str = Field(default="RS256", min_length=1)
+    client_metadata_url: str | None = Field(default=None, pattern=r"^https://[^/]+/.")
+    callback_port: int | None = Field(default=None, ge=1, le=65535, description="Fixed loopback redirect port.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        method = self.token_endpoint_auth_method
+        if self.grant_type == "authorization_code":
+            if self.client_secret is not None and self.client_id is None:
+                raise ValueError("'client_secret' needs 'client_id'")
+            if method == "private_key_jwt":
+                raise ValueError("private_key_jwt is only used with grant_type 'client_credentials'")
+            return self
+        if self.client_id is None:
+            raise ValueError(f"grant_type {self.grant_type!r} needs 'client_id'")
+        if self.issuer is None:
+            raise ValueError(f"grant_type {self.grant_type!r} needs 'issuer', the only server its credentials go to")
+        if method == "private_key_jwt":
+            if self.grant_type != "client_credentials" or self.private_key_path is None:
+                raise ValueError("private_key_jwt needs grant_type 'client_credentials' and 'private_key_path'")
+        elif self.client_secret is None:
+            raise ValueError(f"grant_type {self.grant_type!r} needs 'client_secret' (or private_key_jwt)")
+        if method == "none":
+            raise ValueError(f"grant_type {self.grant_type!r} needs client authentication, not 'none'")
+        return self
+
+
 class RemoteServerConfig(_ServerBase):
-    """A server reached over HTTP: Streamable HTTP, or legacy SSE when `type` is `"sse"`."""
+    """A server reached over HTTP: Streamable HTTP, or legacy SSE when `type` is `"sse"`.
+
+    `login` is never read from a file: it is how a caller that can reach the user (`mcp-host auth
+    login`, a test) lets this server's connection log in interactively; see `with_login`.
+    """
 
     url: str = Field(pattern=r"^https?://")
     headers: dict[str, str] = Field(default_factory=dict)
     type: Literal["sse", "http", "streamable-http", "streamableHttp"] | None = None
+    auth: AuthConfig | None = None
+    _login: LoginHandlers | None = PrivateAttr(default=None)
 
     @property
     def transport(self) -> Literal["sse", "http"]:
         return "sse" if self.type == "sse" else "http"
+
+    @property
+    def login(self) -> LoginHandlers | None:
+        return self._login
+
+    def with_login(self, login: LoginHandlers | None) -> Self:
+        """A copy whose connection may log in through `login`; without one, a login needed is a failure.
+
+        config = RemoteServerConfig(url=url).with_login(handlers)
+        """
+        copy = self.model_copy()
+        copy._login = login
+        return copy
 
     def __repr_args__(self) -> Any:
         for key, value in super().__repr_args__():
@@ -193,7 +274,19 @@ def _unknown_keys(path: Path, name: str, raw: dict[str, Any], model: type[BaseMo
         else:
             hint = "known keys: " + ", ".join(known)
         warnings.append(f"{path}: server '{name}', key '{key}': unknown key, ignored ({hint})")
+    if model is RemoteServerConfig and isinstance(auth := raw.get("auth"), dict):
+        fields = sorted(AuthConfig.model_fields)
+        for key in auth:
+            if key not in AuthConfig.model_fields:
+                close = difflib.get_close_matches(_snake(key), fields, n=1, cutoff=0.6)
+                hint = f'did you mean "{close[0]}"?' if close else "known keys: " + ", ".join(fields)
+                warnings.append(f"{path}: server '{name}', key 'auth.{key}': unknown key, ignored ({hint})")
     return warnings
+
+
+def _snake(key: str) -> str:
+    """`clientId` -> `client_id`, so that other clients' spelling finds ours."""
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in key).lstrip("_")
 
 
 def _json_kind(value: object) -> str:
@@ -214,7 +307,7 @@ class _ExpansionError(Exception):
         self.key = key
 
 
-_EXPANDED_KEYS = frozenset({"command", "args", "env", "cwd", "url", "headers"})
+_EXPANDED_KEYS = frozenset({"command", "args", "env", "cwd", "url", "headers", "auth"})
 
 
 def _expand_tree(value: Any, environ: Mapping[str, str], key_path: tuple[str, ...]) -> Any:

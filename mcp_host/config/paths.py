@@ -32,7 +32,17 @@ def cache_dir() -> Path:
     return Path(base) / "mcp-host"
 
 
+def state_dir() -> Path:
+    """`$XDG_STATE_HOME/mcp-host` (default `~/.local/state/mcp-host`); created by whoever writes there."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "mcp-host"
+
+
 def audit_log_path() -> Path:
     """`$XDG_STATE_HOME/mcp-host/audit.jsonl` (default `~/.local/state/mcp-host/audit.jsonl`)."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "mcp-host" / "audit.jsonl"
+    return state_dir() / "audit.jsonl"
+
+
+def oauth_dir() -> Path:
+    """`$XDG_STATE_HOME/mcp-host/oauth`: one private JSON file of OAuth tokens per remote server."""
+    return state_dir() / "oauth"

@@ -44,6 +44,9 @@ class ServerSettings(BaseModel):
         description="'auto' negotiates the era per server; 'legacy' forces the initialize handshake; "
         "a 2026-07-28-era version string adopts that version without probing.",
     )
+    log_level: Literal["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"] = Field(
+        default="info", description="The least severe server log message the host asks servers to send."
+    )
 
 
 class PromptSettings(BaseModel):

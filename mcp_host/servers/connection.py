@@ -14,28 +14,44 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+import warnings
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
 import mcp_types
 from mcp import Client
-from mcp.client.session import IncomingMessage
+from mcp.client.session import ClientRequestContext, IncomingMessage
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
+from mcp.client.subscriptions import (
+    ListenNotSupportedError,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    SubscriptionLost,
+    ToolsListChanged,
+)
 from mcp.shared._httpx_utils import create_mcp_http_client
-from mcp.shared.exceptions import MCPError
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import FileUrl
 
 from mcp_host._version import __version__
 from mcp_host.config.mcpjson import RemoteServerConfig, ServerConfig
 from mcp_host.config.settings import ServerSettings
-from mcp_host.errors import ServerNotReadyError, ServerStartError, ToolCallError
+from mcp_host.errors import NeedsLoginError, ServerNotReadyError, ServerRequestError, ServerStartError, ToolCallError
+from mcp_host.servers import features
+from mcp_host.servers.asks import PYTHON_LEVELS, NoOneToAsk, SamplingReply, ServerAsks, log_text
 from mcp_host.servers.describe import describe_exception, find_exception, leaf_exceptions
+from mcp_host.servers.oauth import auth_for
 from mcp_host.servers.state import ServerState, ServerStatus
 from mcp_host.servers.stdio import CommandNotFoundError, StdioLaunch, StdioTransport
 from mcp_host.tools.registry import ToolRegistry
@@ -50,6 +66,25 @@ MAX_TOOL_PAGES = 1000
 REMOTE_PING_INTERVAL_S = 30.0
 
 StateListener = Callable[["Connection"], None]
+# What a server did that a user may want to see: ("resources" | "prompts" | "resource_updated", detail).
+ChangeListener = Callable[["Connection", str, str], None]
+# The server log messages a connection keeps for `mcp-host servers`, the API and the chat.
+LOG_LINES = 200
+
+
+def root_uri(path_or_uri: str) -> str:
+    """A root as MCP wants it: a `file://` URI of an absolute path."""
+    if path_or_uri.startswith("file://"):
+        return path_or_uri
+    return Path(path_or_uri).expanduser().resolve().as_uri()
+
+
+@contextmanager
+def _handshake_era_feature() -> Iterator[None]:
+    """Roots and logging are deprecated for 2026-07-28 servers only; handshake-era servers still use them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        yield
 
 
 class _ServerClosed(Exception):
@@ -67,6 +102,8 @@ class Connection:
         registry: ToolRegistry,
         *,
         on_state_change: StateListener | None = None,
+        asks: ServerAsks | None = None,
+        on_change: ChangeListener | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -84,6 +121,16 @@ class Connection:
         self._settled = anyio.Event()
         self._finished = anyio.Event()
         self._refresh = anyio.Event()
+        # Who answers the server's requests: the most recent call in flight, else the host's own.
+        self._asks: ServerAsks = asks or NoOneToAsk()
+        self._in_flight: list[ServerAsks] = []
+        self._on_change = on_change
+        self._roots = [root_uri(r) for r in (config.roots or [os.getcwd()])]
+        self.log_level = settings.log_level
+        self._subscriptions: set[str] = set()
+        self._relisten = anyio.Event()
+        self.roots_served = 0  # how many times the server asked for the roots
+        self.logs: deque[tuple[float, str, str]] = deque(maxlen=LOG_LINES)  # (time, level, text)
 
     def __repr__(self) -> str:
         return f"<Connection {self.name!r} {self._state.value}>"
@@ -199,6 +246,7 @@ class Connection:
             with anyio.CancelScope(deadline=deadline) as scope:
                 async with self._open_client() as client:
                     await self._list_tools(client)
+                    await self._ask_log_level(client, self.log_level)
                     scope.deadline = math.inf
                     self._client = client
                     ready = True
@@ -211,6 +259,8 @@ class Connection:
         except CommandNotFoundError as exc:
             return False, str(exc)
         except Exception as exc:  # noqa: BLE001 - a server's failure of any kind is its state, never the host's crash
+            if (login := find_exception(exc, NeedsLoginError)) is not None:
+                return False, str(login)  # retrying cannot help: the user has to log in
             if (closed := find_exception(exc, _ServerClosed)) is not None:
                 return True, self._explain(str(closed))
             prefix = "failed while running" if ready else "failed to start"
@@ -236,6 +286,12 @@ class Connection:
             "mode": self.settings.protocol,
             "client_info": CLIENT_INFO,
             "message_handler": self._on_message,
+            "sampling_callback": self._on_sampling,
+            "sampling_capabilities": mcp_types.SamplingCapability(tools=mcp_types.SamplingToolsCapability()),
+            "elicitation_callback": self._on_elicitation,
+            "list_roots_callback": self._on_list_roots,
+            "logging_callback": self._on_log,
+            "log_level": self.log_level,
         }
         if isinstance(config, RemoteServerConfig):
             async with self._open_remote(config, kwargs) as client:
@@ -250,18 +306,30 @@ class Connection:
 
     @asynccontextmanager
     async def _open_remote(self, config: RemoteServerConfig, kwargs: dict[str, Any]) -> AsyncIterator[Client]:
+        # OAuth failures happen in the transports' background tasks, which swallow them: `auth.problem()`
+        # is the real reason (a login needed, a 401), and a refusal is never retried over legacy SSE.
+        auth = auth_for(self.name, config)
         async with AsyncExitStack() as stack:
             if config.transport == "sse":
                 self._transport_label = "sse"
-                client = await stack.enter_async_context(Client(self._sse(config), **kwargs))
+                try:
+                    client = await stack.enter_async_context(Client(self._sse(config, auth), **kwargs))
+                except Exception as sse_error:
+                    if (problem := auth.problem()) is not None:
+                        raise problem from sse_error
+                    raise
             else:
                 try:
-                    http = await stack.enter_async_context(create_mcp_http_client(headers=dict(config.headers)))
+                    http = await stack.enter_async_context(
+                        create_mcp_http_client(headers=dict(config.headers), auth=auth)
+                    )
                     client = await stack.enter_async_context(
                         Client(streamable_http_client(config.url, http_client=http), **kwargs)
                     )
                     self._transport_label = "http"
                 except Exception as http_error:  # noqa: BLE001 - either transport may be the right one
+                    if (problem := auth.problem()) is not None:
+                        raise problem from http_error
                     if any(
                         isinstance(e, httpx2.ConnectError | httpx2.TimeoutException)
                         for e in leaf_exceptions(http_error)
@@ -274,7 +342,7 @@ class Connection:
                     )
                     await stack.aclose()
                     try:
-                        client = await stack.enter_async_context(Client(self._sse(config), **kwargs))
+                        client = await stack.enter_async_context(Client(self._sse(config, auth), **kwargs))
                     except Exception as sse_error:  # noqa: BLE001
                         raise ServerStartError(
                             f"{describe_exception(http_error)} "
@@ -282,10 +350,15 @@ class Connection:
                             server=self.name,
                         ) from http_error
                     self._transport_label = "sse (fallback)"
-            yield client
+            try:
+                yield client
+            except Exception as error:  # listing tools can meet a 401/403 too
+                if (problem := auth.problem()) is not None:
+                    raise problem from error
+                raise
 
-    def _sse(self, config: RemoteServerConfig) -> Any:
-        return sse_client(config.url, headers=dict(config.headers), timeout=self.connect_timeout_s)
+    def _sse(self, config: RemoteServerConfig, auth: httpx2.Auth) -> Any:
+        return sse_client(config.url, headers=dict(config.headers), timeout=self.connect_timeout_s, auth=auth)
 
     async def _serve(self, client: Client) -> None:
         """Keep the tool list current until the server goes away (returns) or fails (raises)."""
@@ -312,18 +385,53 @@ class Connection:
                 await client.send_ping()
 
     async def _listen_for_changes(self, client: Client) -> None:
-        """2026-07-28 servers announce changes on a `subscriptions/listen` stream."""
-        try:
-            async with client.listen(tools_list_changed=True) as subscription:
-                async for _event in subscription:
-                    self._refresh.set()
-        except (ListenNotSupportedError, SubscriptionLost, MCPError) as exc:
-            logger.info("server %r: no tools/list_changed stream (%s)", self.name, describe_exception(exc))
+        """2026-07-28 servers announce changes on a `subscriptions/listen` stream (re-opened on a new subscription)."""
+        while True:
+            relisten = self._relisten = anyio.Event()
+            try:
+                async with (
+                    client.listen(
+                        tools_list_changed=True,
+                        prompts_list_changed=True,
+                        resources_list_changed=True,
+                        resource_subscriptions=sorted(self._subscriptions),
+                    ) as subscription,
+                    anyio.create_task_group() as tg,
+                ):
+
+                    async def reopen(
+                        scope: anyio.CancelScope = tg.cancel_scope, wanted: anyio.Event = relisten
+                    ) -> None:
+                        await wanted.wait()
+                        scope.cancel()
+
+                    tg.start_soon(reopen)
+                    async for event in subscription:
+                        if isinstance(event, ToolsListChanged):
+                            self._refresh.set()
+                        elif isinstance(event, PromptsListChanged):
+                            self._changed("prompts", "")
+                        elif isinstance(event, ResourcesListChanged):
+                            self._changed("resources", "")
+                        elif isinstance(event, ResourceUpdated):
+                            self._changed("resource_updated", event.uri)
+                    tg.cancel_scope.cancel()
+            except (ListenNotSupportedError, SubscriptionLost, MCPError) as exc:
+                logger.info("server %r: no change notifications (%s)", self.name, describe_exception(exc))
+                return
+            if not relisten.is_set():
+                return  # the server closed the stream
 
     async def _on_message(self, message: IncomingMessage) -> None:
         """2025-era servers announce changes with a notification on the session."""
         if isinstance(message, mcp_types.ToolListChangedNotification):
             self._refresh.set()
+        elif isinstance(message, mcp_types.ResourceListChangedNotification):
+            self._changed("resources", "")
+        elif isinstance(message, mcp_types.PromptListChangedNotification):
+            self._changed("prompts", "")
+        elif isinstance(message, mcp_types.ResourceUpdatedNotification):
+            self._changed("resource_updated", message.params.uri)
         elif isinstance(message, Exception):
             logger.debug("server %r sent something unreadable: %s", self.name, describe_exception(message))
 
@@ -333,7 +441,14 @@ class Connection:
         seen: set[str] = set()
         for _ in range(MAX_TOOL_PAGES):
             page = await client.list_tools(cursor=cursor, cache_mode="refresh")
-            tools.extend(ToolSpec.from_mcp(self.name, tool) for tool in page.tools)
+            for tool in page.tools:
+                spec = ToolSpec.from_mcp(self.name, tool)
+                if spec.task_support == "required" and not features.server_runs_tool_tasks(client):
+                    logger.warning(
+                        "server %r: %s runs only as a task, which it cannot run: not offered", *(self.name, spec.name)
+                    )
+                    continue
+                tools.append(spec)
             cursor = page.next_cursor
             if cursor is None or cursor in seen:
                 break
@@ -344,17 +459,189 @@ class Connection:
         if self._on_state_change is not None and self._state is ServerState.READY:
             self._on_state_change(self)
 
+    # -- what the server asks of the host ------------------------------------------------
+
+    @property
+    def _answerer(self) -> ServerAsks:
+        """The chat turn whose call is in flight (the most recent one), else the host's own answers."""
+        return self._in_flight[-1] if self._in_flight else self._asks
+
+    async def _on_sampling(
+        self, context: ClientRequestContext, params: mcp_types.CreateMessageRequestParams
+    ) -> SamplingReply:
+        return await self._answerer.sample(self.name, params)
+
+    async def _on_elicitation(
+        self, context: ClientRequestContext, params: mcp_types.ElicitRequestParams
+    ) -> mcp_types.ElicitResult:
+        return await self._answerer.elicit(self.name, params)
+
+    async def _on_list_roots(self, context: ClientRequestContext) -> mcp_types.ListRootsResult:
+        self.roots_served += 1
+        return mcp_types.ListRootsResult(
+            roots=[
+                mcp_types.Root(uri=FileUrl(uri), name=Path(uri.removeprefix("file://")).name or uri)
+                for uri in self._roots
+            ]
+        )
+
+    async def _on_log(self, params: mcp_types.LoggingMessageNotificationParams) -> None:
+        text = log_text(params)
+        self.logs.append((time.time(), params.level, text))
+        logging.getLogger(f"mcp_host.server.{self.name}").log(PYTHON_LEVELS.get(params.level, logging.INFO), text)
+        await self._answerer.log(self.name, params)
+
+    def _changed(self, what: str, detail: str) -> None:
+        if self._on_change is not None:
+            self._on_change(self, what, detail)
+
+    @property
+    def roots(self) -> list[str]:
+        return list(self._roots)
+
+    async def set_roots(self, roots: list[str]) -> None:
+        """Change the folders this server may work in; a ready server is told (`roots/list_changed`)."""
+        self._roots = [root_uri(r) for r in roots]
+        client = self._client
+        if client is not None and self._state is ServerState.READY:
+            with _handshake_era_feature():
+                await client.send_roots_list_changed()
+
+    async def set_log_level(self, level: mcp_types.LoggingLevel) -> None:
+        """The least severe log message the server should send (`logging/setLevel`)."""
+        self.log_level = level
+        client = self._client
+        if client is not None and self._state is ServerState.READY:
+            await self._ask_log_level(client, level)
+
+    async def _ask_log_level(self, client: Client, level: mcp_types.LoggingLevel) -> None:
+        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return  # modern servers read the level from each request's _meta (see call_tool)
+        if client.server_capabilities.logging is None:
+            return
+        try:
+            # Deprecated for 2026-07-28 servers only; a handshake-era server still governs logs this way.
+            with anyio.fail_after(self.connect_timeout_s), _handshake_era_feature():
+                await client.set_logging_level(level)
+        except (MCPError, TimeoutError) as exc:
+            logger.info("server %r refused logging/setLevel %s: %s", self.name, level, describe_exception(exc))
+
+    def _ready_client(self) -> Client:
+        client = self._client
+        if client is None or self._state is not ServerState.READY:
+            reason = f": {self._error}" if self._error else ""
+            raise ServerNotReadyError(f"server {self.name!r} is {self._state.value}{reason}", server=self.name)
+        return client
+
+    async def _request(self, what: str, request: Callable[[Client], Any]) -> Any:
+        """One request to the ready server, bounded by its call timeout; failures as `ToolCallError`."""
+        client = self._ready_client()
+        try:
+            with anyio.fail_after(self.call_timeout_s):
+                return await request(client)
+        except TimeoutError as exc:
+            raise ServerRequestError(
+                f"{self.name}: {what} did not answer within {self.call_timeout_s:g}s", server=self.name
+            ) from exc
+        except MCPError as exc:
+            raise ServerRequestError(f"{self.name}: {what} failed: {exc.error.message}", server=self.name) from exc
+        except (httpx2.HTTPError, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
+            raise ServerRequestError(
+                f"{self.name}: {what} failed: {describe_exception(exc)}", server=self.name
+            ) from exc
+
+    def _offers(self, capability: str) -> bool:
+        client = self._ready_client()
+        return getattr(client.server_capabilities, capability) is not None
+
+    async def list_resources(self) -> list[mcp_types.Resource]:
+        if not self._offers("resources"):
+            return []
+        result: list[mcp_types.Resource] = await self._request("resources/list", features.list_resources)
+        return result
+
+    async def list_resource_templates(self) -> list[mcp_types.ResourceTemplate]:
+        if not self._offers("resources"):
+            return []
+        result: list[mcp_types.ResourceTemplate] = await self._request(
+            "resources/templates/list", features.list_resource_templates
+        )
+        return result
+
+    async def read_resource(self, uri: str) -> mcp_types.ReadResourceResult:
+        result: mcp_types.ReadResourceResult = await self._request(
+            f"reading {uri}", lambda client: client.read_resource(uri)
+        )
+        return result
+
+    async def subscribe_resource(self, uri: str) -> None:
+        """Be told when `uri` changes (a `resource_updated` change); kept across reconnections."""
+        self._subscriptions.add(uri)
+        await self._resubscribe(uri, subscribe=True)
+
+    async def unsubscribe_resource(self, uri: str) -> None:
+        self._subscriptions.discard(uri)
+        await self._resubscribe(uri, subscribe=False)
+
+    async def _resubscribe(self, uri: str, *, subscribe: bool) -> None:
+        client = self._ready_client()
+        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            self._relisten.set()  # the listen stream re-opens with the new set
+            return
+        if client.server_capabilities.resources is None or not client.server_capabilities.resources.subscribe:
+            raise ServerRequestError(f"{self.name}: the server does not offer resource subscriptions", server=self.name)
+        with _handshake_era_feature():
+            if subscribe:
+                await self._request(f"subscribing to {uri}", lambda c: c.subscribe_resource(uri))
+            else:
+                await self._request(f"unsubscribing from {uri}", lambda c: c.unsubscribe_resource(uri))
+
+    async def list_prompts(self) -> list[mcp_types.Prompt]:
+        if not self._offers("prompts"):
+            return []
+        result: list[mcp_types.Prompt] = await self._request("prompts/list", features.list_prompts)
+        return result
+
+    async def get_prompt(self, name: str, arguments: dict[str, str] | None = None) -> mcp_types.GetPromptResult:
+        result: mcp_types.GetPromptResult = await self._request(
+            f"prompt {name}", lambda client: client.get_prompt(name, arguments or {})
+        )
+        return result
+
+    async def complete(
+        self,
+        ref: mcp_types.PromptReference | mcp_types.ResourceTemplateReference,
+        argument: str,
+        value: str,
+        context: dict[str, str] | None = None,
+    ) -> list[str]:
+        """Suggestions for an argument of a prompt or resource template (`completion/complete`); [] if none."""
+        if not self._offers("completions"):
+            return []
+        result: mcp_types.CompleteResult = await self._request(
+            "completion/complete",
+            lambda client: client.complete(ref, {"name": argument, "value": value}, context),
+        )
+        return list(result.completion.values)
+
     # -- calls ----------------------------------------------------------------------------
 
     async def call_tool(
-        self, tool: str, arguments: dict[str, Any] | None, *, timeout_s: float | None = None
+        self,
+        tool: str,
+        arguments: dict[str, Any] | None,
+        *,
+        timeout_s: float | None = None,
+        asks: ServerAsks | None = None,
     ) -> ToolResult:
         """Call `tool` on this server.
 
-        A protocol error from the server (unknown tool, invalid arguments) comes back as a
-        `ToolResult` with `is_error=True`, since the model can correct itself. Raises
-        `ServerNotReadyError` when the server is not ready and `ToolCallError` on timeout or
-        when the connection fails during the call.
+        While the call is in flight, what the server asks (elicitation, sampling) and its progress
+        and log messages go to `asks` (the chat turn that made the call). A tool the server runs as
+        a task (`execution.taskSupport`) is created, polled and fetched as one. A protocol error from
+        the server (unknown tool, invalid arguments) comes back as a `ToolResult` with
+        `is_error=True`, since the model can correct itself. Raises `ServerNotReadyError` when the
+        server is not ready and `ToolCallError` on timeout or when the connection fails during the call.
         """
         client = self._client
         qualified = f"{self.name}.{tool}"
@@ -362,9 +649,29 @@ class Connection:
             reason = f": {self._error}" if self._error else ""
             raise ServerNotReadyError(f"server {self.name!r} is {self._state.value}{reason}", server=self.name)
         limit = timeout_s or self.call_timeout_s
+        answerer = asks or self._asks
+
+        async def progress(progress: float, total: float | None, message: str | None) -> None:
+            await answerer.progress(self.name, progress, total, message)
+
+        spec = self.registry.get(qualified) if qualified in self.registry else None
+        as_task = (
+            spec is not None
+            and spec.task_support in ("required", "optional")
+            and features.server_runs_tool_tasks(client)
+        )
+        self._in_flight.append(answerer)
         try:
             with anyio.fail_after(limit):
-                result = await client.call_tool(tool, arguments or {})
+                if as_task:
+                    result = await features.call_as_task(client, tool, arguments or {}, progress)
+                else:
+                    meta: Any = (
+                        {LOG_LEVEL_META_KEY: self.log_level}
+                        if client.protocol_version in MODERN_PROTOCOL_VERSIONS
+                        else None
+                    )
+                    result = await client.call_tool(tool, arguments or {}, progress_callback=progress, meta=meta)
         except TimeoutError as exc:
             raise ToolCallError(f"{qualified} did not answer within {limit:g}s", tool=qualified) from exc
         except MCPError as exc:
@@ -375,4 +682,6 @@ class Connection:
             )
         except (httpx2.HTTPError, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
             raise ToolCallError(f"{qualified} failed: {describe_exception(exc)}", tool=qualified) from exc
+        finally:
+            self._in_flight.remove(answerer)
         return ToolResult.from_mcp(result)

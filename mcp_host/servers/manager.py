@@ -9,6 +9,7 @@ async with ServerManager(settings.servers) as manager:
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
@@ -20,7 +21,8 @@ import anyio.abc
 from mcp_host.config.mcpjson import McpConfig, ServerConfig
 from mcp_host.config.settings import ServerSettings
 from mcp_host.errors import UnknownServerError
-from mcp_host.servers.connection import Connection
+from mcp_host.servers.asks import ServerAsks
+from mcp_host.servers.connection import ChangeListener, Connection
 from mcp_host.servers.state import ServerStatus
 from mcp_host.tools.registry import ToolRegistry
 from mcp_host.tools.spec import ToolResult
@@ -59,10 +61,14 @@ class ServerManager:
         registry: ToolRegistry | None = None,
         *,
         on_state_change: Callable[[Connection], None] | None = None,
+        asks: ServerAsks | None = None,
+        on_change: ChangeListener | None = None,
     ) -> None:
         self.settings = settings or ServerSettings()
         self.registry = registry if registry is not None else ToolRegistry()
         self._on_state_change = on_state_change
+        self.asks = asks  # who answers servers' requests outside any chat turn (None: nobody, declined)
+        self._on_change = on_change
         self._connections: dict[str, Connection] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
         self._closed = False
@@ -102,8 +108,16 @@ class ServerManager:
         """
         async with self._changing:
             diff = ConfigDiff.between(self.configs, config.enabled)
-            await self._stop([*diff.removed, *diff.changed])
-            for name in (*diff.added, *diff.changed):
+            restart = []
+            for name in diff.changed:
+                connection, new = self._connections[name], config.enabled[name]
+                if connection.config.model_copy(update={"roots": new.roots}) == new:
+                    connection.config = new  # only its roots changed: the server is told, not restarted
+                    await connection.set_roots(new.roots or [os.getcwd()])
+                else:
+                    restart.append(name)
+            await self._stop([*diff.removed, *restart])
+            for name in (*diff.added, *restart):
                 self._start(name, config.enabled[name])
         if diff:
             logger.info(
@@ -117,7 +131,15 @@ class ServerManager:
     def _start(self, name: str, config: ServerConfig) -> Connection:
         if self._task_group is None or self._closed:
             raise RuntimeError("ServerManager is not running: use it as `async with ServerManager(...)`")
-        connection = Connection(name, config, self.settings, self.registry, on_state_change=self._on_state_change)
+        connection = Connection(
+            name,
+            config,
+            self.settings,
+            self.registry,
+            on_state_change=self._on_state_change,
+            asks=self.asks,
+            on_change=self._on_change,
+        )
         self._connections[name] = connection
         self._task_group.start_soon(connection.run, name=f"mcp server {name}")
         return connection
@@ -162,9 +184,14 @@ class ServerManager:
                 tg.start_soon(connection.wait_settled)
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any] | None = None, *, timeout_s: float | None = None
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        timeout_s: float | None = None,
+        asks: ServerAsks | None = None,
     ) -> ToolResult:
         """Call the tool with qualified name `name`. Raises `UnknownToolError`, `ServerNotReadyError`,
-        `ToolCallError` (see `Connection.call_tool`)."""
+        `ToolCallError` (see `Connection.call_tool`); `asks` answers what the server asks meanwhile."""
         spec = self.registry.get(name)
-        return await self.connection(spec.server).call_tool(spec.tool, arguments, timeout_s=timeout_s)
+        return await self.connection(spec.server).call_tool(spec.tool, arguments, timeout_s=timeout_s, asks=asks)

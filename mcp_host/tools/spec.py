@@ -33,6 +33,8 @@ class ToolSpec:
     # Runs code with the host's own rights (the python tool where no sandbox can be had): an "always"
     # answer never covers it, so it asks before every run unless a rule in the settings says otherwise.
     unsandboxed_code: bool = False
+    # MCP tasks: "required" tools run only as tasks, "optional" ones run as tasks where the server can.
+    task_support: Literal["forbidden", "optional", "required"] | None = None
 
     @property
     def name(self) -> str:
@@ -56,6 +58,7 @@ class ToolSpec:
             original_schema=original,
             title=tool.title or (tool.annotations.title if tool.annotations else None),
             annotations=annotations,
+            task_support=tool.execution.task_support if tool.execution else None,
         )
 
 

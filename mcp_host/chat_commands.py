@@ -1,0 +1,227 @@
+"""The terminal chat's slash commands.
+
+    commands = SlashCommands(host, chat, console, ChatState(effort="medium"))
+    text = await commands.run("/everything.args-prompt city=Paris")   # a prompt: the text to send as a turn
+
+Server features: `/resources`, `/prompts`, `/attach SERVER:URI` (read now, sent with the next message),
+`/detach`, `/SERVER.PROMPT arg=value ...` (the prompt's messages become the next user message),
+`/loglevel SERVER LEVEL`, `/roots SERVER PATH...`. A server that cannot answer is reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from typing import get_args
+
+import anyio
+import mcp_types
+from rich.console import Console
+
+from mcp_host.agent import Attachment, Chat
+from mcp_host.chat_forms import shown
+from mcp_host.errors import McpHostError, UsageError
+from mcp_host.host import Host
+from mcp_host.prompt.harmony import Effort
+from mcp_host.servers.asks import LOG_LEVELS
+from mcp_host.servers.connection import Connection
+from mcp_host.servers.features import prompt_text
+from mcp_host.servers.state import ServerState
+
+HELP = (
+    "/tools  /servers  /resources [SERVER]  /prompts  /SERVER.PROMPT arg=value…  /attach SERVER:URI  /detach\n"
+    "/loglevel SERVER LEVEL  /roots SERVER PATH…  /reasoning low|medium|high  /reset  /save FILE  /help  /quit"
+)
+COMMANDS = (
+    "/attach",
+    "/detach",
+    "/help",
+    "/loglevel",
+    "/prompts",
+    "/quit",
+    "/reasoning",
+    "/reset",
+    "/resources",
+    "/roots",
+    "/save",
+    "/servers",
+    "/tools",
+)
+EFFORTS: tuple[Effort, ...] = get_args(Effort)
+
+
+@dataclass
+class ChatState:
+    """What the user set for the turns to come: the reasoning effort, resources for the next message."""
+
+    effort: Effort
+    attachments: list[Attachment] = field(default_factory=list)
+
+    def take_attachments(self) -> list[Attachment]:
+        taken, self.attachments = self.attachments, []
+        return taken
+
+
+def ready_connections(host: Host, server: str | None = None) -> list[Connection]:
+    """The connections to ask (all ready ones, or the one named); raises `UnknownServerError`."""
+    if server is not None:
+        return [host.manager.connection(server)]
+    return [c for c in host.manager.connections if c.state is ServerState.READY]
+
+
+def parse_prompt_command(line: str) -> tuple[str, str, dict[str, str]]:
+    """`/server.prompt a=1 b="two words"` → (server, prompt, arguments); raises `UsageError`."""
+    head, _, rest = line.partition(" ")
+    server, _, prompt = head.removeprefix("/").partition(".")
+    if not server or not prompt:
+        raise UsageError(f"{head}: write /SERVER.PROMPT arg=value ...")
+    try:
+        words = shlex.split(rest)
+    except ValueError as exc:
+        raise UsageError(f"{head}: {exc}") from None
+    arguments: dict[str, str] = {}
+    for word in words:
+        name, equals, value = word.partition("=")
+        if not equals or not name:
+            raise UsageError(f"{head}: {word!r} is not arg=value")
+        arguments[name] = value
+    return server, prompt, arguments
+
+
+class SlashCommands:
+    """Runs one slash command line against the host and the chat."""
+
+    def __init__(self, host: Host, chat: Chat, console: Console, state: ChatState) -> None:
+        self.host = host
+        self.chat = chat
+        self.console = console
+        self.state = state
+
+    async def run(self, line: str) -> str | None:
+        """Run `line`; the text to send as a turn when the command makes one (a prompt), else None."""
+        command, _, rest = line.partition(" ")
+        rest = rest.strip()
+        try:
+            if command not in COMMANDS and "." in command:
+                return await self._prompt(line)
+            await self._builtin(command, rest)
+        except McpHostError as exc:
+            self.console.print(f"[red]{shown(str(exc))}[/red]", soft_wrap=True)
+        return None
+
+    async def _builtin(self, command: str, rest: str) -> None:
+        out = self.console
+        if command == "/tools":
+            for spec in self.host.registry:
+                out.print(f"{shown(spec.name)}  [dim]{shown(spec.summary)}[/dim]", soft_wrap=True)
+        elif command == "/servers":
+            for status in self.host.statuses():
+                out.print(
+                    f"{status.name}  {status.state.value}  {status.tools} tools  {shown(status.error or '')}",
+                    soft_wrap=True,
+                )
+        elif command == "/reasoning" and rest in EFFORTS:
+            self.state.effort = rest
+            out.print(f"[dim]reasoning effort: {rest}[/dim]")
+        elif command == "/reset":
+            self.chat.reset()
+            out.print("[dim]conversation cleared[/dim]")
+        elif command == "/save" and rest:
+            transcript = self.chat.transcript()
+            target = await anyio.Path(rest).expanduser()
+            await target.write_text(json.dumps(transcript, indent=2, ensure_ascii=False))
+            out.print(f"[dim]saved to {shown(rest)}[/dim]")
+        elif command == "/attach":
+            await self._attach(rest)
+        elif command == "/detach":
+            dropped = len(self.state.take_attachments())
+            out.print(f"[dim]{dropped} attachment(s) dropped[/dim]")
+        elif command == "/resources":
+            await self._resources(rest or None)
+        elif command == "/prompts":
+            await self._prompts()
+        elif command == "/loglevel" and len(rest.split()) == 2:
+            await self._log_level(*rest.split())
+        elif command == "/roots" and rest:
+            await self._roots(rest)
+        else:
+            if command != "/help":
+                out.print(f"[yellow]unknown command or arguments: {shown(command)}[/yellow]")
+            out.print(f"[dim]{HELP}[/dim]")
+
+    async def _attach(self, rest: str) -> None:
+        if not rest:
+            if not self.state.attachments:
+                self.console.print("[dim]nothing attached; /attach SERVER:URI[/dim]")
+            for attachment in self.state.attachments:
+                self.console.print(f"[dim]attached: {shown(attachment.source)} ({len(attachment.text)} chars)[/dim]")
+            return
+        server, colon, uri = rest.partition(":")
+        if not colon or not uri:
+            raise UsageError("/attach SERVER:URI, for example /attach everything:demo://resource/static/document/x.md")
+        attachment = await self.host.attachment(server, uri)
+        self.state.attachments.append(attachment)
+        self.console.print(
+            f"[dim]attached {shown(attachment.source)} ({len(attachment.text)} chars); "
+            "it goes with your next message (/detach drops it)[/dim]",
+            soft_wrap=True,
+        )
+
+    async def _resources(self, server: str | None) -> None:
+        for connection in ready_connections(self.host, server):
+            resources = await connection.list_resources()
+            templates = await connection.list_resource_templates()
+            self.console.print(
+                f"[bold]{shown(connection.name)}[/bold]: {len(resources)} resources, {len(templates)} templates"
+            )
+            for resource in resources:
+                mime = f"  {resource.mime_type}" if resource.mime_type else ""
+                self.console.print(
+                    f"  {shown(resource.uri)}  [dim]{shown(resource.name)}{shown(mime)}[/dim]", soft_wrap=True
+                )
+            for template in templates:
+                self.console.print(
+                    f"  {shown(template.uri_template)}  [dim]template: {shown(template.name)}[/dim]", soft_wrap=True
+                )
+
+    async def _prompts(self) -> None:
+        for connection in ready_connections(self.host):
+            for prompt in await connection.list_prompts():
+                arguments = " ".join(f"{a.name}=…" + ("" if a.required else "?") for a in prompt.arguments or [])
+                description = f"  [dim]{shown(prompt.description)}[/dim]" if prompt.description else ""
+                self.console.print(
+                    f"/{shown(connection.name)}.{shown(prompt.name)} {shown(arguments)}{description}", soft_wrap=True
+                )
+
+    async def _prompt(self, line: str) -> str | None:
+        server, name, arguments = parse_prompt_command(line)
+        connection = self.host.manager.connection(server)
+        prompts = {p.name: p for p in await connection.list_prompts()}
+        prompt = prompts.get(name)
+        if prompt is None:
+            known = ", ".join(sorted(prompts)) or "none"
+            raise UsageError(f"{server} has no prompt named {name!r} (prompts: {known})")
+        missing = [a.name for a in prompt.arguments or [] if a.required and a.name not in arguments]
+        if missing:
+            raise UsageError(f"/{server}.{name} needs {', '.join(f'{m}=…' for m in missing)}")
+        result: mcp_types.GetPromptResult = await connection.get_prompt(name, arguments)
+        text = "\n\n".join(message for _, message in prompt_text(result)).strip()
+        if not text:
+            raise UsageError(f"/{server}.{name} gave no text to send")
+        self.console.print(f"[dim]{shown(server)}.{shown(name)} →[/dim] {shown(text)}", soft_wrap=True)
+        return text
+
+    async def _log_level(self, server: str, level: str) -> None:
+        if level not in LOG_LEVELS:
+            raise UsageError(f"/loglevel: {level!r} is not one of {', '.join(LOG_LEVELS)}")
+        await self.host.manager.connection(server).set_log_level(level)
+        self.console.print(f"[dim]{shown(server)} logs from {level} up[/dim]")
+
+    async def _roots(self, rest: str) -> None:
+        server, *paths = rest.split()
+        connection = self.host.manager.connection(server)
+        if paths:
+            await connection.set_roots(paths)
+        roots = ", ".join(connection.roots) or "none"
+        self.console.print(f"[dim]{shown(server)} roots: {shown(roots)}[/dim]", soft_wrap=True)

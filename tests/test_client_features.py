@@ -1,0 +1,246 @@
+"""The client side of MCP beyond tools, against `@modelcontextprotocol/server-everything` over stdio and HTTP.
+
+Roots, elicitation (form and URL), sampling, progress, logging, resources (read, templates, subscribe),
+prompts with completion, and the task-only tool, each through the host's `ServerManager`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import mcp_types
+import pytest
+
+from mcp_host.config.mcpjson import McpConfig, RemoteServerConfig, ServerConfig, StdioServerConfig
+from mcp_host.errors import ToolCallError
+from mcp_host.servers import ServerManager, ServerState
+from mcp_host.servers.asks import NoOneToAsk, SamplingReply
+from mcp_host.servers.elicitation import ElicitationInputError, apply_defaults, form_fields, validate_content
+from tests.conftest import everything_command, fast_settings, fixture_entry
+
+pytestmark = pytest.mark.anyio
+
+EVERY_TOOL = {
+    "echo",
+    "get-annotated-message",
+    "get-env",
+    "get-resource-links",
+    "get-resource-reference",
+    "get-structured-content",
+    "get-sum",
+    "get-tiny-image",
+    "gzip-file-as-resource",
+    "toggle-simulated-logging",
+    "toggle-subscriber-updates",
+    "trigger-long-running-operation",
+    "get-roots-list",
+    "trigger-elicitation-request",
+    "trigger-url-elicitation",
+    "trigger-sampling-request",
+    "simulate-research-query",
+}
+
+
+class ScriptedUser(NoOneToAsk):
+    """Answers like a user would, and records what it was asked."""
+
+    def __init__(self) -> None:
+        self.elicitations: list[mcp_types.ElicitRequestParams] = []
+        self.samplings: list[mcp_types.CreateMessageRequestParams] = []
+        self.progress_seen: list[tuple[float, float | None, str | None]] = []
+        self.logs: list[mcp_types.LoggingMessageNotificationParams] = []
+        self.action: str = "accept"
+
+    async def elicit(self, server: str, params: mcp_types.ElicitRequestParams) -> mcp_types.ElicitResult:
+        self.elicitations.append(params)
+        if self.action != "accept":
+            return mcp_types.ElicitResult(action=self.action)  # type: ignore[arg-type]
+        if isinstance(params, mcp_types.ElicitRequestURLParams):
+            return mcp_types.ElicitResult(action="accept")
+        schema = dict(params.requested_schema)
+        answers = {"name": "Ada Lovelace", "check": True, "email": "ada@example.org", "interpretation": "technical"}
+        content = validate_content(
+            schema, apply_defaults(schema, {k: v for k, v in answers.items() if k in schema.get("properties", {})})
+        )
+        return mcp_types.ElicitResult(action="accept", content=content)
+
+    async def sample(self, server: str, params: mcp_types.CreateMessageRequestParams) -> SamplingReply:
+        self.samplings.append(params)
+        return mcp_types.CreateMessageResult(
+            role="assistant", content=mcp_types.TextContent(text="sampled reply"), model="scripted"
+        )
+
+    async def progress(self, server: str, progress: float, total: float | None, message: str | None) -> None:
+        self.progress_seen.append((progress, total, message))
+
+    async def log(self, server: str, params: mcp_types.LoggingMessageNotificationParams) -> None:
+        self.logs.append(params)
+
+
+@pytest.fixture(params=["stdio", "http"])
+def everything(request: pytest.FixtureRequest) -> ServerConfig:
+    if request.param == "stdio":
+        return StdioServerConfig(command=everything_command(), args=["stdio"])
+    url: str = request.getfixturevalue("everything_http")
+    return RemoteServerConfig(url=url)
+
+
+@asynccontextmanager
+async def connected(config: ServerConfig, user: NoOneToAsk) -> AsyncIterator[ServerManager]:
+    changes: list[tuple[str, str]] = []
+    async with ServerManager(
+        fast_settings(connect_timeout_s=30, log_level="debug"),
+        asks=user,
+        on_change=lambda _c, what, detail: changes.append((what, detail)),
+    ) as manager:
+        manager.changes = changes  # type: ignore[attr-defined]
+        await manager.apply(McpConfig(servers={"everything": config}))
+        await manager.wait_settled()
+        connection = manager.connection("everything")
+        assert connection.state is ServerState.READY, connection.error
+        yield manager
+
+
+async def test_every_tool_is_offered_and_roots_are_the_working_directory(everything: ServerConfig) -> None:
+    async with connected(everything, ScriptedUser()) as manager:
+        offered = {spec.tool for spec in manager.registry.server_tools("everything")}
+        # The async sampling/elicitation triggers need a client that runs tasks for the server: not offered.
+        assert offered == EVERY_TOOL
+        roots = await manager.call_tool("everything.get-roots-list", {})
+        assert Path(os.getcwd()).as_uri() in roots.text
+        connection = manager.connection("everything")
+        served = connection.roots_served
+        await connection.set_roots(["/tmp"])
+        with anyio.fail_after(10):  # the server asks again once told the roots changed
+            while connection.roots_served == served:
+                await anyio.sleep(0.05)
+        changed = await manager.call_tool("everything.get-roots-list", {})
+        assert "file:///tmp" in changed.text and Path(os.getcwd()).as_uri() not in changed.text
+
+
+async def test_elicitation_form_url_decline_and_cancel(everything: ServerConfig) -> None:
+    user = ScriptedUser()
+    async with connected(everything, user) as manager:
+        result = await manager.call_tool("everything.trigger-elicitation-request", {})
+        assert not result.is_error, result.text
+        assert "Ada Lovelace" in result.text and "It was a dark and stormy night." in result.text
+        assert isinstance(user.elicitations[0], mcp_types.ElicitRequestFormParams)
+        url = await manager.call_tool(
+            "everything.trigger-url-elicitation", {"url": "https://example.org/login", "elicitationId": "e1"}
+        )
+        assert not url.is_error, url.text
+        assert isinstance(user.elicitations[1], mcp_types.ElicitRequestURLParams)
+        assert user.elicitations[1].url == "https://example.org/login"
+        for action in ("decline", "cancel"):
+            user.action = action
+            answered = await manager.call_tool("everything.trigger-elicitation-request", {})
+            assert action in answered.text.lower(), answered.text
+
+
+async def test_sampling_progress_and_logging(everything: ServerConfig) -> None:
+    user = ScriptedUser()
+    async with connected(everything, user) as manager:
+        sampled = await manager.call_tool("everything.trigger-sampling-request", {"prompt": "Say hi", "maxTokens": 5})
+        assert "sampled reply" in sampled.text
+        assert user.samplings[0].max_tokens == 5
+        long = await manager.call_tool("everything.trigger-long-running-operation", {"duration": 1, "steps": 3})
+        assert not long.is_error
+        assert [p[0] for p in user.progress_seen] == [1, 2, 3] and user.progress_seen[-1][1] == 3
+        await manager.call_tool("everything.toggle-simulated-logging", {})
+        with anyio.fail_after(15):  # the server logs once at once, then every 5 s
+            while not manager.connection("everything").logs:
+                await anyio.sleep(0.1)
+        level = manager.connection("everything").logs[0][1]
+        assert level in ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+
+
+async def test_resources_templates_subscribe_and_updates(everything: ServerConfig) -> None:
+    async with connected(everything, ScriptedUser()) as manager:
+        connection = manager.connection("everything")
+        resources = await connection.list_resources()
+        assert any(r.uri == "demo://resource/static/document/architecture.md" for r in resources)
+        templates = await connection.list_resource_templates()
+        assert {t.uri_template for t in templates} >= {"demo://resource/dynamic/text/{resourceId}"}
+        read = await connection.read_resource("demo://resource/dynamic/text/7")
+        assert isinstance(read.contents[0], mcp_types.TextResourceContents)
+        await connection.subscribe_resource("demo://resource/dynamic/text/7")
+        await manager.call_tool("everything.toggle-subscriber-updates", {})
+        changes: list[tuple[str, str]] = manager.changes  # type: ignore[attr-defined]
+        with anyio.fail_after(15):  # updates come every 5 s
+            while not any(what == "resource_updated" for what, _ in changes):
+                await anyio.sleep(0.1)
+        assert ("resource_updated", "demo://resource/dynamic/text/7") in changes
+
+
+async def test_prompts_and_completion(everything: ServerConfig) -> None:
+    async with connected(everything, ScriptedUser()) as manager:
+        connection = manager.connection("everything")
+        prompts = {p.name: p for p in await connection.list_prompts()}
+        assert {"simple-prompt", "args-prompt", "completable-prompt"} <= set(prompts)
+        got = await connection.get_prompt("args-prompt", {"city": "Paris"})
+        assert "Paris" in json.dumps(got.model_dump(mode="json"))
+        suggestions = await connection.complete(mcp_types.PromptReference(name="completable-prompt"), "department", "E")
+        assert "Engineering" in suggestions
+
+
+async def test_task_only_tool_runs_as_a_task_and_asks_through_it(everything: ServerConfig) -> None:
+    user = ScriptedUser()
+    async with connected(everything, user) as manager:
+        spec = manager.registry.get("everything.simulate-research-query")
+        assert spec.task_support == "required"
+        result = await manager.call_tool("everything.simulate-research-query", {"topic": "MCP tasks"})
+        assert not result.is_error, result.text
+        assert "Research Report" in result.text and "MCP tasks" in result.text
+        assert any(message for _p, _t, message in user.progress_seen)  # the task's status messages
+        ambiguous = await manager.call_tool(
+            "everything.simulate-research-query", {"topic": "python", "ambiguous": True}
+        )
+        assert not ambiguous.is_error, ambiguous.text
+        assert user.elicitations, "the ambiguous query asks for clarification through the task"
+
+
+def test_elicitation_forms_validate_types_enums_formats_and_defaults() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "minLength": 2},
+            "age": {"type": "integer", "minimum": 0},
+            "color": {"type": "string", "enum": ["red", "green"], "enumNames": ["Red", "Green"]},
+            "mail": {"type": "string", "format": "email"},
+            "when": {"type": "string", "format": "date", "default": "2026-01-01"},
+            "tags": {"type": "array", "items": {"anyOf": [{"const": "a", "title": "A"}, {"const": "b"}]}},
+            "ok": {"type": "boolean", "default": False},
+        },
+        "required": ["name", "age"],
+    }
+    fields = {f.name: f for f in form_fields(schema)}
+    assert fields["color"].kind == "enum" and fields["color"].options == (("red", "Red"), ("green", "Green"))
+    assert fields["tags"].kind == "multi" and fields["color"].coerce("2") == "green"
+    assert fields["age"].coerce("41") == 41 and fields["ok"].coerce("yes") is True
+    with pytest.raises(ElicitationInputError):
+        fields["age"].coerce("4.5")
+    good = validate_content(schema, apply_defaults(schema, {"name": "Ada", "age": 36, "tags": ["a"]}))
+    assert good == {"name": "Ada", "age": 36, "when": "2026-01-01", "tags": ["a"], "ok": False}
+    with pytest.raises(ElicitationInputError) as problems:
+        validate_content(schema, {"name": "A", "age": -1, "color": "blue", "mail": "nope", "when": "soon"})
+    text = str(problems.value)
+    for expected in ("name: must be at least 2", "age: must be at least 0", "color: must be one of", "mail:", "when:"):
+        assert expected in text
+
+
+async def test_a_late_result_after_a_timeout_is_discarded_cleanly(caplog: pytest.LogCaptureFixture) -> None:
+    async with ServerManager(fast_settings()) as manager:
+        await manager.apply(McpConfig(servers={"fx": StdioServerConfig(**fixture_entry())}))
+        await manager.wait_settled()
+        with pytest.raises(ToolCallError, match="did not answer within 0.3s"):
+            await manager.call_tool("fx.stubborn", {"seconds": 1.0}, timeout_s=0.3)
+        await anyio.sleep(1.5)  # the server answers the cancelled call meanwhile
+        assert (await manager.call_tool("fx.echo", {"text": "next"})).text == "next"
+        assert manager.connection("fx").state is ServerState.READY
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
