@@ -244,3 +244,22 @@ async def test_a_late_result_after_a_timeout_is_discarded_cleanly(caplog: pytest
         assert (await manager.call_tool("fx.echo", {"text": "next"})).text == "next"
         assert manager.connection("fx").state is ServerState.READY
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+@pytest.mark.parametrize("protocol", ["auto", "legacy"])
+async def test_both_protocol_eras_route_questions_progress_and_logs_to_the_call(protocol: str) -> None:
+    """2026-07-28 servers ask through input-required results, 2025-11-25 ones with requests: same answers."""
+    user = ScriptedUser()
+    async with ServerManager(fast_settings(protocol=protocol, log_level="debug"), asks=user) as manager:
+        await manager.apply(McpConfig(servers={"fx": StdioServerConfig(**fixture_entry())}))
+        await manager.wait_settled()
+        connection = manager.connection("fx")
+        assert connection.state is ServerState.READY, connection.error
+        era = connection.status().protocol_version
+        assert (era == "2025-11-25") == (protocol == "legacy"), era
+        result = await manager.call_tool("fx.ask_name", {})
+        assert result.text == "accept: Ada Lovelace", result.text
+        user.action = "decline"
+        assert (await manager.call_tool("fx.ask_name", {})).text == "decline: -"
+        assert user.progress_seen and user.progress_seen[0] == (1, 2, "asking")
+        assert any(params.level == "warning" for params in user.logs)
