@@ -56,18 +56,20 @@ def run_auth(args: argparse.Namespace, config_path: Path, console: Console) -> i
 async def login(name: str, config: RemoteServerConfig, store: TokenStore) -> None:
     """Log in to server `name` once, through the browser: connect (the server's 401 starts the flow), disconnect.
 
-    The old tokens are dropped first, so this always asks the user; the client registration is kept.
+    The login starts without the old tokens, so it always asks the user (the client registration is
+    reused); they are replaced only when it succeeds, so a failed login leaves the old ones working.
     Raises `ServerStartError` when the login or the connection fails.
     """
-    store.forget_tokens()
+    staged = store.staged()
     port = config.auth.callback_port if config.auth else None
     auth: RemoteAuth | None = None
     try:
         with anyio.fail_after(LOGIN_TIMEOUT_S + 60):
             async with browser_login(port) as handlers:
-                auth = make_auth(name, config, store=store, login=handlers)
+                auth = make_auth(name, config, store=staged, login=handlers)
                 async with _client(config, auth):
                     pass
+        staged.commit()
     except Exception as exc:
         if auth is not None and (problem := auth.problem()) is not None:
             raise problem from exc

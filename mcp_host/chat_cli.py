@@ -5,7 +5,7 @@ call and a one-line result, asks `[y]es once / [a]lways / [n]o / [e]dit` where t
 Ctrl-C cancels the turn, not the program; Ctrl-D (or /quit) leaves. Input history is kept.
 What servers ask during a call is answered here too: forms and URLs (`chat_forms`), sampling shown
 before its approval, progress as bars that update in place (`chat_progress`), error logs as dim lines.
-Slash commands (`chat_commands`) reach resources, prompts, log levels and roots, with Tab completion
+Slash commands (`chat_commands`) reach resources, prompts, log levels, roots and plugins, with Tab completion
 (`chat_completion`).
 SIGTERM cancels `run_chat` wherever it is (the caller does it, see `mcp_host.cli`): the chat and the
 model close on the way out, and the host stops every server.
@@ -62,6 +62,7 @@ _T = TypeVar("_T")
 
 
 async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> int:
+    _check_plugins(host, args.plugins)
     console.print("[dim]loading the model…[/dim]")
     pick = await anyio.to_thread.run_sync(
         lambda: pick_model(args.model, replay=args.replay, replay_speed=args.replay_speed)
@@ -83,10 +84,12 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
         isolation = await detect_isolation()
         if isolation.warning:  # never silently weaker: the user reads it before the first run
             console.print(f"[bold yellow]{escape(isolation.warning)}[/bold yellow]")
-    failed = [s for s in host.statuses() if s.state.value == "failed"]
+    failed = [s.name for s in host.statuses() if s.state.value == "failed"]
+    servers = len(host.statuses()) - len(failed)
+    failed += [f"plugin {p.name}" for p in host.plugins.statuses() if p.state == "failed"]
     console.print(
-        f"[dim]{len(host.registry)} tools from {len(host.statuses()) - len(failed)} servers"
-        + (f"; failed: {', '.join(s.name for s in failed)}" if failed else "")
+        f"[dim]{len(host.registry)} tools from {servers} servers and {len(host.plugins.names)} plugins"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
         + f". {HELP}[/dim]"
     )
     history = FileHistory(str(_history_path())) if not args.no_history else InMemoryHistory()
@@ -104,12 +107,20 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
     )
     state = ChatState(effort=harmony.reasoning_effort)
     try:
-        async with host.chat(backend, ChatOptions(harmony=harmony, format=pick.format)) as chat:
+        async with host.chat(backend, ChatOptions(harmony=harmony, format=pick.format, plugins=args.plugins)) as chat:
             await _loop(SlashCommands(host, chat, console, state), session, view)
             return 0
     finally:
         with anyio.CancelScope(shield=True):  # also when the chat is cancelled (SIGTERM)
             await pick.backend.aclose()
+
+
+def _check_plugins(host: Host, chosen: tuple[str, ...] | None) -> None:
+    """`--plugins a,b`: each must be loaded; raises `UsageError` naming the loaded ones."""
+    unknown = [name for name in chosen or () if name not in host.plugins.names]
+    if unknown:
+        loaded = ", ".join(host.plugins.names) or "none"
+        raise UsageError(f"--plugins: not loaded here: {', '.join(unknown)} (loaded plugins: {loaded})")
 
 
 async def _loop(commands: SlashCommands, session: PromptSession[str], view: TurnView) -> None:

@@ -6,6 +6,7 @@
 Server features: `/resources`, `/prompts`, `/attach SERVER:URI` (read now, sent with the next message),
 `/detach`, `/SERVER.PROMPT arg=value ...` (the prompt's messages become the next user message),
 `/loglevel SERVER LEVEL`, `/roots SERVER PATH...`. A server that cannot answer is reported, never fatal.
+Plugins: `/plugins` (each with its state and whether this chat uses it), `/plugin on|off NAME`.
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ from mcp_host.servers.state import ServerState
 
 HELP = (
     "/tools  /servers  /resources [SERVER]  /prompts  /SERVER.PROMPT arg=value…  /attach SERVER:URI  /detach\n"
-    "/loglevel SERVER LEVEL  /roots SERVER PATH…  /reasoning low|medium|high  /reset  /save FILE  /help  /quit"
+    "/loglevel SERVER LEVEL  /roots SERVER PATH…  /plugins  /plugin on|off NAME  /reasoning low|medium|high\n"
+    "/reset  /save FILE  /help  /quit"
 )
 COMMANDS = (
     "/attach",
     "/detach",
     "/help",
     "/loglevel",
+    "/plugin",
+    "/plugins",
     "/prompts",
     "/quit",
     "/reasoning",
@@ -49,6 +53,7 @@ COMMANDS = (
     "/tools",
 )
 EFFORTS: tuple[Effort, ...] = get_args(Effort)
+SWITCHES = ("on", "off")
 
 
 @dataclass
@@ -114,7 +119,8 @@ class SlashCommands:
         out = self.console
         if command == "/tools":
             for spec in self.host.registry:
-                out.print(f"{shown(spec.name)}  [dim]{shown(spec.summary)}[/dim]", soft_wrap=True)
+                off = " (plugin off in this chat)" if spec.origin == "plugin" and not self._uses(spec.server) else ""
+                out.print(f"{shown(spec.name)}  [dim]{shown(spec.summary)}{off}[/dim]", soft_wrap=True)
         elif command == "/servers":
             for status in self.host.statuses():
                 out.print(
@@ -145,10 +151,60 @@ class SlashCommands:
             await self._log_level(*rest.split())
         elif command == "/roots" and rest:
             await self._roots(rest)
+        elif command == "/plugins" and not rest:
+            self._plugins()
+        elif command == "/plugin" and len(rest.split()) == 2 and rest.split()[0] in SWITCHES:
+            switch, name = rest.split()
+            self._switch_plugin(name, on=switch == "on")
         else:
             if command != "/help":
                 out.print(f"[yellow]unknown command or arguments: {shown(command)}[/yellow]")
             out.print(f"[dim]{HELP}[/dim]")
+
+    def _uses(self, plugin: str) -> bool:
+        enabled = self.chat.enabled_plugins
+        return plugin in self.host.plugins.names and (enabled is None or plugin in enabled)
+
+    def _plugins(self) -> None:
+        statuses = self.host.plugins.statuses()
+        if not statuses:
+            self.console.print("[dim]no plugins[/dim]")
+        for status in statuses:
+            if status.state != "loaded":
+                use = f"[red]{status.state}[/red]" if status.state == "failed" else f"[dim]{status.state}[/dim]"
+            elif self._uses(status.name):
+                use = "[green]on in this chat[/green]"
+            else:
+                use = "[yellow]off in this chat[/yellow]"
+            tools = ", ".join(status.tools) or "no tools"
+            error = f"  [red]{shown(status.error)}[/red]" if status.error else ""
+            self.console.print(
+                f"{shown(status.name)}  {use}  [dim]{status.origin}: {shown(tools)}[/dim]{error}", soft_wrap=True
+            )
+
+    def _switch_plugin(self, name: str, *, on: bool) -> None:
+        """`/plugin on|off NAME`: the chat's `enabled_plugins` from the next turn on."""
+        loaded = self.host.plugins.names
+        if name not in loaded:
+            found = next((s for s in self.host.plugins.statuses() if s.name == name), None)
+            if found is not None:
+                how = "failed" if found.state == "failed" else f"is {found.state}"
+                raise UsageError(f"plugin {name} {how}: {found.error or 'see /plugins'}")
+            raise UsageError(f"no plugin named {name!r} (plugins: {', '.join(loaded) or 'none'})")
+        if self._uses(name) == on:
+            self.console.print(f"[dim]plugin {shown(name)} is {'on' if on else 'off'} already[/dim]")
+            return
+        enabled = set(loaded) if self.chat.enabled_plugins is None else set(self.chat.enabled_plugins)
+        if on:
+            enabled.add(name)
+        else:
+            enabled.discard(name)
+        self.chat.enabled_plugins = enabled
+        self.console.print(
+            f"[dim]plugin {shown(name)} {'on' if on else 'off'} from the next message "
+            f"(this chat: {shown(', '.join(sorted(enabled & set(loaded))) or 'no plugins')})[/dim]",
+            soft_wrap=True,
+        )
 
     async def _attach(self, rest: str) -> None:
         if not rest:

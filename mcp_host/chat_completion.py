@@ -1,4 +1,4 @@
-"""Tab completion for the terminal chat's slash commands: commands, servers, prompts, their arguments' values.
+"""Tab completion for the terminal chat's slash commands: commands, servers, plugins, prompts, their arguments' values.
 
     session = PromptSession(completer=SlashCompleter(host))
 
@@ -19,7 +19,7 @@ import mcp_types
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-from mcp_host.chat_commands import COMMANDS, EFFORTS
+from mcp_host.chat_commands import COMMANDS, EFFORTS, SWITCHES
 from mcp_host.errors import McpHostError
 from mcp_host.host import Host
 from mcp_host.servers.asks import LOG_LEVELS
@@ -66,6 +66,10 @@ class SlashCompleter(Completer):
             return _matching(current, LOG_LEVELS)
         if command == "/reasoning" and position == 1:
             return _matching(current, EFFORTS)
+        if command == "/plugin" and position == 1:
+            return _matching(current, SWITCHES)
+        if command == "/plugin" and position == 2:
+            return _matching(current, self.host.plugins.names)
         if command == "/attach" and position == 1:
             return await self._attachable(current)
         if command not in COMMANDS and "." in command:

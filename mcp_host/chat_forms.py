@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from rich.markup import escape
 
@@ -28,12 +29,17 @@ Ask = Callable[[str], Awaitable[str]]
 Say = Callable[[str], None]
 Action = Literal["accept", "decline", "cancel"]
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """Text with terminal control characters (escape sequences, bidi overrides) replaced; newlines and tabs kept."""
+    return _CONTROL.sub("\ufffd", text)
 
 
 def shown(text: str) -> str:
     """Server-written text made safe to print as rich markup: no markup, no terminal control characters."""
-    return escape(_CONTROL.sub("\ufffd", text))
+    return escape(printable(text))
 
 
 async def fill_elicitation(event: ElicitationRequired, ask: Ask, say: Say) -> ElicitationAnswer:
@@ -62,6 +68,14 @@ async def _choose(ask: Ask, say: Say, question: str) -> Action:
 async def _visit(event: ElicitationRequired, ask: Ask, say: Say) -> ElicitationAnswer:
     say(f"[bold]{shown(event.server)}[/bold] asks you to open a link: {shown(event.message)}")
     say(f"  [bold underline]{shown(event.url or '(no URL given)')}[/bold underline]")
+    parts = urlsplit(event.url or "")
+    if parts.hostname:
+        say(
+            f"  it leads to [bold]{shown(parts.hostname)}[/bold]"
+            + ("" if parts.scheme == "https" else " [red](not https)[/red]")
+        )
+    if parts.username is not None or parts.password is not None:
+        say("[bold red]  the link hides its real address behind a user name (user@host): be careful[/bold red]")
     say("[dim]  not opened for you: open it yourself if you trust it, then answer[/dim]")
     return ElicitationAnswer(await _choose(ask, say, "[a]ccept (I opened it) / [d]ecline / [c]ancel? "))
 
@@ -79,7 +93,39 @@ async def _fill(event: ElicitationRequired, ask: Ask, say: Say) -> ElicitationAn
         value = await ask_field(field, schema, ask, say)
         if value is not None:
             content[field.name] = value
-    return ElicitationAnswer("accept", content)
+    while True:  # MCP: the user reviews (and may change) what is sent before it goes
+        say("  [dim]about to send:[/dim]")
+        for field in fields:
+            shown_value = "•••" if field.secret and field.name in content else _value_text(content.get(field.name))
+            say(f"    {shown(field.name)}: {shown(shown_value)}")
+        choice = (await ask("[s]end / [e]dit a field / [d]ecline / [c]ancel? ")).strip().lower()
+        if choice in ("s", "send", ""):
+            return ElicitationAnswer("accept", content)
+        if choice in ("d", "decline"):
+            return ElicitationAnswer("decline")
+        if choice in ("c", "cancel"):
+            return ElicitationAnswer("cancel")
+        if choice in ("e", "edit"):
+            name = (await ask("  which field? ")).strip()
+            chosen = next((f for f in fields if f.name == name or f.title == name), None)
+            if chosen is None:
+                say(f"[red]  no field {shown(name)!s}[/red]")
+                continue
+            value = await ask_field(chosen, schema, ask, say)
+            if value is None:
+                content.pop(chosen.name, None)
+            else:
+                content[chosen.name] = value
+            continue
+        say("[red]answer s (send), e (edit), d (decline) or c (cancel)[/red]")
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return "(empty)"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
 
 
 async def ask_field(field: FormField, schema: dict[str, Any], ask: Ask, say: Say) -> Any:
@@ -89,7 +135,9 @@ async def ask_field(field: FormField, schema: dict[str, Any], ask: Ask, say: Say
     """
     say(_heading(field))
     for number, (value, label) in enumerate(field.options, start=1):
-        say(f"    {number}. {shown(label)}" + (f" [dim]({shown(value)})[/dim]" if label != value else ""))
+        say(f"    {number}. {shown(label)}" + (f" [dim]({shown(str(value))})[/dim]" if label != str(value) else ""))
+    if field.secret:
+        say("[bold red]  this looks like a secret: servers must not ask for secrets in a form (MCP)[/bold red]")
     one_field = _single_field_schema(schema, field)
     while True:
         text = (await ask(f"  {field.name}{_hint(field)}: ")).strip()
@@ -132,7 +180,7 @@ def _hint(field: FormField) -> str:
 
 
 def _default_text(field: FormField) -> str:
-    labels = dict(field.options)
+    labels = {str(value): label for value, label in field.options}
     default = field.default
     if field.kind == "boolean":
         return "y" if default else "n"

@@ -3,12 +3,14 @@
     mcp-host chat                             chat with gpt-oss and every tool (approvals, Ctrl-C cancels a turn)
     mcp-host servers                          state, transport, tool count and error of each server
     mcp-host tools                            every tool by qualified name
-    mcp-host call time.get_current_time '{"timezone": "UTC"}'
+    mcp-host call time.get_current_time '{"timezone": "UTC"}'      (a plugin's tool: PLUGIN.TOOL)
+    mcp-host plugins | plugins new NAME       each plugin's state, or a skeleton plugin   (mcp_host.plugins_command)
     mcp-host resources | read SERVER URI | prompts | prompt SERVER NAME k=v   (mcp_host.resources_command)
     mcp-host render --reasoning high --browser    the exact gpt-oss prompt and what each part costs
     mcp-host config add time -- uvx mcp-server-time
     mcp-host config add remote --url https://example.com/mcp --header "Authorization=Bearer ${TOKEN}"
     mcp-host auth login remote                 log in to an OAuth-protected server (opens the browser once)
+    mcp-host --no-plugins tools               no plugins at all (any command); `chat --plugins a,b`: only these
 
 Exit codes: 0 success, 1 the operation failed (a tool error, a server not ready), 2 bad usage or config.
 SIGTERM ends `chat` and `serve` (Ctrl-C too for serve) with 0, once every MCP server has stopped.
@@ -39,6 +41,7 @@ from mcp_host.config.mcpjson import load_config
 from mcp_host.config.paths import audit_log_path, default_config_path
 from mcp_host.errors import ConfigError, McpHostError, ServerNotReadyError, UsageError
 from mcp_host.host import Host
+from mcp_host.plugins_command import add_plugins_parser, check_plugin_tool, parse_plugin_names, run_plugins
 from mcp_host.render_command import render_prompt
 from mcp_host.resources_command import COMMANDS as RESOURCE_COMMANDS
 from mcp_host.resources_command import add_parsers as add_resource_parsers
@@ -73,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="mcp.json to use (default: $MCP_HOST_CONFIG, else ~/.lmstudio/mcp.json)"
     )
     parser.add_argument("--settings", type=Path, help="host settings TOML (default: ~/.config/mcp-host/settings.toml)")
+    parser.add_argument("--no-plugins", action="store_true", help="load no plugins (bundled, yours or installed)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -83,11 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_argument("--json", action="store_true", help="machine-readable output")
 
     call = commands.add_parser("call", help='call one tool: SERVER.TOOL \'{"json": "args"}\'')
-    call.add_argument("tool", help="qualified tool name, SERVER.TOOL")
+    call.add_argument("tool", help="qualified tool name, SERVER.TOOL or PLUGIN.TOOL")
     call.add_argument("arguments", nargs="?", default="{}", help="arguments as a JSON object (default {})")
     call.add_argument("--timeout", type=float, help="seconds to wait for the result")
     call.add_argument("--json", action="store_true", help="print the whole result as JSON")
     add_resource_parsers(commands)
+    add_plugins_parser(commands)
 
     chat = commands.add_parser("chat", help="chat with the model and every tool (the main job)")
     chat.add_argument("--model", help="a .gguf path, an LM Studio id (openai/gpt-oss-20b) or an http:// server")
@@ -103,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--replay-speed", type=float, default=0.0, help="replayed tokens per second (0: instant)")
     chat.add_argument("--no-history", action="store_true", help="do not keep input history on disk")
     chat.add_argument("--record", type=Path, help="record every generation to this file (for bug reports)")
+    chat.add_argument(
+        "--plugins", type=parse_plugin_names, metavar="A,B", help="only these plugins in this chat (default: all)"
+    )
 
     serve = commands.add_parser("serve", help="serve the OpenAI-compatible chat API (loopback by default)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -178,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _config_add(args, command_line, console)
         if args.command == "auth":
             return run_auth(args, _config_path(args), console)
+        if args.command == "plugins":
+            return run_plugins(args, _config_path(args), console)
         if command_line:
             raise UsageError("'--' is only used by 'config add'")
         return anyio.run(_run, args, console)
@@ -217,10 +227,15 @@ def _stop_signals(command: str) -> tuple[signal.Signals, ...]:
 
 def _host(args: argparse.Namespace) -> Host:
     path = _config_path(args)
-    only = [_server_of(args.tool, path)] if args.command == "call" else servers_to_start(args, path)
+    only = servers_to_start(args, path)
+    if args.command == "call":
+        server = _server_of(args.tool, _configured_servers(path))
+        only = [server] if server is not None else []  # a plugin's tool (else an error once loaded): no server
     watch = args.command in ("chat", "serve")
     audit = audit_log_path() if args.command in ("chat", "serve") else None
-    return Host(path, settings_path=args.settings, only=only, watch=watch, audit_path=audit)
+    return Host(
+        path, settings_path=args.settings, only=only, watch=watch, audit_path=audit, plugins=not args.no_plugins
+    )
 
 
 async def _run_until_stopped(
@@ -270,14 +285,15 @@ async def _command(host: Host, args: argparse.Namespace, console: Console) -> in
     return await _call(console, host, args)
 
 
-def _server_of(tool: str, path: Path) -> str:
-    """The configured server a qualified name belongs to (server names may contain dots: longest wins)."""
-    names = load_config(path).servers
-    owners = [name for name in names if tool.startswith(f"{name}.") and len(tool) > len(name) + 1]
-    if not owners:
-        known = ", ".join(sorted(names)) or "none"
-        raise UsageError(f"{tool!r} names no configured server; write SERVER.TOOL (servers: {known})")
-    return max(owners, key=len)
+def _configured_servers(path: Path) -> list[str]:
+    return sorted(load_config(path).servers)
+
+
+def _server_of(tool: str, servers: list[str]) -> str | None:
+    """The configured server a qualified name belongs to (server names may contain dots: longest wins),
+    else None: the name may be a plugin's tool."""
+    owners = [name for name in servers if tool.startswith(f"{name}.") and len(tool) > len(name) + 1]
+    return max(owners, key=len) if owners else None
 
 
 def _print_servers(console: Console, statuses: list[ServerStatus], as_json: bool) -> None:
@@ -330,6 +346,11 @@ def _print_tools(console: Console, host: Host, as_json: bool) -> None:
             Console(stderr=True, soft_wrap=True).print(
                 f"[yellow]note:[/yellow] server {status.name} is {status.state.value}: {escape(status.error or '')}"
             )
+    for plugin in host.plugins.statuses():
+        if plugin.state == "failed":
+            Console(stderr=True, soft_wrap=True).print(
+                f"[yellow]note:[/yellow] plugin {plugin.name} failed: {escape(plugin.error or '')}"
+            )
 
 
 async def _call(console: Console, host: Host, args: argparse.Namespace) -> int:
@@ -339,9 +360,16 @@ async def _call(console: Console, host: Host, args: argparse.Namespace) -> int:
         raise UsageError(f"arguments are not valid JSON ({exc.msg} at column {exc.colno}): {args.arguments}") from exc
     if not isinstance(arguments, dict):
         raise UsageError('arguments must be a JSON object, like \'{"name": "value"}\'')
-    status = host.manager.connection(_server_of(args.tool, host.config_path)).status()
-    if status.state is not ServerState.READY:
-        raise ServerNotReadyError(f"server {status.name!r} is {status.state.value}: {status.error}", server=status.name)
+    servers = _configured_servers(host.config_path)
+    server = _server_of(args.tool, servers)
+    if server is None:
+        check_plugin_tool(host, args.tool, servers, plugins_off=args.no_plugins)
+    else:
+        status = host.manager.connection(server).status()
+        if status.state is not ServerState.READY:
+            raise ServerNotReadyError(
+                f"server {status.name!r} is {status.state.value}: {status.error}", server=status.name
+            )
     result = await host.call_tool(args.tool, arguments, timeout_s=args.timeout)
     _print_result(console, result, args.json)
     return EXIT_FAILED if result.is_error else 0

@@ -19,6 +19,8 @@
     │   ├── ToolCallError           the call itself failed (timeout, transport, protocol)
     │   ├── BrowserError            the browser cannot do what the model asked; the message is for the model
     │   └── SandboxStartError       the python tool's sandbox could not start (reported to the model as the result)
+    ├── PluginError                 something about a plugin
+    │   └── ToolDefinitionError     a function cannot be a tool (an untyped parameter, *args, a bad name)
     ├── BackendError                the inference engine failed
     │   ├── ModelNotFoundError      no model matches the name
     │   ├── ModelLoadError          the model was found but the engine could not load it
@@ -161,6 +163,14 @@ class SandboxStartError(ToolError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, tool="python")
+
+
+class PluginError(McpHostError):
+    """Something about a plugin: its definition, its loading."""
+
+
+class ToolDefinitionError(PluginError):
+    """A function that cannot be a tool (an untyped parameter, `*args`, a bad name); says which and why."""
 
 
 class BackendError(McpHostError):

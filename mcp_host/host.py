@@ -32,6 +32,7 @@ from mcp_host.config.paths import default_config_path, default_settings_path
 from mcp_host.config.settings import HostSettings, load_settings
 from mcp_host.config.watch import watch_config
 from mcp_host.errors import ChatClosedError, ConfigError
+from mcp_host.plugins.manager import PluginManager
 from mcp_host.prompt.vocab import harmony_encoding
 from mcp_host.servers.asks import ServerAsks
 from mcp_host.servers.features import resource_texts
@@ -61,6 +62,7 @@ class Host:
         on_reload: ReloadListener | None = None,
         audit_path: Path | None = None,
         asks: ServerAsks | None = None,
+        plugins: bool | PluginManager = True,
     ) -> None:
         self.config_path = config_path or default_config_path()
         self.audit_path = audit_path
@@ -70,6 +72,9 @@ class Host:
         self.only = only
         self._on_reload = on_reload
         self.asks = asks  # answers servers' requests made outside any chat's call (None: declined)
+        # True: the bundled, user and installed plugins; False: none; or a manager built by the caller.
+        self._plugin_choice = plugins
+        self._plugins: PluginManager | None = None
         self.registry = ToolRegistry()
         self.config: McpConfig | None = None
         self.last_config_error: ConfigError | None = None
@@ -99,8 +104,24 @@ class Host:
             raise RuntimeError("Host is not running: use it as `async with Host(...)`")
         return self._manager
 
+    @property
+    def plugins(self) -> PluginManager:
+        """The plugins (loaded on entry); an empty manager when the host was made with `plugins=False`."""
+        if self._plugins is None:
+            self._plugins = PluginManager(self.registry, self.settings.plugins, folders=[], entry_points=False)
+        return self._plugins
+
     async def __aenter__(self) -> Host:
         config = self._load()
+        if self._plugin_choice is not False:
+            manager = (
+                self._plugin_choice
+                if isinstance(self._plugin_choice, PluginManager)
+                else PluginManager(self.registry, self.settings.plugins)
+            )
+            manager._reserved = lambda: set(self.config.servers) if self.config is not None else set()  # noqa: SLF001
+            self._plugins = manager
+            await anyio.to_thread.run_sync(manager.load_all)
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._manager = ServerManager(self.settings.servers, self.registry, asks=self.asks)
@@ -108,6 +129,8 @@ class Host:
         await self._manager.apply(config)
         if self.watch:
             self._task_group.start_soon(self._follow_edits, name="watch mcp.json")
+            if self._plugins is not None:
+                self._task_group.start_soon(self._plugins.watch, self._stop_watching, name="watch plugins")
         return self
 
     async def __aexit__(
@@ -219,6 +242,7 @@ class Host:
             browser=session,
             workdir=workdir,
             task_group=self._task_group,
+            plugins=self._plugins,
         )
         self._chats.add(chat)
         return chat
@@ -246,5 +270,12 @@ class Host:
         timeout_s: float | None = None,
         asks: ServerAsks | None = None,
     ) -> ToolResult:
-        """Call a tool by qualified name; `asks` answers what the server asks meanwhile (else the host's)."""
+        """Call a tool by qualified name (a server's or a plugin's); `asks` answers what a server asks meanwhile."""
+        if (
+            self._plugins is not None
+            and self._plugins.tool(name) is not None
+            and (name not in self.registry or self.registry.get(name).origin == "plugin")
+        ):
+            limit = timeout_s or self.settings.servers.call_timeout_s
+            return await self._plugins.call(name, arguments or {}, timeout_s=limit, roots=(Path.cwd(),))
         return await self.manager.call_tool(name, arguments, timeout_s=timeout_s, asks=asks)

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mcp_host.chat_forms import printable, shown
 from mcp_host.config.mcpjson import load_config
 from mcp_host.errors import ServerNotReadyError, ServerRequestError, UsageError
 from mcp_host.host import Host
@@ -153,8 +154,14 @@ async def _read(console: Console, connection: Connection, args: argparse.Namespa
         if part.binary_bytes:
             _note(f"{part.text}: write it to a file with --output FILE")
         else:
-            console.out(part.text, highlight=False)
+            console.out(_for_terminal(console, part.text), highlight=False)
     return 0
+
+
+def _for_terminal(console: Console, text: str) -> str:
+    """A server's text as printed: on a terminal, control characters replaced (no screen clearing or
+    title setting by a server); piped or redirected, exactly as the server sent it."""
+    return printable(text) if console.is_terminal else text
 
 
 def _bytes(server: str, contents: mcp_types.TextResourceContents | mcp_types.BlobResourceContents) -> bytes:
@@ -208,8 +215,8 @@ async def _prompt(console: Console, connection: Connection, args: argparse.Names
     for index, (role, text) in enumerate(messages):
         if index:
             console.print()
-        console.print(f"[bold]{escape(role)}[/bold]")
-        console.out(text, highlight=False)
+        console.print(f"[bold]{shown(role)}[/bold]")
+        console.out(_for_terminal(console, text), highlight=False)
     return 0
 
 
@@ -235,7 +242,7 @@ def _print_table(console: Console, headers: list[str], rows: list[list[str]]) ->
         table.add_column(header, no_wrap=True)
     table.add_column(headers[-1], min_width=DESCRIPTION_MIN_WIDTH)
     for row in rows:
-        table.add_row(*(escape(cell) for cell in row))
+        table.add_row(*(shown(cell) for cell in row))
     fixed = sum(max(len(header), *(len(row[i]) for row in rows)) + 2 for i, header in enumerate(headers[:-1]))
     needed = fixed + DESCRIPTION_MIN_WIDTH
     if console.width < needed:  # wider than the terminal (or a pipe's 80 columns): lines wrap, cells stay whole

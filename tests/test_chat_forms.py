@@ -70,7 +70,7 @@ def form(schema: dict[str, Any] = SCHEMA) -> ElicitationRequired:
 
 
 async def test_a_filled_form_keeps_defaults_on_enter_and_reads_each_kind() -> None:
-    user = Script(["a", "Ada Lovelace", "y", "", "ada@example.com", "", "2", "Superman", "2, 1"])
+    user = Script(["a", "Ada Lovelace", "y", "", "ada@example.com", "", "2", "Superman", "2, 1", "s"])
     answer = await fill_elicitation(form(), user.ask, user.say)
     assert answer == ElicitationAnswer(
         "accept",
@@ -103,7 +103,7 @@ async def test_wrong_answers_are_asked_again_with_the_reason() -> None:
         },
         "required": ["name", "integer"],
     }
-    user = Script(["accept", "", "Ada", "abc", "500", "1.5", "7", "not-an-address", "a@b.co", "maybe", "n"])
+    user = Script(["accept", "", "Ada", "abc", "500", "1.5", "7", "not-an-address", "a@b.co", "maybe", "n", "s"])
     answer = await fill_elicitation(form(schema), user.ask, user.say)
     assert answer == ElicitationAnswer("accept", {"name": "Ada", "integer": 7, "email": "a@b.co", "ok": False})
     screen = user.screen
@@ -114,7 +114,7 @@ async def test_wrong_answers_are_asked_again_with_the_reason() -> None:
 
 async def test_an_optional_field_left_empty_is_left_out() -> None:
     schema = {"type": "object", "properties": {"nickname": {"type": "string"}}}
-    user = Script(["a", ""])
+    user = Script(["a", "", "send"])
     assert await fill_elicitation(form(schema), user.ask, user.say) == ElicitationAnswer("accept", {})
 
 
@@ -148,9 +148,40 @@ async def test_a_url_is_shown_never_opened_and_accept_means_opened() -> None:
     assert user.prompts == ["[a]ccept (I opened it) / [d]ecline / [c]ancel? "]
 
 
+async def test_the_user_reviews_and_edits_before_sending_and_is_warned_of_secrets() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "password": {"type": "string"}},
+        "required": ["name"],
+    }
+    user = Script(["a", "Ada", "hunter2", "e", "name", "Grace", "s"])
+    answer = await fill_elicitation(form(schema), user.ask, user.say)
+    assert answer == ElicitationAnswer("accept", {"name": "Grace", "password": "hunter2"})
+    assert "servers must not ask for secrets in a form" in user.screen
+    assert "about to send:" in user.screen and "password: •••" in user.screen and "hunter2" not in user.screen
+    declined = Script(["a", "Ada", "", "d"])
+    assert await fill_elicitation(form(schema), declined.ask, declined.say) == ElicitationAnswer("decline")
+
+
+async def test_a_url_names_its_host_and_flags_a_hidden_one() -> None:
+    event = ElicitationRequired(
+        elicitation_id="elicit_3",
+        call_id=None,
+        server="x",
+        mode="url",
+        message="Pay",
+        url="http://bank.example@evil.example/pay",
+    )
+    user = Script(["d"])
+    assert await fill_elicitation(event, user.ask, user.say) == ElicitationAnswer("decline")
+    assert "it leads to [bold]evil.example[/bold] [red](not https)[/red]" in user.screen
+    assert "hides its real address behind a user name" in user.screen
+
+
 def test_server_text_cannot_restyle_or_control_the_terminal() -> None:
     assert shown("[bold]hi[/bold]\x1b[2J\x07") == "\\[bold]hi\\[/bold]\ufffd[2J\ufffd"
     assert shown("two\nlines\tok") == "two\nlines\tok"
+    assert shown("abc\u202eevil") == "abc\ufffdevil"  # no right-to-left override
 
 
 def test_a_sampling_request_reads_as_system_prompt_messages_and_limits() -> None:

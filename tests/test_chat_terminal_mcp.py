@@ -138,6 +138,9 @@ def test_prompts_completion_and_an_elicitation_form_in_the_terminal(terminal: st
     keys(terminal, "a", "Enter")
     for field, text in FORM:
         answer_at(terminal, f"\n  {field}", text)
+    shown = wait_for(terminal, "[s]end / [e]dit a field / [d]ecline / [c]ancel?")  # reviewed before it goes
+    assert "about to send:" in shown and "name: Ada Lovelace" in shown
+    keys(terminal, "s", "Enter")
     shown = wait_for(terminal, "Thank you, form received.")
     assert "User provided the requested information!" in shown and "Name: Ada Lovelace" in shown
     assert "  firstLine [It was a dark and stormy night.]:" in shown

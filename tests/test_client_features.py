@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,12 +18,16 @@ import anyio
 import mcp_types
 import pytest
 
+from mcp_host.agent import ElicitationRequired, ErrorEvent, ToolCallResult, TurnCompleted
+from mcp_host.backends import RecordedGeneration, ReplayBackend
 from mcp_host.config.mcpjson import McpConfig, RemoteServerConfig, ServerConfig, StdioServerConfig
 from mcp_host.errors import ToolCallError
+from mcp_host.host import Host
+from mcp_host.prompt import harmony_encoding
 from mcp_host.servers import ServerManager, ServerState
 from mcp_host.servers.asks import NoOneToAsk, SamplingReply
 from mcp_host.servers.elicitation import ElicitationInputError, apply_defaults, form_fields, validate_content
-from tests.conftest import everything_command, fast_settings, fixture_entry
+from tests.conftest import everything_command, fast_settings, fixture_entry, write_config
 
 pytestmark = pytest.mark.anyio
 
@@ -263,3 +268,62 @@ async def test_both_protocol_eras_route_questions_progress_and_logs_to_the_call(
         assert (await manager.call_tool("fx.ask_name", {})).text == "decline: -"
         assert user.progress_seen and user.progress_seen[0] == (1, 2, "asking")
         assert any(params.level == "warning" for params in user.logs)
+
+
+@pytest.mark.parametrize("protocol", ["auto", "legacy"])
+async def test_a_question_never_reaches_another_chats_user(protocol: str) -> None:
+    """Chat B's call is in flight when chat A's call asks: A answers on 2026-07-28 (the question rides A's
+    call); a 2025-era request names no call, so with two chats in flight it is declined, never shown to B."""
+    alice, bob = ScriptedUser(), ScriptedUser()
+    alice_answer = {"name": "Ada Lovelace"}
+    async with ServerManager(fast_settings(protocol=protocol)) as manager:
+        await manager.apply(McpConfig(servers={"fx": StdioServerConfig(**fixture_entry())}))
+        await manager.wait_settled()
+        results: dict[str, str] = {}
+
+        async def bobs_call() -> None:
+            results["bob"] = (await manager.call_tool("fx.sleep", {"seconds": 2}, asks=bob)).text
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(bobs_call)
+            await anyio.sleep(0.3)  # bob's call is in flight first
+            results["alice"] = (await manager.call_tool("fx.ask_name", {}, asks=alice)).text
+    assert not bob.elicitations  # bob never sees alice's question
+    assert results["bob"] == "slept 2.0"
+    if protocol == "legacy":
+        assert results["alice"] == "decline: -"
+    else:
+        assert results["alice"] == f"accept: {alice_answer['name']}" and len(alice.elicitations) == 1
+
+
+ROGUE = Path(__file__).parent / "fixtures" / "rogue_server.py"
+
+
+async def test_a_form_that_is_not_valid_mcp_is_declined_in_a_turn_and_garbage_tasks_are_errors(tmp_path: Path) -> None:
+    hostile = {
+        "type": "object",
+        "properties": {"n": {"type": "integer", "minimum": "x"}, "deep": {"type": "object"}},
+    }
+    config = write_config(tmp_path / "mcp.json", {"rogue": {"command": sys.executable, "args": [str(ROGUE)]}})
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[permissions.servers]\nrogue = "allow"\n')
+    encoding = harmony_encoding()
+    script = [
+        f"<|channel|>commentary to=functions.rogue__ask <|constrain|>json<|message|>"
+        f"{json.dumps({'schema': json.dumps(hostile)})}<|call|>",
+        "<|channel|>commentary to=functions.rogue__task_garbage <|constrain|>json<|message|>{}<|call|>",
+        "<|channel|>final<|message|>done<|return|>",
+    ]
+    backend = ReplayBackend(
+        [RecordedGeneration([], list(encoding.encode(text, allowed_special="all")), "stop") for text in script]
+    )
+    async with Host(config, settings_path=settings, plugins=False) as host:
+        await host.wait_settled()
+        events = [event async for event in host.chat(backend).send("go")]
+    assert not [e for e in events if isinstance(e, ElicitationRequired)], events  # never shown to the user
+    (refused,) = [e for e in events if isinstance(e, ErrorEvent) and e.kind == "elicitation"]
+    assert "rogue sent a form that is not valid MCP" in refused.message and "deep: type 'object'" in refused.message
+    asked, task = [e for e in events if isinstance(e, ToolCallResult)]
+    assert '"action": "decline"' in asked.text
+    assert task.is_error and "the server's answer is not a tool result" in task.text
+    assert isinstance(events[-1], TurnCompleted) and events[-1].stop_reason == "answered"

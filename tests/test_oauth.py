@@ -214,3 +214,15 @@ async def test_auth_status_and_logout(tmp_path: Path, state_home: Path) -> None:
     assert unknown.returncode == 1 and "no server 'nope'" in unknown.stderr
     stdio = await anyio.to_thread.run_sync(mcp_host, config, state_home, "login", "local")
     assert stdio.returncode == 2 and "only remote servers log in" in stdio.stderr
+
+
+async def test_a_failed_login_keeps_the_tokens_that_worked() -> None:
+    from mcp_host.auth_command import login
+    from mcp_host.errors import ServerStartError
+
+    store = TokenStore.for_server("remote")
+    await store.set_tokens(OAuthToken(access_token=ACCESS, refresh_token=REFRESH, expires_in=3600))
+    with pytest.raises(ServerStartError, match="login to 'remote' failed"):
+        await login("remote", RemoteServerConfig(url="http://127.0.0.1:9/mcp"), store)
+    kept = store.load().tokens
+    assert kept is not None and kept.access_token == ACCESS and kept.refresh_token == REFRESH

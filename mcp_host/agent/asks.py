@@ -11,6 +11,8 @@ A question still open when its call ends is cancelled: the server gets `cancel`,
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,16 +22,23 @@ import mcp_types
 from pydantic import ValidationError
 
 from mcp_host.agent.calls import Approvals, Emit, Pending
-from mcp_host.agent.events import ApprovalRequired, ElicitationRequired, ServerLog, ToolCallProgress
+from mcp_host.agent.events import ApprovalRequired, ElicitationRequired, ErrorEvent, ServerLog, ToolCallProgress
 from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions
-from mcp_host.errors import McpHostError
+from mcp_host.errors import ElicitationInputError, McpHostError
 from mcp_host.servers.asks import LOG_LEVELS, SamplingReply
-from mcp_host.servers.elicitation import apply_defaults, validate_content
+from mcp_host.servers.elicitation import apply_defaults, schema_problems, validate_content
 from mcp_host.tools.spec import ToolSpec
 
 Sampler = Callable[[mcp_types.CreateMessageRequestParams], Awaitable[SamplingReply]]
 SAMPLING_TOOL = "sampling/createMessage"
 _ERROR_LEVEL = LOG_LEVELS.index("error")
+PROGRESS_PER_S = 10
+LOG_EVENTS_PER_CALL = 20
+TEXT_CHARS = 2000
+
+
+def _short(text: str | None) -> str | None:
+    return text if text is None or len(text) <= TEXT_CHARS else f"{text[:TEXT_CHARS]}…"
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,8 @@ class TurnQuestions:
 
     def answer(self, elicitation_id: str, answer: ElicitationAnswer) -> None:
         """Raises `UnknownApprovalError` (not pending) and `ElicitationInputError` (content does not fit)."""
+        if answer.content is not None and not isinstance(answer.content, dict):
+            raise ElicitationInputError("the answer's content must be an object of field values")
         if answer.action == "accept" and self.pending.is_pending(elicitation_id):
             schema = self.schemas.get(elicitation_id)
             if schema is not None:
@@ -82,6 +93,13 @@ class TurnAsks:
     next_id: Callable[[str], str]
     _closed: anyio.Event = field(default_factory=anyio.Event)
     _open: set[str] = field(default_factory=set)
+    _last_progress: float = -math.inf
+    _logged: int = 0
+
+    @property
+    def owner(self) -> object:
+        """The chat these calls belong to (its open questions): a 2025-era server's question may go to any of them."""
+        return self.questions
 
     def close(self) -> None:
         """The call ended: questions still open are cancelled."""
@@ -112,6 +130,16 @@ class TurnAsks:
         key = self.next_id("elicit")
         is_url = isinstance(params, mcp_types.ElicitRequestURLParams)
         schema = dict(params.requested_schema) if isinstance(params, mcp_types.ElicitRequestFormParams) else None
+        problems = schema_problems(schema) if schema is not None else []
+        if problems:  # never shown: a form the host cannot check could not be answered safely either
+            self.audit.record("elicitation", call_id=self.call_id, server=server, mode="form", action="refused")
+            shown = "; ".join(problems[:5])
+            await self.emit(
+                ErrorEvent(
+                    message=f"{server} sent a form that is not valid MCP ({shown}); declined", kind="elicitation"
+                )
+            )
+            return mcp_types.ElicitResult(action="decline")
         self.questions.schemas[key] = schema
         self.questions.pending.expect(key)
         await self.emit(
@@ -138,7 +166,7 @@ class TurnAsks:
     async def sample(self, server: str, params: mcp_types.CreateMessageRequestParams) -> SamplingReply:
         spec = sampling_spec(server)
         key = self.next_id("sampling")
-        verdict = self.permissions.verdict(spec)
+        verdict = self.permissions.sampling_verdict(spec)
         self.audit.record("decision", call_id=key, tool=spec.name, policy=verdict.policy, reason=verdict.reason)
         if verdict.policy == "deny":
             return mcp_types.ErrorData(code=mcp_types.INVALID_REQUEST, message=f"sampling denied: {verdict.reason}")
@@ -175,13 +203,27 @@ class TurnAsks:
         return reply
 
     async def progress(self, server: str, progress: float, total: float | None, message: str | None) -> None:
-        if not self._closed.is_set():
-            await self.emit(
-                ToolCallProgress(call_id=self.call_id, server=server, progress=progress, total=total, message=message)
+        """At most `PROGRESS_PER_S` events a second reach the turn (and always the last step of a total)."""
+        now = time.monotonic()
+        done = total is not None and progress >= total
+        if self._closed.is_set() or (now - self._last_progress < 1 / PROGRESS_PER_S and not done):
+            return
+        self._last_progress = now
+        await self.emit(
+            ToolCallProgress(
+                call_id=self.call_id, server=server, progress=progress, total=total, message=_short(message)
             )
+        )
 
     async def log(self, server: str, params: mcp_types.LoggingMessageNotificationParams) -> None:
+        """Errors and worse reach the turn, at most `LOG_EVENTS_PER_CALL` of them (the server's log keeps all)."""
         level = params.level
-        if not self._closed.is_set() and level in LOG_LEVELS and LOG_LEVELS.index(level) >= _ERROR_LEVEL:
+        if self._closed.is_set() or level not in LOG_LEVELS or LOG_LEVELS.index(level) < _ERROR_LEVEL:
+            return
+        self._logged += 1
+        if self._logged <= LOG_EVENTS_PER_CALL:
             data = params.data if isinstance(params.data, str) else repr(params.data)
-            await self.emit(ServerLog(server=server, level=level, text=data))
+            await self.emit(ServerLog(server=server, level=level, text=_short(data) or ""))
+        elif self._logged == LOG_EVENTS_PER_CALL + 1:
+            note = f"more errors from {server} during {self.call_id} are in its log only"
+            await self.emit(ServerLog(server=server, level="notice", text=note))

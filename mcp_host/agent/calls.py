@@ -136,6 +136,8 @@ class CallPipeline:
     limits: CallLimits
     next_call_id: Callable[[], str]
     asks_for: AsksFactory | None = None
+    # Every result (MCP, native, plugin) passes through this before the model reads it (plugins' postprocessors).
+    postprocess: Callable[[str, dict[str, Any], ToolResult], Awaitable[ToolResult]] | None = None
     _seen: Counter[str] = field(default_factory=Counter)
 
     async def run(self, calls: Sequence[ToolCall], emit: Emit, stats: TurnStats) -> list[CallOutcome]:
@@ -219,6 +221,8 @@ class CallPipeline:
                 finally:
                     if asks is not None:
                         asks.close()
+        if self.postprocess is not None:
+            result = await self.postprocess(spec.name, entry.arguments, result)
         self.audit.record(
             "call",
             call_id=entry.call_id,

@@ -25,7 +25,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import anyio
 import anyio.abc
@@ -48,16 +48,19 @@ from mcp_host.agent.events import (
     TurnStats,
 )
 from mcp_host.agent.formats import TurnFormat, TurnTools, make_format
+from mcp_host.agent.hooks import TurnPlugins
 from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions
 from mcp_host.backends.base import Backend, ChatBackend, GenerationParams
 from mcp_host.errors import BackendError, ChatBusyError, ChatClosedError, TemplateError
 from mcp_host.prompt.harmony import Effort, HarmonyOptions, HarmonyRenderer
-from mcp_host.servers.asks import SamplingReply
+from mcp_host.servers.asks import SamplingReply, ServerAsks
 from mcp_host.tools.native.base import NativeTool
 from mcp_host.tools.native.browser import BrowserSession
 from mcp_host.tools.registry import ToolRegistry
+from mcp_host.tools.spec import ToolResult, ToolSpec
 
 Outcome = Literal["answered", "max_rounds", "cancelled", "error"]
+DEFAULT_PLUGIN_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class ChatOptions:
     format: Literal["auto", "harmony", "template", "chat"] = "auto"
     required_tool: str | None = None  # template path: the first round must call this tool (grammar-constrained)
     max_parallel_calls: int = 4
+    plugins: tuple[str, ...] | None = None  # the plugins this chat uses (None: every one the host loaded)
+    roots: tuple[str, ...] = ()  # the folders plugin tools may work in (empty: the working directory)
 
     def generation_params(self) -> GenerationParams:
         """Sampling for every round; the prompt format adds its stop tokens and grammar."""
@@ -128,13 +133,22 @@ class _RunningTurn:
         self.completed = False
 
 
+@dataclass(frozen=True)
+class _TurnInput:
+    """What a turn starts from: the user's words, the resources attached, and functions offered this turn only."""
+
+    text: str
+    reasoning: Effort | None = None
+    attachments: tuple[Attachment, ...] = ()
+    functions: tuple[Callable[..., Any], ...] = ()
+
+
 class TurnStream:
     """`Chat.send()`: the turn starts at the first `anext()`; dropping or cancelling the reader cancels it."""
 
-    def __init__(self, chat: Chat, text: str, reasoning: Effort | None) -> None:
+    def __init__(self, chat: Chat, turn_input: _TurnInput) -> None:
         self._chat = chat
-        self._text = text
-        self._reasoning = reasoning
+        self._input = turn_input
         self._events: TurnEvents | None = None
         self._running: _RunningTurn | None = None
 
@@ -146,7 +160,7 @@ class TurnStream:
             chat = self._chat
             tasks = chat._task_group()
             self._running = await chat._claim()
-            self._events = await chat._start(tasks, self._running, self._text, self._reasoning)
+            self._events = await chat._start(tasks, self._running, self._input)
         try:
             return await self._events.__anext__()
         except StopAsyncIteration:
@@ -192,6 +206,7 @@ class Chat:
         browser: BrowserSession | None = None,
         workdir: Path | None = None,
         task_group: anyio.abc.TaskGroup | None = None,
+        plugins: TurnPlugins | None = None,
     ) -> None:
         self.backend = backend
         self.tools = tools
@@ -201,6 +216,9 @@ class Chat:
         self.natives = dict(natives or {})  # by the name the model calls: `python`, `browser.search`
         self.turn_format: TurnFormat = make_format(backend, self.options, renderer)
         self._renderer = renderer
+        self._plugins = plugins
+        # The plugins this chat uses, changeable between turns (None: all the host's).
+        self.enabled_plugins: set[str] | None = None if self.options.plugins is None else set(self.options.plugins)
         self._call_tool = call_tool
         self._browser = browser
         self._workdir = workdir  # owned: removed on close
@@ -298,18 +316,25 @@ class Chat:
 
     @asynccontextmanager
     async def turn(
-        self, text: str, *, reasoning: Effort | None = None, attachments: Sequence[Attachment] = ()
+        self,
+        text: str,
+        *,
+        reasoning: Effort | None = None,
+        attachments: Sequence[Attachment] = (),
+        tools: Sequence[Callable[..., Any]] = (),
     ) -> AsyncIterator[TurnEvents]:
         """Run one turn in a task of this block; its events end with `turn.completed`.
 
-        `attachments` (resources read with `Host.attachment`) follow the user's text in the message.
+        `attachments` (resources read with `Host.attachment`) follow the user's text in the message;
+        `tools` are plain Python functions offered for this turn only, as `app.<function name>`
+        (their schema comes from type hints and docstrings; see `mcp_host.plugins.FunctionTool`).
 
         Leaving the block early cancels the rest of the turn. Raises `ChatBusyError`, `ChatClosedError`.
         """
         running = await self._claim()
         failure: Exception | None = None
         async with anyio.create_task_group() as tg:
-            events = await self._start(tg, running, with_attachments(text, attachments), reasoning)
+            events = await self._start(tg, running, _TurnInput(text, reasoning, tuple(attachments), tuple(tools)))
             try:
                 yield events
             except Exception as exc:  # noqa: BLE001 - re-raised below as it is, not wrapped in the group's
@@ -319,14 +344,21 @@ class Chat:
         if failure is not None:
             raise failure
 
-    def send(self, text: str, *, reasoning: Effort | None = None, attachments: Sequence[Attachment] = ()) -> TurnStream:
+    def send(
+        self,
+        text: str,
+        *,
+        reasoning: Effort | None = None,
+        attachments: Sequence[Attachment] = (),
+        tools: Sequence[Callable[..., Any]] = (),
+    ) -> TurnStream:
         """Run one turn: an async stream of events ending with `turn.completed`.
 
         The turn runs in the chat's task group (`async with chat`) or its host's; breaking out of
         the loop (dropping the stream) or cancelling the reader cancels it at once. Raises
         `ChatBusyError`, `ChatClosedError` when iteration starts.
         """
-        return TurnStream(self, with_attachments(text, attachments), reasoning)
+        return TurnStream(self, _TurnInput(text, reasoning, tuple(attachments), tuple(tools)))
 
     async def act(
         self,
@@ -339,10 +371,13 @@ class Chat:
         on_approval: Callable[[ApprovalRequired], Awaitable[ApprovalAnswer]] | None = None,
         on_elicitation: Callable[[ElicitationRequired], Awaitable[ElicitationAnswer]] | None = None,
         on_event: Callable[[Event], Any] | None = None,
+        tools: Sequence[Callable[..., Any]] = (),
     ) -> TurnCompleted:
         """LM Studio `.act()` style: run a turn with callbacks instead of an event stream.
 
-        Without `on_approval`, calls that need approval are denied (nobody is there to say yes);
+        `tools` are plain functions the model may call this turn (as in LM Studio's SDK); being the
+        application's own, they run without asking unless the policy names them (`app.<name>`).
+        Without `on_approval`, other calls that need approval are denied (nobody is there to say yes);
         without `on_elicitation`, a server's questions are declined.
         """
         rounds = 0
@@ -350,7 +385,7 @@ class Chat:
         completed: TurnCompleted | None = None
         if on_round_start:
             on_round_start(0)
-        async with self.turn(text) as events:
+        async with self.turn(text, tools=tools) as events:
             async for event in events:
                 if on_event:
                     on_event(event)
@@ -403,12 +438,10 @@ class Chat:
             )
         return tasks
 
-    async def _start(
-        self, tasks: anyio.abc.TaskGroup, running: _RunningTurn, text: str, reasoning: Effort | None
-    ) -> TurnEvents:
+    async def _start(self, tasks: anyio.abc.TaskGroup, running: _RunningTurn, turn_input: _TurnInput) -> TurnEvents:
         send, receive = anyio.create_memory_object_stream[Event](math.inf)
         try:
-            await tasks.start(self._run, text, reasoning, send, running)
+            await tasks.start(self._run, turn_input, send, running)
         except BaseException:
             self._running = None
             send.close()
@@ -418,8 +451,7 @@ class Chat:
 
     async def _run(
         self,
-        text: str,
-        reasoning: Effort | None,
+        turn_input: _TurnInput,
         send: MemoryObjectSendStream[Event],
         running: _RunningTurn,
         *,
@@ -429,7 +461,7 @@ class Chat:
             task_status.started()
             with running.scope:
                 try:
-                    await self._turn(text, reasoning, send.send, running.stats)
+                    await self._turn(turn_input, send.send, running.stats)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     pass  # nobody reads the events any more: the turn ends
                 except Exception as exc:  # noqa: BLE001 - a host bug: re-raised to the reader of the events
@@ -444,11 +476,18 @@ class Chat:
             self._running = None
             running.done.set()
 
-    async def _turn(self, text: str, reasoning: Effort | None, emit: Emit, stats: TurnStats) -> None:
+    async def _turn(self, turn_input: _TurnInput, emit: Emit, stats: TurnStats) -> None:
         started = time.perf_counter()
         turn_format = self.turn_format
+        text, attachments = turn_input.text, turn_input.attachments
+        if self._plugins is not None:
+            text, attachments, problems = await self._plugins.preprocess(text, attachments, self.enabled_plugins)
+            for problem in problems:
+                await emit(ErrorEvent(message=problem, kind="plugin"))
+        text = with_attachments(text, attachments)
+        tools, call_tool = self._turn_tools(turn_input.functions)
         pipeline = CallPipeline(
-            call_tool=self._call_tool,
+            call_tool=call_tool,
             natives=self.natives,
             approvals=self._approvals,
             permissions=self.permissions,
@@ -456,8 +495,9 @@ class Chat:
             limits=self.options.call_limits(),
             next_call_id=lambda: f"call_{next(self._call_ids)}",
             asks_for=self._asks_for,
+            postprocess=self._postprocess if self._plugins is not None else None,
         )
-        turn_format.start_turn(text, TurnTools(self.tools, self.natives), reasoning)
+        turn_format.start_turn(text, TurnTools(tools, self.natives), turn_input.reasoning)
         params = self.options.generation_params()
         outcome: Outcome = "max_rounds"
         for index in range(self.options.max_rounds):
@@ -486,6 +526,48 @@ class Chat:
         await emit(completed)
         if self._running is not None:
             self._running.completed = True
+
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        """The folders this chat's tools may work in (`ChatOptions.roots`, else the working directory)."""
+        return tuple(Path(r).expanduser().resolve() for r in self.options.roots) or (Path.cwd(),)
+
+    def _turn_tools(self, functions: Sequence[Callable[..., Any]]) -> tuple[ToolRegistry, ToolCaller]:
+        """The registry this turn offers (plugins this chat turned off left out, the turn's functions in),
+        and the caller that runs plugin tools and functions here and the rest through the host."""
+        extra: dict[str, Any] = {}
+        if functions:
+            from mcp_host.plugins.api import functions_plugin  # the plugins package imports the agent's
+
+            extra = {tool.spec.name: tool for tool in functions_plugin(functions).tools}
+        plugin_servers = {spec.server for spec in self.tools if spec.origin == "plugin"}
+        added: list[ToolSpec] = [tool.spec for tool in extra.values()]
+        hidden: set[str] = set()
+        if self.enabled_plugins is not None:
+            hidden = plugin_servers - self.enabled_plugins
+            if self._plugins is not None:  # plugins this chat turned on that are off by default
+                added += self._plugins.specs(self.enabled_plugins - plugin_servers)
+        registry = self.tools
+        if hidden or added:
+            registry = self.tools.view(without=hidden, extra=added)
+        timeout_s = self.options.call_timeout_s or DEFAULT_PLUGIN_TIMEOUT_S
+        plugins = self._plugins
+
+        async def call(
+            name: str, arguments: dict[str, Any], limit: float | None, asks: ServerAsks | None
+        ) -> ToolResult:
+            if name in extra:
+                return cast(ToolResult, await extra[name].call(arguments, timeout_s=limit or timeout_s))
+            spec = registry.get(name) if name in registry else None
+            if spec is not None and spec.origin == "plugin" and plugins is not None:
+                return await plugins.call(name, arguments, timeout_s=limit or timeout_s, roots=self.roots)
+            return await self._call_tool(name, arguments, limit, asks)
+
+        return registry, call
+
+    async def _postprocess(self, tool: str, arguments: dict[str, Any], result: ToolResult) -> ToolResult:
+        assert self._plugins is not None
+        return await self._plugins.postprocess(tool, arguments, result, self.enabled_plugins)
 
     def _annotations(self, answer: str) -> list[Annotation]:
         if self._browser is None or not answer:

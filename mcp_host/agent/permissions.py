@@ -96,6 +96,8 @@ class Permissions:
             return Verdict(rules.tools[spec.name], f"the policy for {spec.name} says {rules.tools[spec.name]}")
         if spec.server in rules.servers and not is_python_tool(spec):
             return Verdict(rules.servers[spec.server], f"the policy for server {spec.server} says so")
+        if spec.origin == "function":
+            return Verdict("allow", "the application passed this function for the turn")
         if spec.unsandboxed_code:
             return Verdict("ask", "it runs code outside any sandbox, so it asks every time")
         if self.is_always_allowed(spec):
@@ -110,6 +112,15 @@ class Permissions:
         if not annotations:
             return Verdict("ask", "the server did not describe what it does (no annotations)")
         return Verdict("ask", "tools ask before they run unless allowed")
+
+    def sampling_verdict(self, spec: ToolSpec) -> Verdict:
+        """May `spec.server` sample the chat's model? Only `[permissions.sampling]` or an "always" answer say yes."""
+        rules = self._settings.permissions.sampling
+        if spec.server in rules:
+            return Verdict(rules[spec.server], f"the sampling policy for {spec.server} says {rules[spec.server]}")
+        if self.is_always_allowed(spec):
+            return Verdict("allow", "always allowed earlier")
+        return Verdict("ask", f"{spec.server} asks the model to write a message (sampling)")
 
     def is_always_allowed(self, spec: ToolSpec) -> bool:
         wanted = AlwaysAllowed(server=spec.server, tool=spec.tool, fingerprint=fingerprint(spec))

@@ -1,10 +1,11 @@
-"""Chat completions that use the host's own tools: `"mcp_host": {"tools": ["time", "browser", "python"]}`.
+"""Chat completions that use the host's own tools: `"mcp_host": {"tools": ["time", "calc", "browser", "python"]}`.
 
     turn = HostToolsTurn.from_request(host, backend, request)    # raises ApiError(400) before anything runs
     await turn.run(emit)                                         # in the task that answers the client
 
-The named servers' tools (and the native `browser` / `python`) run server-side under the permission
-policy, in the host's full loop, after every earlier message of the request (system prompt included).
+The named servers' and plugins' tools (and the native `browser` / `python`) run server-side under the
+permission policy, in the host's full loop, after every earlier message of the request (system prompt
+included); only the named plugins' hooks (pre- and postprocessors) run.
 Nobody can answer an approval or a server's question on this endpoint, so a call that needs an
 approval is denied with a reason the model reads, and a server's form (elicitation) is declined.
 The answer comes back as an ordinary completion; the calls that ran are listed in the `mcp_host`
@@ -52,7 +53,7 @@ class HostToolsTurn:
     backend: Backend | ChatBackend
     model: str
     options: ChatOptions
-    servers: list[str]
+    servers: list[str]  # and plugins: whose tools the turn offers
     earlier: list[dict[str, Any]]
     text: str
     effort: Effort | None
@@ -65,11 +66,13 @@ class HostToolsTurn:
         if request.tools:
             raise ApiError(400, "use either client 'tools' or 'mcp_host.tools' in one request, not both", param="tools")
         servers = {status.name for status in host.statuses()}
-        unknown = [name for name in names if name not in servers and name not in NATIVES]
+        plugins = host.plugins.names
+        unknown = [name for name in names if name not in servers and name not in plugins and name not in NATIVES]
         if unknown:
             raise ApiError(
                 400,
-                f"unknown host tools {unknown}; servers here: {sorted(servers)}, or browser, python",
+                f"unknown host tools {unknown}; servers here: {sorted(servers)}, plugins: {plugins}, "
+                "or browser, python",
                 param="mcp_host.tools",
             )
         *earlier, last = request.messages
@@ -87,6 +90,7 @@ class HostToolsTurn:
             temperature=1.0 if request.temperature is None else request.temperature,
             top_p=1.0 if request.top_p is None else request.top_p,
             seed=request.seed,
+            plugins=tuple(name for name in names if name in plugins),
         )
         return cls(
             host=host,

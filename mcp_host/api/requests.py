@@ -125,7 +125,7 @@ class StreamOptions(_OpenAIShape):
 
 
 class HostTools(_OwnShape):
-    """The `mcp_host` extension: run these servers' tools (or the native `browser` / `python`) here."""
+    """The `mcp_host` extension: run these servers' or plugins' tools (or the native `browser` / `python`) here."""
 
     tools: list[str]
 
@@ -171,6 +171,7 @@ class SessionCreate(_OwnShape):
     instructions: str | None = None
     browser: bool = False
     python: bool = False
+    plugins: list[str] | None = Field(default=None, max_length=100)  # None: every loaded plugin
 
 
 class AttachmentRef(_OwnShape):

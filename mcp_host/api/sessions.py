@@ -1,6 +1,7 @@
 """Sessions: the host's full loop over HTTP, its events as Server-Sent Events, approvals answered by id.
 
-    POST   /v1/sessions                              {"reasoning_effort", "instructions", "browser", "python"}
+    POST   /v1/sessions                              {"reasoning_effort", "instructions", "browser", "python",
+                                                      "plugins": ["calc", ...] (default: every loaded one)}
     POST   /v1/sessions/{id}/messages                {"content": "...", "attachments": [{"server", "uri"}]}
                                                      -> text/event-stream of loop events
     POST   /v1/sessions/{id}/approvals/{call_id}     {"decision": "allow"|"always"|"deny", "reason", "arguments"}
@@ -187,7 +188,12 @@ class Sessions:
             browser=body.browser,
             python=body.python,
         )
-        session: Session = await self._keepers.start(self._keep, ChatOptions(harmony=harmony))
+        plugins = None if body.plugins is None else tuple(dict.fromkeys(body.plugins))
+        unknown = [name for name in plugins or () if name not in self.host.plugins.names]
+        if unknown:
+            raise ApiError(400, f"unknown plugins {unknown}; loaded here: {self.host.plugins.names}", param="plugins")
+        options = ChatOptions(harmony=harmony, plugins=plugins)
+        session: Session = await self._keepers.start(self._keep, options)
         self.sessions[session.id] = session
         return JSONResponse({"id": session.id, "object": "session", "created": session.created}, status_code=201)
 
@@ -226,6 +232,7 @@ class Sessions:
                 "object": "session",
                 "created": session.created,
                 "busy": session.busy,
+                "plugins": None if session.chat.enabled_plugins is None else sorted(session.chat.enabled_plugins),
                 "pending_approvals": sorted(session.pending),
                 "pending_elicitations": [event.model_dump(mode="json") for event in session.questions.values()],
                 "history": session.chat.transcript(),

@@ -1,6 +1,9 @@
-"""The host's tools and servers: `GET /v1/tools`, `GET /v1/servers`, `POST /v1/servers/{name}/restart`."""
+"""The host's tools, servers and plugins: `GET /v1/tools`, `GET /v1/servers`, `POST /v1/servers/{name}/restart`,
+`GET /v1/plugins`."""
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -21,6 +24,7 @@ class ToolRoutes:
             Route("/v1/tools", self.tools, methods=["GET"]),
             Route("/v1/servers", self.servers, methods=["GET"]),
             Route("/v1/servers/{name}/restart", self.restart, methods=["POST"]),
+            Route("/v1/plugins", self.plugins, methods=["GET"]),
         ]
 
     async def tools(self, request: Request) -> Response:
@@ -31,6 +35,7 @@ class ToolRoutes:
                 "name": spec.name,
                 "identifier": names.to_identifier[spec.name],
                 "server": spec.server,
+                "origin": spec.origin,
                 "description": spec.description,
                 "input_schema": spec.input_schema,
                 "annotations": spec.annotations,
@@ -41,6 +46,11 @@ class ToolRoutes:
 
     async def servers(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [status.to_json() for status in self.host.statuses()]})
+
+    async def plugins(self, request: Request) -> Response:
+        """Every plugin found, loaded or not: name, origin, where, state, tools, error, description."""
+        data = [{**asdict(status), "tools": list(status.tools)} for status in self.host.plugins.statuses()]
+        return JSONResponse({"object": "list", "data": data})
 
     async def restart(self, request: Request) -> Response:
         try:

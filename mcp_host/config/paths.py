@@ -46,3 +46,9 @@ def audit_log_path() -> Path:
 def oauth_dir() -> Path:
     """`$XDG_STATE_HOME/mcp-host/oauth`: one private JSON file of OAuth tokens per remote server."""
     return state_dir() / "oauth"
+
+
+def user_plugins_dir() -> Path:
+    """`$XDG_CONFIG_HOME/mcp-host/plugins`: the user's own plugins, one folder (or `.py` file) each."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "mcp-host" / "plugins"

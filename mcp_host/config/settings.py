@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -70,6 +70,11 @@ class PermissionSettings(BaseModel):
     allow_read_only: bool = Field(default=False, description="Run tools annotated readOnlyHint without asking.")
     servers: dict[str, Policy] = Field(default_factory=dict)
     tools: dict[str, Policy] = Field(default_factory=dict, description="By qualified name, `server.tool`.")
+    sampling: dict[str, Policy] = Field(
+        default_factory=dict,
+        description="Per server: may it have the chat's model write messages (MCP sampling)? Default: ask. "
+        "Server-wide tool rules do not apply to sampling.",
+    )
     always: list[AlwaysAllowed] = Field(
         default_factory=list, description="Answers saved here by earlier versions; read, never written."
     )
@@ -90,6 +95,34 @@ class BrowserSettings(BaseModel):
     )
 
 
+class PluginSettings(BaseModel):
+    """`[plugins]`: which plugins are off, and each plugin's own table (`[plugins.NAME]`, read by its config model)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    enabled: list[str] = Field(
+        default_factory=list,
+        description="Bundled plugins every chat uses (the project's `plugins/`: off unless named here or per chat). "
+        "Your own plugins and installed ones are on unless disabled.",
+    )
+    disabled: list[str] = Field(default_factory=list, description="Plugins that are not loaded at all.")
+    folder: str | None = Field(default=None, description="The user plugin folder (default: next to the settings).")
+
+    def __repr_args__(self) -> Any:
+        # A plugin's table may hold secrets until its own model (with SecretStr) has read it: keys only.
+        extra = self.model_extra or {}
+        for key, value in super().__repr_args__():
+            if key in extra:
+                yield key, f"<[plugins.{key}]: {', '.join(sorted(value)) if isinstance(value, dict) else '…'}>"
+            else:
+                yield key, value
+
+    def table(self, name: str) -> dict[str, Any]:
+        """`[plugins.NAME]` as written (an empty table when absent)."""
+        value = (self.model_extra or {}).get(name, {})
+        return value if isinstance(value, dict) else {"": value}
+
+
 class HostSettings(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -97,6 +130,7 @@ class HostSettings(BaseModel):
     servers: ServerSettings = Field(default_factory=ServerSettings)
     prompt: PromptSettings = Field(default_factory=PromptSettings)
     permissions: PermissionSettings = Field(default_factory=PermissionSettings)
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
 
 
 def load_settings(path: Path) -> HostSettings:

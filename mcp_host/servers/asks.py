@@ -52,6 +52,11 @@ def log_text(params: mcp_types.LoggingMessageNotificationParams) -> str:
     return f"[{params.logger}] {data}" if params.logger else data
 
 
+def owner_of(asks: object) -> object:
+    """Whose answers these are (a chat's calls share one owner); an answerer without `owner` is its own."""
+    return getattr(asks, "owner", None) or asks
+
+
 class ServerAsks(Protocol):
     """Answers a server's requests during a call; implemented by a chat turn and by library users."""
 

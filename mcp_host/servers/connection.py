@@ -12,6 +12,7 @@ the host carry on.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import os
@@ -42,14 +43,14 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types import LOG_LEVEL_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import FileUrl
+from pydantic import FileUrl, ValidationError
 
 from mcp_host._version import __version__
 from mcp_host.config.mcpjson import RemoteServerConfig, ServerConfig
 from mcp_host.config.settings import ServerSettings
 from mcp_host.errors import NeedsLoginError, ServerNotReadyError, ServerRequestError, ServerStartError, ToolCallError
 from mcp_host.servers import features
-from mcp_host.servers.asks import PYTHON_LEVELS, NoOneToAsk, SamplingReply, ServerAsks, log_text
+from mcp_host.servers.asks import PYTHON_LEVELS, NoOneToAsk, SamplingReply, ServerAsks, log_text, owner_of
 from mcp_host.servers.describe import describe_exception, find_exception, leaf_exceptions
 from mcp_host.servers.oauth import auth_for
 from mcp_host.servers.state import ServerState, ServerStatus
@@ -77,6 +78,51 @@ def root_uri(path_or_uri: str) -> str:
     if path_or_uri.startswith("file://"):
         return path_or_uri
     return Path(path_or_uri).expanduser().resolve().as_uri()
+
+
+# The answerer of the call running in this task (see `Connection._answerer`).
+_CALL_ASKS: contextvars.ContextVar[ServerAsks | None] = contextvars.ContextVar("mcp_host_call_asks", default=None)
+LOG_LINE_CHARS = 4000
+SAMPLING_SUBJECT = "sampling/createMessage"  # how permissions name a server's sampling (mcp_host.agent.asks)
+LOG_BURST = 50  # a server's log lines reach Python's logging at most this many at once,
+LOG_REFILL_PER_S = 5.0  # then this many a second (all of them still go to `Connection.logs`)
+
+
+class _Ambiguous(NoOneToAsk):
+    """Calls of several chats are in flight on a 2025-era server: its question could be anyone's."""
+
+    async def elicit(self, server: str, params: mcp_types.ElicitRequestParams) -> mcp_types.ElicitResult:
+        logger.warning("server %r asked for input while calls of several chats were in flight: declined", server)
+        return mcp_types.ElicitResult(action="decline")
+
+    async def sample(self, server: str, params: mcp_types.CreateMessageRequestParams) -> SamplingReply:
+        return mcp_types.ErrorData(
+            code=mcp_types.INVALID_REQUEST,
+            message="sampling refused: calls of several chats are in flight and the request names none of them",
+        )
+
+
+_AMBIGUOUS = _Ambiguous()
+
+
+class _Budget:
+    """A token bucket: `take()` is true while the burst lasts, then `refill_per_s` times a second."""
+
+    def __init__(self, burst: int, refill_per_s: float) -> None:
+        self.burst, self.refill_per_s = burst, refill_per_s
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+        self.dropped = 0
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.refill_per_s)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        self.dropped += 1
+        return False
 
 
 @contextmanager
@@ -124,6 +170,7 @@ class Connection:
         # Who answers the server's requests: the most recent call in flight, else the host's own.
         self._asks: ServerAsks = asks or NoOneToAsk()
         self._in_flight: list[ServerAsks] = []
+        self._log_budget = _Budget(LOG_BURST, LOG_REFILL_PER_S)  # how many server log lines reach `logging`
         self._on_change = on_change
         self._roots = [root_uri(r) for r in (config.roots or [os.getcwd()])]
         self.log_level = settings.log_level
@@ -443,6 +490,11 @@ class Connection:
             page = await client.list_tools(cursor=cursor, cache_mode="refresh")
             for tool in page.tools:
                 spec = ToolSpec.from_mcp(self.name, tool)
+                if spec.tool == SAMPLING_SUBJECT:
+                    logger.warning(
+                        "server %r: a tool named %r is not offered (the name is sampling's)", self.name, spec.tool
+                    )
+                    continue
                 if spec.task_support == "required" and not features.server_runs_tool_tasks(client):
                     logger.warning(
                         "server %r: %s runs only as a task, which it cannot run: not offered", *(self.name, spec.name)
@@ -463,8 +515,22 @@ class Connection:
 
     @property
     def _answerer(self) -> ServerAsks:
-        """The chat turn whose call is in flight (the most recent one), else the host's own answers."""
-        return self._in_flight[-1] if self._in_flight else self._asks
+        """Who answers what the server asks now: the call that caused it, when that can be known.
+
+        2026-07-28 servers ask through the call's own result, in the calling task: the call's answerer
+        is in a context variable. 2025-era servers send requests that name no call: they go to the
+        calls in flight only when those all belong to one owner (one chat); with calls of several chats
+        in flight nobody can tell whose question it is, and it is refused rather than shown to the wrong
+        user. With no call in flight, the host's own answers apply.
+        """
+        scoped = _CALL_ASKS.get()
+        if scoped is not None and any(scoped is asks for asks in self._in_flight):
+            return scoped
+        if not self._in_flight:
+            return self._asks
+        if len({id(owner_of(asks)) for asks in self._in_flight}) == 1:
+            return self._in_flight[-1]
+        return _AMBIGUOUS
 
     async def _on_sampling(
         self, context: ClientRequestContext, params: mcp_types.CreateMessageRequestParams
@@ -486,9 +552,10 @@ class Connection:
         )
 
     async def _on_log(self, params: mcp_types.LoggingMessageNotificationParams) -> None:
-        text = log_text(params)
+        text = log_text(params)[:LOG_LINE_CHARS]
         self.logs.append((time.time(), params.level, text))
-        logging.getLogger(f"mcp_host.server.{self.name}").log(PYTHON_LEVELS.get(params.level, logging.INFO), text)
+        if self._log_budget.take():
+            logging.getLogger(f"mcp_host.server.{self.name}").log(PYTHON_LEVELS.get(params.level, logging.INFO), text)
         await self._answerer.log(self.name, params)
 
     def _changed(self, what: str, detail: str) -> None:
@@ -661,6 +728,7 @@ class Connection:
             and features.server_runs_tool_tasks(client)
         )
         self._in_flight.append(answerer)
+        scope_token = _CALL_ASKS.set(answerer)
         try:
             with anyio.fail_after(limit):
                 if as_task:
@@ -682,6 +750,9 @@ class Connection:
             )
         except (httpx2.HTTPError, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError) as exc:
             raise ToolCallError(f"{qualified} failed: {describe_exception(exc)}", tool=qualified) from exc
+        except (ValidationError, TypeError, KeyError) as exc:  # a result (or task) the server got wrong
+            return ToolResult.error(f"{qualified}: the server's answer is not a tool result: {describe_exception(exc)}")
         finally:
+            _CALL_ASKS.reset(scope_token)
             self._in_flight.remove(answerer)
         return ToolResult.from_mcp(result)

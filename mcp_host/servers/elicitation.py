@@ -12,14 +12,18 @@ integer, boolean, single-choice enum, multi-choice array). Every front end build
 from __future__ import annotations
 
 import datetime
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mcp_host.errors import ElicitationInputError
 
 Content = dict[str, str | int | float | bool | list[str] | None]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_KINDS = ("string", "number", "integer", "boolean", "array")
+_SECRET = re.compile(r"pass(word|phrase)?|secret|token|api[ _-]?key|private[ _-]?key|pin\b|credit[ _-]?card|cvv", re.I)
+MAX_FIELDS = 200
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,7 @@ class FormField:
     description: str
     required: bool
     default: Any = None
-    options: tuple[tuple[str, str], ...] = ()  # (value, label) for enum and multi
+    options: tuple[tuple[Any, str], ...] = ()  # (value as the schema has it, label) for enum and multi
     format: str | None = None
     minimum: float | None = None
     maximum: float | None = None
@@ -54,6 +58,8 @@ class FormField:
                 number = float(text)
             except ValueError:
                 raise ElicitationInputError(f"{self.name}: {text!r} is not a number") from None
+            if not math.isfinite(number):
+                raise ElicitationInputError(f"{self.name}: {text!r} is not a finite number")
             if self.kind == "integer":
                 if not number.is_integer():
                     raise ElicitationInputError(f"{self.name}: {text!r} is not a whole number")
@@ -65,38 +71,96 @@ class FormField:
             return [self._option(part) for part in text.split(",") if part.strip()]
         return text
 
-    def _option(self, text: str) -> str:
+    @property
+    def secret(self) -> bool:
+        """The field looks like it asks for a secret (a password, a key), which servers must not ask in a form."""
+        return bool(_SECRET.search(f"{self.name} {self.title}"))
+
+    def _option(self, text: str) -> Any:
         text = text.strip()
         for index, (value, label) in enumerate(self.options, start=1):
-            if text in (value, label, str(index)):
+            if text in (str(value), label, str(index)):
                 return value
-        choices = ", ".join(value for value, _ in self.options)
+        choices = ", ".join(str(value) for value, _ in self.options)
         raise ElicitationInputError(f"{self.name}: {text!r} is not one of {choices}")
 
 
-def _options(prop: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+def _options(prop: dict[str, Any]) -> tuple[tuple[Any, str], ...]:
     if isinstance(prop.get("enum"), list):
         names = prop.get("enumNames") if isinstance(prop.get("enumNames"), list) else None
-        values = [str(v) for v in prop["enum"]]
-        labels = [str(n) for n in names] if names and len(names) == len(values) else values
+        values = [v for v in prop["enum"] if isinstance(v, str | int | float) and not isinstance(v, bool)]
+        labels = [str(n) for n in names] if names and len(names) == len(values) else [str(v) for v in values]
         return tuple(zip(values, labels, strict=True))
     for key in ("oneOf", "anyOf"):
         if isinstance(prop.get(key), list):
             return tuple(
-                (str(item["const"]), str(item.get("title", item["const"])))
+                (item["const"], str(item.get("title", item["const"])))
                 for item in prop[key]
-                if isinstance(item, dict) and "const" in item
+                if isinstance(item, dict) and isinstance(item.get("const"), str | int | float)
             )
     return ()
 
 
-def form_fields(schema: dict[str, Any]) -> list[FormField]:
-    """The fields of a requested schema, in its order."""
-    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-    required = set(schema.get("required") or [])
-    fields = []
-    for name, prop in (properties or {}).items():
+def _primitive(value: Any) -> bool:
+    if isinstance(value, list):
+        return len(value) <= MAX_FIELDS and all(isinstance(v, str | int | float | bool) for v in value)
+    return isinstance(value, str | int | float | bool)
+
+
+def _items(prop: dict[str, Any]) -> dict[str, Any]:
+    items = prop.get("items")
+    return items if isinstance(items, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def schema_problems(schema: Any) -> list[str]:
+    """Why a requested schema is not a form MCP allows (a flat object of primitive fields); [] when it is."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties", {}), dict):
+        return ["the schema is not an object with properties"]
+    properties: dict[str, Any] = schema.get("properties", {})
+    problems = []
+    if len(properties) > MAX_FIELDS:
+        problems.append(f"{len(properties)} fields (at most {MAX_FIELDS})")
+    required = schema.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        problems.append("'required' is not a list of field names")
+    for name, prop in list(properties.items())[:MAX_FIELDS]:
         if not isinstance(prop, dict):
+            problems.append(f"{name}: not a field description")
+            continue
+        kind = prop.get("type", "string")
+        if kind not in _KINDS:
+            problems.append(f"{name}: type {kind!r} is not a primitive (string, number, integer, boolean, array)")
+        elif (kind == "array" or "enum" in prop) and not _options(_items(prop) if kind == "array" else prop):
+            problems.append(f"{name}: a choice with no options")
+        default = prop.get("default")
+        if default is not None and not _primitive(default):
+            problems.append(f"{name}: the default is not a plain value")
+        for key in ("minimum", "maximum"):
+            if key in prop and _number(prop[key]) is None:
+                problems.append(f"{name}: {key} is not a number")
+        for key in ("minLength", "maxLength"):
+            if key in prop and _count(prop[key]) is None:
+                problems.append(f"{name}: {key} is not a count")
+    return problems
+
+
+def form_fields(schema: dict[str, Any]) -> list[FormField]:
+    """The fields of a requested schema, in its order; what `schema_problems` names is left out or ignored."""
+    properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    required_list = schema.get("required")
+    required = {r for r in required_list if isinstance(r, str)} if isinstance(required_list, list) else set()
+    fields = []
+    for name, prop in list((properties or {}).items())[:MAX_FIELDS]:
+        if not isinstance(prop, dict) or prop.get("type", "string") not in _KINDS:
             continue
         kind = str(prop.get("type", "string"))
         options = _options(prop)
@@ -105,22 +169,24 @@ def form_fields(schema: dict[str, Any]) -> list[FormField]:
             kind, options = "multi", _options(items or {})
         elif options:
             kind = "enum"
-        fields.append(
-            FormField(
-                name=name,
-                kind=kind,
-                title=str(prop.get("title") or name),
-                description=str(prop.get("description") or ""),
-                required=name in required,
-                default=prop.get("default"),
-                options=options,
-                format=prop.get("format"),
-                minimum=prop.get("minimum"),
-                maximum=prop.get("maximum"),
-                min_length=prop.get("minLength"),
-                max_length=prop.get("maxLength"),
-            )
+        fmt = prop.get("format")
+        field = FormField(
+            name=str(name),
+            kind=kind,
+            title=str(prop.get("title") or name),
+            description=str(prop.get("description") or ""),
+            required=name in required,
+            options=options,
+            format=fmt if isinstance(fmt, str) else None,
+            minimum=_number(prop.get("minimum")),
+            maximum=_number(prop.get("maximum")),
+            min_length=_count(prop.get("minLength")),
+            max_length=_count(prop.get("maxLength")),
         )
+        default = prop.get("default")
+        if default is not None and _check(field, default) is None:  # a default that does not fit is dropped
+            field = replace(field, default=default)
+        fields.append(field)
     return fields
 
 
@@ -138,8 +204,8 @@ def _check(field: FormField, value: Any) -> str | None:
     if kind == "boolean":
         return None if isinstance(value, bool) else "must be true or false"
     if kind in ("number", "integer"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return "must be a number"
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return "must be a finite number"
         if kind == "integer" and not float(value).is_integer():
             return "must be a whole number"
         if field.minimum is not None and value < field.minimum:
@@ -147,16 +213,18 @@ def _check(field: FormField, value: Any) -> str | None:
         if field.maximum is not None and value > field.maximum:
             return f"must be at most {field.maximum:g}"
         return None
-    allowed = {option for option, _ in field.options}
+    allowed = [option for option, _ in field.options]
     if kind == "multi":
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, list):
             return "must be a list of choices"
-        wrong = [v for v in value if allowed and v not in allowed]
-        return f"{wrong} not among {sorted(allowed)}" if wrong else None
+        wrong = [v for v in value if v not in allowed]
+        return f"{wrong} not among {allowed}" if wrong else None
+    if kind == "enum":
+        return (
+            None if value in allowed and type(value) is not bool else f"must be one of {', '.join(map(str, allowed))}"
+        )
     if not isinstance(value, str):
         return "must be text"
-    if kind == "enum":
-        return None if value in allowed else f"must be one of {', '.join(sorted(allowed))}"
     if field.min_length is not None and len(value) < field.min_length:
         return f"must be at least {field.min_length} characters"
     if field.max_length is not None and len(value) > field.max_length:

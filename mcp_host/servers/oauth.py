@@ -105,10 +105,6 @@ class TokenStore:
             self.path.unlink(missing_ok=True)
         return existed
 
-    def forget_tokens(self) -> None:
-        """Drop the tokens but keep the client registration, so the next login reuses it."""
-        self._update(tokens=None, expires_at=None)
-
     async def get_tokens(self) -> OAuthToken | None:
         return self.load().tokens
 
@@ -126,6 +122,30 @@ class TokenStore:
         with exclusive_lock(self.path):
             stored = self.load().model_copy(update=changes)
             write_atomically(self.path, stored.model_dump_json(exclude_none=True), mode=0o600)
+
+    def staged(self) -> StagedTokenStore:
+        """A copy in memory that starts with this store's client registration and no tokens (for a login)."""
+        return StagedTokenStore(self)
+
+
+class StagedTokenStore(TokenStore):
+    """A login's store: nothing reaches the file until `commit()`, so a failed login keeps the old tokens."""
+
+    def __init__(self, real: TokenStore) -> None:
+        super().__init__(real.path)
+        self.real = real
+        self._stored = StoredLogin(client=real.load().client)
+
+    def load(self) -> StoredLogin:
+        return self._stored
+
+    def _update(self, **changes: object) -> None:
+        self._stored = self._stored.model_copy(update=changes)
+
+    def commit(self) -> None:
+        """Write what the login got (tokens, expiry, registration) to the real store."""
+        stored = self._stored
+        self.real._update(tokens=stored.tokens, expires_at=stored.expires_at, client=stored.client)  # noqa: SLF001
 
 
 def _file_stem(name: str) -> str:

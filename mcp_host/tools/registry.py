@@ -53,6 +53,18 @@ class ToolRegistry:
         self._by_server[server] = tools
         self._changed()
 
+    def view(self, *, without: Iterable[str] = (), extra: Iterable[ToolSpec] = ()) -> ToolRegistry:
+        """A separate registry with these tools minus the servers (or plugins) `without`, plus `extra`."""
+        view = ToolRegistry()
+        dropped = set(without)
+        view._by_server = {server: dict(tools) for server, tools in self._by_server.items() if server not in dropped}
+        grouped: dict[str, list[ToolSpec]] = {}
+        for spec in extra:
+            grouped.setdefault(spec.server, []).append(spec)
+        for server, specs in grouped.items():
+            view.replace_server(server, specs)
+        return view
+
     def remove_server(self, server: str) -> None:
         self.duplicates.pop(server, None)
         if self._by_server.pop(server, None) is not None:

@@ -10,7 +10,7 @@ from mcp_types import CallToolResult, ContentBlock, EmbeddedResource, ImageConte
 
 from mcp_host.tools.schema import JsonSchema, normalise_schema
 
-ToolOrigin = Literal["mcp", "native", "plugin"]
+ToolOrigin = Literal["mcp", "native", "plugin", "function"]
 
 
 @dataclass(frozen=True)

@@ -91,15 +91,18 @@ class AddressGuard:
         self,
         resolve: Resolver = resolve_with_system,
         refusal_reason: Callable[[IPAddress], str | None] = refusal_reason,
+        *,
+        hint: str = ALLOW_HINT,
     ) -> None:
         self._resolve = resolve
         self._refusal_reason = refusal_reason
+        self.hint = hint  # how the user allows such addresses (the browser's setting, or a plugin's)
 
     async def check(self, url: httpx2.URL) -> list[IPAddress]:
         """The addresses to connect to for `url`, all public. Raises `BrowserError` with text for the model."""
         host = url.host.rstrip(".").lower()
         if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: always this machine
-            raise BrowserError(f"refused to open {url}: {url.host} names this machine (loopback). {ALLOW_HINT}")
+            raise BrowserError(f"refused to open {url}: {url.host} names this machine (loopback). {self.hint}")
         literal = numeric_address(host)
         if literal is not None:
             addresses = [literal]
@@ -122,5 +125,5 @@ class AddressGuard:
                     what = f"{address} is {article} {reason} address"
                 else:
                     what = f"{url.host} is {address}, {article} {reason} address"
-                raise BrowserError(f"refused to open {url}: {what}. {ALLOW_HINT}")
+                raise BrowserError(f"refused to open {url}: {what}. {self.hint}")
         return addresses

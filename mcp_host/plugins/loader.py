@@ -1,0 +1,160 @@
+"""Finding and importing plugins: the project's `plugins/` folder, the user's folder, installed packages.
+
+    sources = discover([("bundled", bundled_dir()), ("user", user_plugins_dir())])
+    loaded = [load(source) for source in sources]     # never raises: a failure is `loaded.error`
+
+A folder plugin is `NAME/__init__.py` (imported as a package, so its relative imports work), a
+file plugin is `NAME.py`; names starting with `_` or `.` are skipped. An installed package
+registers an entry point in the group `mcp_host.plugins` that names a `Plugin` or a module
+defining `plugin`. A plugin that fails to import, to define its tools, or to say `plugin = Plugin(...)`
+is reported with the file, the line and the error, and nothing else is affected.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+import traceback
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Literal
+
+from mcp_host.plugins.api import Plugin
+
+logger = logging.getLogger(__name__)
+
+Origin = Literal["bundled", "user", "installed"]
+ENTRY_POINT_GROUP = "mcp_host.plugins"
+MODULE_PREFIX = "mcp_host_plugins"
+
+
+def bundled_dir() -> Path | None:
+    """The project's own `plugins/` folder, next to the `mcp_host` package in a checkout or editable install."""
+    folder = Path(__file__).resolve().parents[2] / "plugins"
+    return folder if folder.is_dir() else None
+
+
+@dataclass(frozen=True)
+class PluginSource:
+    """Where one plugin comes from: a file or folder, or an installed package's entry point."""
+
+    key: str  # the folder / file / entry point name (the plugin's own name may differ)
+    origin: Origin
+    path: Path | None = None  # the module file: NAME/__init__.py or NAME.py
+    entry_point: metadata.EntryPoint | None = None
+
+    @property
+    def where(self) -> str:
+        if self.path is not None:
+            return str(self.path)
+        assert self.entry_point is not None
+        return f"{self.entry_point.value} (entry point {self.entry_point.name!r})"
+
+    def signature(self) -> tuple[tuple[str, int, int], ...]:
+        """What changes when the plugin's files change: (path, mtime, size) of each .py file."""
+        if self.path is None:
+            return ()
+        root = self.path.parent if self.path.name == "__init__.py" else self.path
+        files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+        stamps = []
+        for file in files:
+            try:
+                stat = file.stat()
+            except OSError:
+                continue
+            stamps.append((str(file), stat.st_mtime_ns, stat.st_size))
+        return tuple(stamps)
+
+
+@dataclass
+class LoadedPlugin:
+    source: PluginSource
+    plugin: Plugin | None = None
+    error: str | None = None  # "FILE:LINE: ErrorType: message"
+    signature: tuple[tuple[str, int, int], ...] = ()
+
+
+def discover(folders: list[tuple[Origin, Path | None]], *, entry_points: bool = True) -> list[PluginSource]:
+    """Every plugin in the folders (in their order), then every installed one."""
+    sources: list[PluginSource] = []
+    for origin, folder in folders:
+        if folder is None or not folder.is_dir():
+            continue
+        for child in sorted(folder.iterdir()):
+            if child.name.startswith(("_", ".")):
+                continue
+            if child.is_dir() and (child / "__init__.py").is_file():
+                sources.append(PluginSource(child.name, origin, child / "__init__.py"))
+            elif child.is_file() and child.suffix == ".py":
+                sources.append(PluginSource(child.stem, origin, child))
+    if entry_points:
+        for entry in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            sources.append(PluginSource(entry.name, "installed", entry_point=entry))
+    return sources
+
+
+def _module_name(source: PluginSource) -> str:
+    safe = "".join(c if c.isalnum() else "_" for c in source.key)
+    return f"{MODULE_PREFIX}.{source.origin}.{safe}"
+
+
+def _forget(name: str) -> None:
+    """Drop a plugin's modules (and its submodules) so the next import reads the files again."""
+    for module in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[module]
+
+
+def _where_it_failed(exc: BaseException, source: PluginSource) -> str:
+    """`FILE:LINE: Type: message`, at the deepest frame inside the plugin (else the deepest at all)."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}: SyntaxError: {exc.msg}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    root = None
+    if source.path is not None:
+        root = source.path.parent if source.path.name == "__init__.py" else source.path
+    inside = [f for f in frames if root is not None and Path(f.filename).resolve().is_relative_to(root.resolve())]
+    chosen = inside or list(frames)
+    place = f"{chosen[-1].filename}:{chosen[-1].lineno}: " if chosen else f"{source.where}: "
+    return f"{place}{type(exc).__name__}: {exc}"
+
+
+def _import(source: PluginSource) -> object:
+    if source.entry_point is not None:
+        return source.entry_point.load()
+    assert source.path is not None
+    name = _module_name(source)
+    _forget(name)
+    locations = [str(source.path.parent)] if source.path.name == "__init__.py" else None
+    spec = importlib.util.spec_from_file_location(name, source.path, submodule_search_locations=locations)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {source.path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        _forget(name)
+        raise
+    return module
+
+
+def load(source: PluginSource) -> LoadedPlugin:
+    """Import one plugin; any failure is reported in `error`, never raised."""
+    loaded = LoadedPlugin(source, signature=source.signature())
+    try:
+        found = _import(source)
+    except Exception as exc:  # noqa: BLE001 - a plugin's failure of any kind is its state, not the host's crash
+        loaded.error = _where_it_failed(exc, source)
+        logger.warning("plugin %s failed to load: %s", source.key, loaded.error)
+        return loaded
+    plugin = found if isinstance(found, Plugin) else getattr(found, "plugin", None)
+    if not isinstance(plugin, Plugin):
+        what = "defines no `plugin`" if isinstance(found, ModuleType) else f"gives {type(found).__name__}, not a Plugin"
+        loaded.error = f'{source.where}: {what}: write `plugin = Plugin("{source.key}")` at module level'
+        logger.warning("plugin %s failed to load: %s", source.key, loaded.error)
+        return loaded
+    loaded.plugin = plugin
+    return loaded
