@@ -163,7 +163,8 @@ class SlashCommands:
 
     def _uses(self, plugin: str) -> bool:
         enabled = self.chat.enabled_plugins
-        return plugin in self.host.plugins.names and (enabled is None or plugin in enabled)
+        in_use = self.host.plugins.default_names if enabled is None else enabled  # None: the default set
+        return plugin in self.host.plugins.names and plugin in in_use
 
     def _plugins(self) -> None:
         statuses = self.host.plugins.statuses()
@@ -194,7 +195,8 @@ class SlashCommands:
         if self._uses(name) == on:
             self.console.print(f"[dim]plugin {shown(name)} is {'on' if on else 'off'} already[/dim]")
             return
-        enabled = set(loaded) if self.chat.enabled_plugins is None else set(self.chat.enabled_plugins)
+        current = self.chat.enabled_plugins
+        enabled = set(self.host.plugins.default_names if current is None else current)
         if on:
             enabled.add(name)
         else:

@@ -28,7 +28,7 @@ from mcp_host.agent.chat import Chat, ChatOptions
 from mcp_host.agent.permissions import AuditLog, Permissions
 from mcp_host.backends.base import Backend, ChatBackend
 from mcp_host.config.mcpjson import McpConfig, load_config
-from mcp_host.config.paths import default_config_path, default_settings_path
+from mcp_host.config.paths import default_config_path, default_settings_path, implicit_roots
 from mcp_host.config.settings import HostSettings, load_settings
 from mcp_host.config.watch import watch_config
 from mcp_host.errors import ChatClosedError, ConfigError
@@ -277,5 +277,5 @@ class Host:
             and (name not in self.registry or self.registry.get(name).origin == "plugin")
         ):
             limit = timeout_s or self.settings.servers.call_timeout_s
-            return await self._plugins.call(name, arguments or {}, timeout_s=limit, roots=(Path.cwd(),))
+            return await self._plugins.call(name, arguments or {}, timeout_s=limit, roots=implicit_roots())
         return await self.manager.call_tool(name, arguments, timeout_s=timeout_s, asks=asks)

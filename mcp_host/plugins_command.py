@@ -187,7 +187,7 @@ def _new(console: Console, manager: PluginManager, name: str, folder: Path | Non
 
 def check_plugin_tool(host: Host, tool: str, servers: list[str], *, plugins_off: bool = False) -> None:
     """For `mcp-host call`: raises `UsageError` unless `tool` (owned by no server) is a loaded plugin's tool."""
-    if tool in host.registry and host.registry.get(tool).origin == "plugin":
+    if host.plugins.tool(tool) is not None:  # on by default or not: `call` runs any loaded plugin's tool
         return
     plugin, _, name = tool.partition(".")
     # The one in use first: a name can also have shadowed copies.

@@ -32,7 +32,7 @@ from mcp_host.backends import RecordedGeneration, ReplayBackend
 from mcp_host.backends.llama_cpp import LlamaCppBackend
 from mcp_host.config.settings import HostSettings, PluginSettings
 from mcp_host.host import Host
-from mcp_host.plugins import FunctionTool, Plugin, ToolDefinitionError, parse_docstring
+from mcp_host.plugins import FunctionTool, Plugin, PluginContext, ToolDefinitionError, parse_docstring
 from mcp_host.plugins.manager import PluginManager
 from mcp_host.prompt import harmony_encoding
 from mcp_host.tools.registry import ToolRegistry
@@ -477,3 +477,68 @@ async def test_the_readmes_plugin_example_works_as_written(tmp_path: Path) -> No
         result = await host.call_tool("units.convert", {"value": 5, "source": "km", "target": "mi"})
     assert result.text == "3.11 mi"
     assert "prints `3.11 mi`" in readme
+
+
+def test_a_wheel_ships_every_bundled_plugin() -> None:
+    """pyproject.toml's data-files list each bundled plugin's folder (a wheel puts them under <prefix>/share)."""
+    import tomllib
+
+    data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    shipped = {path for patterns in data_files.values() for pattern in patterns for path in ROOT.glob(pattern)}
+    bundled = {path for path in (ROOT / "plugins").rglob("*.py") if "__pycache__" not in path.parts}
+    assert bundled == shipped
+    for target, patterns in data_files.items():
+        assert all(pattern.startswith(f"plugins/{target.rsplit('/', 1)[-1]}/") for pattern in patterns)
+
+
+async def test_what_the_review_found_stays_fixed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sys.exit in a plugin, planted files, the `app` name, open-world reads, `/` as a root, runaway regexes."""
+    from mcp_host.config.paths import implicit_roots
+    from tests.test_plugin_files import load_plugin, plugin_tool
+
+    user = tmp_path / "user"
+    write_plugin(user, "exits", "raise SystemExit(0)\n")
+    write_plugin(user, "app", GOOD.format(name="app", origin="user"))
+    planted = write_plugin(user, "planted", GOOD.format(name="planted", origin="user"))
+    planted.chmod(0o666)
+    write_plugin(
+        user,
+        "quits",
+        "from mcp_host.plugins import Plugin\nplugin = Plugin('quits')\n\n@plugin.tool\ndef stop(code: int) -> str:\n"
+        "    raise SystemExit(code)\n",
+    )
+    manager = PluginManager(ToolRegistry(), folders=[("user", user)], entry_points=False)
+    manager.load_all()
+    states = {s.name: s for s in manager.statuses()}
+    assert states["exits"].state == "failed" and "SystemExit" in (states["exits"].error or "")
+    assert states["app"].state == "failed" and "taken" in (states["app"].error or "")
+    assert states["planted"].state == "failed" and "writable by others (mode 0666)" in (states["planted"].error or "")
+    stopped = await manager.call("quits.stop", {"code": 2}, timeout_s=5, roots=(tmp_path,))
+    assert stopped.is_error and "SystemExit" in stopped.text  # the host lives on
+
+    fetch = Plugin("net")
+
+    @fetch.tool(read_only=True, open_world=True)
+    def get(url: str) -> str:
+        return url
+
+    permissions = Permissions(HostSettings.model_validate({"permissions": {"allow_read_only": True}}))
+    assert permissions.verdict(fetch.tools[0].spec).policy == "ask"
+
+    monkeypatch.chdir("/")
+    assert implicit_roots() == ()
+    monkeypatch.chdir(tmp_path)
+    assert implicit_roots() == (tmp_path.resolve(),)
+
+    files = load_plugin("files")
+    (tmp_path / "a.txt").write_text("a" * 40 + "\n")
+    search = plugin_tool(files, "search")
+    started = time.monotonic()
+    refused = await search.call(
+        {"pattern": "(a|aa)*b", "regex": True}, timeout_s=5, context=PluginContext("files", roots=(tmp_path,))
+    )
+    assert refused.is_error and "cannot be stopped" in refused.text and time.monotonic() - started < 1
+    calc = plugin_tool(load_plugin("calc"), "calculate")
+    started = time.monotonic()
+    assert (await calc.call({"expression": "round(7, -3*10**7)"}, timeout_s=5)).text.strip() == "0"
+    assert time.monotonic() - started < 1

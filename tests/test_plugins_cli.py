@@ -194,12 +194,14 @@ async def test_chat_plugin_commands_and_completion(home: Path) -> None:
         assert "greet  on in this chat  user: hi" in listed
         assert f"oops  failed  user: no tools  {broken}:4: RuntimeError" in listed
         assert "greet off from the next message" in await run("/plugin off greet")
-        assert chat.enabled_plugins == set(host.plugins.names) - {"greet"}
+        # Off from the default set (greet): the bundled plugins, off by default, stay off (no tools offered).
+        assert chat.enabled_plugins == set(host.plugins.default_names) - {"greet"} == set()
         assert "greet  off in this chat" in await run("/plugins")
         assert "greet.hi  Say hi to someone. (plugin off in this chat)" in await run("/tools")
         assert "plugin greet is off already" in await run("/plugin off greet")
         assert "greet on from the next message" in await run("/plugin on greet")
-        assert chat.enabled_plugins == set(host.plugins.names)
+        assert chat.enabled_plugins == set(host.plugins.default_names) == {"greet"}
+        assert "calc  off in this chat" in await run("/plugins")  # bundled: off until turned on
         assert "no plugin named 'nope' (plugins: " in await run("/plugin on nope")
         assert f"plugin oops failed: {broken}:4" in await run("/plugin on oops")
         assert "unknown command or arguments: /plugin" in await run("/plugin maybe greet")

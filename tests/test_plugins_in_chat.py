@@ -83,7 +83,8 @@ async def test_each_bundled_plugin_in_a_scripted_harmony_turn(tmp_path: Path) ->
             options = ChatOptions(roots=(str(roots),), max_rounds=6)
             events = await run(host, backend, options, "Use the plugins.")
     asked = [e.tool for e in events if isinstance(e, ApprovalRequired)]
-    assert asked == ["files.write"]  # destructive: asked; the read-only tools ran without asking
+    # destructive, and open-world: asked; the other read-only tools ran without asking (allow_read_only)
+    assert asked == ["files.write", "fetch.fetch"]
     read, wrote, escaped, calculated, fetched = [e for e in events if isinstance(e, ToolCallResult)]
     assert "first line" in read.text and "second line" in read.text and not read.is_error
     assert not wrote.is_error and (roots / "out" / "answer.txt").read_text() == "42"

@@ -51,6 +51,7 @@ from mcp_host.agent.formats import TurnFormat, TurnTools, make_format
 from mcp_host.agent.hooks import TurnPlugins
 from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions
 from mcp_host.backends.base import Backend, ChatBackend, GenerationParams
+from mcp_host.config.paths import implicit_roots
 from mcp_host.errors import BackendError, ChatBusyError, ChatClosedError, TemplateError
 from mcp_host.prompt.harmony import Effort, HarmonyOptions, HarmonyRenderer
 from mcp_host.servers.asks import SamplingReply, ServerAsks
@@ -529,8 +530,8 @@ class Chat:
 
     @property
     def roots(self) -> tuple[Path, ...]:
-        """The folders this chat's tools may work in (`ChatOptions.roots`, else the working directory)."""
-        return tuple(Path(r).expanduser().resolve() for r in self.options.roots) or (Path.cwd(),)
+        """The folders this chat's tools may work in (`ChatOptions.roots`, else the working directory, unless `/`)."""
+        return tuple(Path(r).expanduser().resolve() for r in self.options.roots) or implicit_roots()
 
     def _turn_tools(self, functions: Sequence[Callable[..., Any]]) -> tuple[ToolRegistry, ToolCaller]:
         """The registry this turn offers (plugins this chat turned off left out, the turn's functions in),

@@ -108,6 +108,8 @@ class Permissions:
         if annotations.get("destructiveHint"):
             return Verdict("ask", "the server says it is destructive")
         if annotations.get("readOnlyHint") and rules.allow_read_only:
+            if annotations.get("openWorldHint"):  # it reads the world and can carry data out in its arguments
+                return Verdict("ask", "it reaches the outside world (open-world), so allow_read_only does not cover it")
             return Verdict("allow", "read-only tools are allowed by the settings")
         if not annotations:
             return Verdict("ask", "the server did not describe what it does (no annotations)")

@@ -52,3 +52,10 @@ def user_plugins_dir() -> Path:
     """`$XDG_CONFIG_HOME/mcp-host/plugins`: the user's own plugins, one folder (or `.py` file) each."""
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "mcp-host" / "plugins"
+
+
+def implicit_roots() -> tuple[Path, ...]:
+    """The folders tools may work in when nobody named any: the working directory, unless it is `/`
+    (a service's default), which would open the whole machine: then none."""
+    cwd = Path.cwd().resolve()
+    return () if cwd == Path(cwd.anchor) else (cwd,)

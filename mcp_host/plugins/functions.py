@@ -42,6 +42,9 @@ from mcp_host.tools.spec import ToolResult, ToolSpec
 _SECTION = re.compile(r"^\s*(Args|Arguments|Parameters|Returns|Return|Raises|Yields|Examples?|Notes?):\s*$")
 _SPHINX_PARAM = re.compile(r"^\s*:param\s+(?:\w+\s+)?(\w+):\s*(.*)$")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# What plugin code may raise that the host reports instead of dying of: `SystemExit` (argparse does it),
+# `KeyboardInterrupt` raised by the code itself. The event loop's cancellation is not among them.
+PLUGIN_FAILURES = (Exception, SystemExit, KeyboardInterrupt, GeneratorExit)
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,6 @@ class FunctionTool:
                     value = await anyio.to_thread.run_sync(lambda: self.function(**kwargs), abandon_on_cancel=True)
         except TimeoutError:
             return ToolResult.error(f"{self.spec.name} did not finish within {timeout_s:g}s")
-        except Exception as exc:  # noqa: BLE001 - the tool's failure is a result the model reads
+        except PLUGIN_FAILURES as exc:  # the tool's failure is a result the model reads, never the host's end
             return ToolResult.error(f"{self.spec.name} failed: {type(exc).__name__}: {exc}")
         return _result(value)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import stat
 import sys
 import traceback
 from dataclasses import dataclass
@@ -32,9 +34,13 @@ MODULE_PREFIX = "mcp_host_plugins"
 
 
 def bundled_dir() -> Path | None:
-    """The project's own `plugins/` folder, next to the `mcp_host` package in a checkout or editable install."""
-    folder = Path(__file__).resolve().parents[2] / "plugins"
-    return folder if folder.is_dir() else None
+    """The project's own `plugins/` folder: next to the `mcp_host` package in a checkout or an editable
+    install, else where a wheel puts it (`<prefix>/share/mcp-host/plugins`)."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "plugins").is_dir():  # not site-packages/plugins
+        return checkout / "plugins"
+    installed = Path(sys.prefix) / "share" / "mcp-host" / "plugins"
+    return installed if installed.is_dir() else None
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,30 @@ def _where_it_failed(exc: BaseException, source: PluginSource) -> str:
     return f"{place}{type(exc).__name__}: {exc}"
 
 
+def _distrusted(source: PluginSource) -> str | None:
+    """Why the user folder's plugin must not run: its files or folders writable by others, or another user's.
+
+    Like the approvals file: code anyone else could have changed is not run as this user. Bundled and
+    installed plugins live where the host itself does.
+    """
+    if source.origin != "user" or source.path is None or sys.platform == "win32":
+        return None
+    root = source.path.parent if source.path.name == "__init__.py" else source.path
+    uid = os.getuid()
+    for path in [root.parent, root, *(sorted(root.rglob("*")) if root.is_dir() else [])]:
+        try:
+            status = path.lstat()
+        except OSError:
+            continue
+        if stat.S_ISLNK(status.st_mode):
+            continue
+        if status.st_uid not in (uid, 0):
+            return f"{path} is owned by uid {status.st_uid}, not by this user (uid {uid})"
+        if status.st_mode & (stat.S_IWOTH | stat.S_IWGRP):
+            return f"{path} is writable by others (mode {status.st_mode & 0o777:04o}); `chmod go-w` it to trust it"
+    return None
+
+
 def _import(source: PluginSource) -> object:
     if source.entry_point is not None:
         return source.entry_point.load()
@@ -144,9 +174,13 @@ def _import(source: PluginSource) -> object:
 def load(source: PluginSource) -> LoadedPlugin:
     """Import one plugin; any failure is reported in `error`, never raised."""
     loaded = LoadedPlugin(source, signature=source.signature())
+    if (distrust := _distrusted(source)) is not None:
+        loaded.error = f"{source.where}: {distrust}; not loaded"
+        logger.warning("plugin %s refused: %s", source.key, loaded.error)
+        return loaded
     try:
         found = _import(source)
-    except Exception as exc:  # noqa: BLE001 - a plugin's failure of any kind is its state, not the host's crash
+    except (Exception, SystemExit, KeyboardInterrupt, GeneratorExit) as exc:  # even sys.exit() is its state
         loaded.error = _where_it_failed(exc, source)
         logger.warning("plugin %s failed to load: %s", source.key, loaded.error)
         return loaded

@@ -30,7 +30,7 @@ from mcp_host.agent.attachments import Attachment
 from mcp_host.config.paths import state_dir, user_plugins_dir
 from mcp_host.config.settings import PluginSettings
 from mcp_host.plugins.api import Plugin, ToolCallInfo, UserMessage
-from mcp_host.plugins.functions import FunctionTool, PluginContext
+from mcp_host.plugins.functions import PLUGIN_FAILURES, FunctionTool, PluginContext
 from mcp_host.plugins.loader import LoadedPlugin, Origin, bundled_dir, discover, load
 from mcp_host.tools.registry import ToolRegistry
 from mcp_host.tools.spec import ToolResult, ToolSpec
@@ -38,7 +38,7 @@ from mcp_host.tools.spec import ToolResult, ToolSpec
 logger = logging.getLogger(__name__)
 
 PluginState = Literal["loaded", "failed", "disabled", "shadowed"]
-NATIVE_NAMES = frozenset({"browser", "python", "functions"})
+NATIVE_NAMES = frozenset({"browser", "python", "functions", "app"})  # `app`: the functions of `act(tools=...)`
 _PRECEDENCE: dict[Origin, int] = {"user": 0, "installed": 1, "bundled": 2}
 
 
@@ -148,8 +148,12 @@ class PluginManager:
             if entry.state == "failed":
                 logger.warning("plugin %s: %s", entry.name, entry.error)
 
-    def reload_changed(self) -> list[str]:
-        """Re-import the plugins of the user folder whose files changed (or appeared, or went); returns their names."""
+    def reload_changed(self, *, settle: bool = True) -> list[str]:
+        """Re-import the plugins of the user folder whose files changed (or appeared, or went); returns their names.
+
+        With `settle=False` the registry is left alone: call `settle()` from the event loop (`watch()` imports
+        in a worker thread and changes the registry, which the chats read, only on the loop).
+        """
         current = {
             (s.origin, s.key): s for s in discover([(o, f) for o, f in self.folders if o == "user"], entry_points=False)
         }
@@ -178,9 +182,14 @@ class PluginManager:
             kept.append(entry)
         if changed:
             self._entries = kept
-            self._settle()
+            if settle:
+                self._settle()
             logger.info("plugins reloaded: %s", ", ".join(sorted(set(changed))))
         return changed
+
+    def settle(self) -> None:
+        """Bring the registry in line with the plugins (after `reload_changed(settle=False)`)."""
+        self._settle()
 
     async def watch(self, stop: anyio.Event, *, on_reload: Callable[[list[str]], None] | None = None) -> None:
         """Follow the user folder until `stop` is set: each change reloads the plugins it touched."""
@@ -193,9 +202,11 @@ class PluginManager:
             if stop.is_set():
                 return
         async for _changes in awatch(folder, stop_event=stop, debounce=200, recursive=True):
-            changed = await anyio.to_thread.run_sync(self.reload_changed)
-            if changed and on_reload is not None:
-                on_reload(changed)
+            changed = await anyio.to_thread.run_sync(lambda: self.reload_changed(settle=False))
+            if changed:
+                self._settle()
+                if on_reload is not None:
+                    on_reload(changed)
 
     # -- what is there --------------------------------------------------------------------
 
@@ -275,7 +286,7 @@ class PluginManager:
             for hook in plugin.preprocessors:
                 try:
                     outcome = await _run_hook(hook, message)
-                except Exception as exc:  # noqa: BLE001 - a hook's failure leaves the message as it was
+                except PLUGIN_FAILURES as exc:  # a hook's failure (even SystemExit) leaves the message as it was
                     problems.append(f"plugin {plugin.name}: preprocessor failed: {type(exc).__name__}: {exc}")
                     continue
                 if isinstance(outcome, str):
@@ -293,7 +304,7 @@ class PluginManager:
             for hook in plugin.postprocessors:
                 try:
                     outcome = await _run_hook(hook, info, result)
-                except Exception as exc:  # noqa: BLE001
+                except PLUGIN_FAILURES as exc:
                     logger.warning(
                         "plugin %s: postprocessor failed on %s: %s: %s", plugin.name, tool, type(exc).__name__, exc
                     )

@@ -21,6 +21,7 @@ from typing import Any
 MAX_EXPRESSION_CHARS = 500
 MAX_INT_BITS = 3400  # about 1,000 decimal digits
 MAX_DEPTH = 60
+ROUND_DIGITS = 1100  # past this, round() keeps every digit of a bounded result, or none
 
 Number = int | float
 
@@ -56,9 +57,16 @@ def _comb(n: int, k: int) -> int:
     return math.comb(n, k)
 
 
+def _round(value: Any, ndigits: Any = None) -> Any:
+    """`round`, without computing 10**ndigits for an absurd `ndigits` (that holds the GIL for minutes)."""
+    if isinstance(ndigits, int) and not isinstance(ndigits, bool) and abs(ndigits) > ROUND_DIGITS:
+        return value if ndigits > 0 else type(value)(0)
+    return round(value, ndigits)
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "abs": abs,
-    "round": round,
+    "round": _round,
     "min": min,
     "max": max,
     "sqrt": math.sqrt,

@@ -31,6 +31,9 @@ from ._text import SNIFF_BYTES, is_binary, read_window
 
 MAX_ENTRIES = 500
 MAX_PATTERN_CHARS = 1000
+# A quantified group containing a quantifier or an alternation: the shapes of catastrophic backtracking.
+# Python's `re` holds the GIL while it matches, so a runaway match would freeze the whole host.
+_NESTED_REPETITION = re.compile(r"\((?:[^()\\]|\\.)*(?:[*+?}|])(?:[^()\\]|\\.)*\)\s*(?:[*+]|\{\d*,)")
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -110,9 +113,11 @@ def read(
 def _regular_file(fd: int, shown: str, verb: str) -> os.stat_result:
     """`fd`'s status when it is a regular file; otherwise it is closed and the error says what it is."""
     info = os.fstat(fd)
-    if stat.S_ISREG(info.st_mode):
+    if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
         return info
     os.close(fd)
+    if stat.S_ISREG(info.st_mode):  # the same file under another name, which may be outside the folders
+        raise FilesError(f"{shown} has {info.st_nlink - 1} other hard link(s); not {verb} through them")
     if stat.S_ISDIR(info.st_mode):
         raise FilesError(f"{shown} is a folder; files.list shows what is in it")
     raise FilesError(f"{shown} is not a regular file (a pipe, socket or device); not {verb}")
@@ -183,6 +188,11 @@ def search(
     """
     if not pattern or len(pattern) > MAX_PATTERN_CHARS:
         raise FilesError(f"the pattern must be 1 to {MAX_PATTERN_CHARS} characters long")
+    if regex and _NESTED_REPETITION.search(pattern):
+        raise FilesError(
+            "the pattern repeats a group that itself repeats or alternates (like (a|aa)* or (a+)+), which can take "
+            "hours on one line and cannot be stopped; search for plain text or a simpler pattern"
+        )
     try:
         compiled = re.compile(pattern if regex else re.escape(pattern), 0 if case_sensitive else re.IGNORECASE)
     except re.error as exc:
@@ -197,6 +207,8 @@ def search(
         notes.append(f"{report.skipped_binary} binary skipped")
     if report.skipped_large:
         notes.append(f"{report.skipped_large} over {MAX_FILE_BYTES // 1_000_000} MB skipped")
+    if report.skipped_linked:
+        notes.append(f"{report.skipped_linked} with other hard links skipped")
     summary = (
         f"{len(report.matches)} matching lines in {report.files_with_matches} files for {pattern!r} "
         f"under {target.shown} ({', '.join(notes)})"

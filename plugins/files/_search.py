@@ -85,6 +85,7 @@ class SearchReport:
     bytes_read: int = 0
     skipped_binary: int = 0
     skipped_large: int = 0
+    skipped_linked: int = 0  # files with other hard links, which may be names outside the folders
     truncated: bool = False  # stopped at max_results
     incomplete: bool = False  # stopped at MAX_FILES or MAX_TOTAL_BYTES
 
@@ -121,6 +122,9 @@ def _search_file(
         if not stat.S_ISREG(info.st_mode):
             return
         report.scanned += 1
+        if info.st_nlink > 1:
+            report.skipped_linked += 1
+            return
         if info.st_size > MAX_FILE_BYTES:
             report.skipped_large += 1
             return
