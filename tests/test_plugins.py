@@ -542,3 +542,20 @@ async def test_what_the_review_found_stays_fixed(tmp_path: Path, monkeypatch: py
     started = time.monotonic()
     assert (await calc.call({"expression": "round(7, -3*10**7)"}, timeout_s=5)).text.strip() == "0"
     assert time.monotonic() - started < 1
+
+
+def test_a_plugin_whose_import_hangs_is_reported_not_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcp_host.plugins import loader
+
+    user = tmp_path / "user"
+    write_plugin(user, "stuck", "import threading\nthreading.Event().wait()\n")
+    write_plugin(user, "greet", GOOD.format(name="greet", origin="user"))
+    monkeypatch.setattr(loader, "IMPORT_DEADLINE_S", 0.5)
+    monkeypatch.setattr(loader.load_within, "__defaults__", (0.5,))
+    manager = PluginManager(ToolRegistry(), folders=[("user", user)], entry_points=False)
+    manager.load_all()
+    states = {s.name: s for s in manager.statuses()}
+    assert states["stuck"].state == "failed" and "did not finish within 0.5s" in (states["stuck"].error or "")
+    assert states["greet"].state == "loaded"

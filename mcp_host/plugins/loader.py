@@ -17,6 +17,7 @@ import logging
 import os
 import stat
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
 from importlib import metadata
@@ -169,6 +170,23 @@ def _import(source: PluginSource) -> object:
         _forget(name)
         raise
     return module
+
+
+IMPORT_DEADLINE_S = 15.0
+
+
+def load_within(source: PluginSource, deadline_s: float = IMPORT_DEADLINE_S) -> LoadedPlugin:
+    """`load()` in a thread of its own: a plugin whose import does not finish in time is reported as failed
+    (its thread is left to end by itself), so a hanging import cannot hang the host's start."""
+    outcome: list[LoadedPlugin] = []
+    thread = threading.Thread(target=lambda: outcome.append(load(source)), name=f"plugin {source.key}", daemon=True)
+    thread.start()
+    thread.join(deadline_s)
+    if outcome:
+        return outcome[0]
+    error = f"{source.where}: its import did not finish within {deadline_s:g}s; not loaded"
+    logger.warning("plugin %s failed to load: %s", source.key, error)
+    return LoadedPlugin(source, error=error, signature=source.signature())
 
 
 def load(source: PluginSource) -> LoadedPlugin:

@@ -31,7 +31,7 @@ from mcp_host.config.paths import state_dir, user_plugins_dir
 from mcp_host.config.settings import PluginSettings
 from mcp_host.plugins.api import Plugin, ToolCallInfo, UserMessage
 from mcp_host.plugins.functions import PLUGIN_FAILURES, FunctionTool, PluginContext
-from mcp_host.plugins.loader import LoadedPlugin, Origin, bundled_dir, discover, load
+from mcp_host.plugins.loader import LoadedPlugin, Origin, bundled_dir, discover, load_within
 from mcp_host.tools.registry import ToolRegistry
 from mcp_host.tools.spec import ToolResult, ToolSpec
 
@@ -101,7 +101,7 @@ class PluginManager:
             if source.key in self.settings.disabled:
                 entries.append(_Entry(LoadedPlugin(source), "disabled"))
             else:
-                entries.append(self._entry(load(source)))
+                entries.append(self._entry(load_within(source)))
         self._entries = entries
         self._settle()
 
@@ -168,7 +168,7 @@ class PluginManager:
             if fresh is None:
                 changed.append(entry.name)  # removed
             elif fresh.signature() != entry.loaded.signature and source.key not in self.settings.disabled:
-                replacement = self._entry(load(fresh))
+                replacement = self._entry(load_within(fresh))
                 changed.append(replacement.name)
                 kept.append(replacement)
             else:
@@ -177,7 +177,7 @@ class PluginManager:
             if source.key in self.settings.disabled:
                 entry = _Entry(LoadedPlugin(source), "disabled")
             else:
-                entry = self._entry(load(source))
+                entry = self._entry(load_within(source))
             changed.append(entry.name)
             kept.append(entry)
         if changed:
