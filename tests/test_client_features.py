@@ -327,3 +327,31 @@ async def test_a_form_that_is_not_valid_mcp_is_declined_in_a_turn_and_garbage_ta
     assert '"action": "decline"' in asked.text
     assert task.is_error and "the server's answer is not a tool result" in task.text
     assert isinstance(events[-1], TurnCompleted) and events[-1].stop_reason == "answered"
+
+
+async def test_sampling_with_the_servers_tools_comes_back_as_tool_use(tmp_path: Path) -> None:
+    """The server offers a tool inside its sampling request; the chat's model calls it; the server gets tool_use."""
+    config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[permissions.tools]\n"fx.sample_with_tools" = "allow"\n[permissions.sampling]\nfx = "allow"\n')
+    encoding = harmony_encoding()
+    script = [
+        "<|channel|>commentary to=functions.fx__sample_with_tools <|constrain|>json<|message|>{}<|call|>",
+        # the sampling request's own turn: the model calls the server's tool, offered as sampling.get_weather
+        "<|channel|>commentary to=functions.sampling__get_weather <|constrain|>json<|message|>"
+        '{"city": "Paris"}<|call|>',
+        "<|channel|>final<|message|>done<|return|>",
+    ]
+    backend = ReplayBackend(
+        [RecordedGeneration([], list(encoding.encode(text, allowed_special="all")), "stop") for text in script]
+    )
+    async with Host(config, settings_path=settings, plugins=False) as host:
+        await host.wait_settled()
+        events = [event async for event in host.chat(backend).send("go")]
+    (result,) = [e for e in events if isinstance(e, ToolCallResult)]
+    reply = json.loads(result.text)  # as the server's SDK parsed it (its own field names)
+    assert reply["stop_reason"] == "toolUse" and reply["model"] == "replay"
+    (use,) = reply["content"] if isinstance(reply["content"], list) else [reply["content"]]
+    assert use["type"] == "tool_use" and use["name"] == "get_weather" and use["input"] == {"city": "Paris"}
+    sampling_prompt = encoding.decode(backend.prompts[1])
+    assert "What is the weather in Paris?" in sampling_prompt and "sampling__get_weather" in sampling_prompt
