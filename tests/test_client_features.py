@@ -299,6 +299,14 @@ async def test_a_question_never_reaches_another_chats_user(protocol: str) -> Non
 ROGUE = Path(__file__).parent / "fixtures" / "rogue_server.py"
 
 
+def harmony_script(*outputs: str) -> ReplayBackend:
+    """A model that says exactly these Harmony generations, one per round."""
+    encoding = harmony_encoding()
+    return ReplayBackend(
+        [RecordedGeneration([], list(encoding.encode(text, allowed_special="all")), "stop") for text in outputs]
+    )
+
+
 async def test_a_form_that_is_not_valid_mcp_is_declined_in_a_turn_and_garbage_tasks_are_errors(tmp_path: Path) -> None:
     hostile = {
         "type": "object",
@@ -307,15 +315,11 @@ async def test_a_form_that_is_not_valid_mcp_is_declined_in_a_turn_and_garbage_ta
     config = write_config(tmp_path / "mcp.json", {"rogue": {"command": sys.executable, "args": [str(ROGUE)]}})
     settings = tmp_path / "settings.toml"
     settings.write_text('[permissions.servers]\nrogue = "allow"\n')
-    encoding = harmony_encoding()
-    script = [
+    backend = harmony_script(
         f"<|channel|>commentary to=functions.rogue__ask <|constrain|>json<|message|>"
         f"{json.dumps({'schema': json.dumps(hostile)})}<|call|>",
         "<|channel|>commentary to=functions.rogue__task_garbage <|constrain|>json<|message|>{}<|call|>",
         "<|channel|>final<|message|>done<|return|>",
-    ]
-    backend = ReplayBackend(
-        [RecordedGeneration([], list(encoding.encode(text, allowed_special="all")), "stop") for text in script]
     )
     async with Host(config, settings_path=settings, plugins=False) as host:
         await host.wait_settled()
@@ -334,16 +338,12 @@ async def test_sampling_with_the_servers_tools_comes_back_as_tool_use(tmp_path: 
     config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
     settings = tmp_path / "settings.toml"
     settings.write_text('[permissions.tools]\n"fx.sample_with_tools" = "allow"\n[permissions.sampling]\nfx = "allow"\n')
-    encoding = harmony_encoding()
-    script = [
+    backend = harmony_script(
         "<|channel|>commentary to=functions.fx__sample_with_tools <|constrain|>json<|message|>{}<|call|>",
         # the sampling request's own turn: the model calls the server's tool, offered as sampling.get_weather
         "<|channel|>commentary to=functions.sampling__get_weather <|constrain|>json<|message|>"
         '{"city": "Paris"}<|call|>',
         "<|channel|>final<|message|>done<|return|>",
-    ]
-    backend = ReplayBackend(
-        [RecordedGeneration([], list(encoding.encode(text, allowed_special="all")), "stop") for text in script]
     )
     async with Host(config, settings_path=settings, plugins=False) as host:
         await host.wait_settled()
@@ -353,5 +353,5 @@ async def test_sampling_with_the_servers_tools_comes_back_as_tool_use(tmp_path: 
     assert reply["stop_reason"] == "toolUse" and reply["model"] == "replay"
     (use,) = reply["content"] if isinstance(reply["content"], list) else [reply["content"]]
     assert use["type"] == "tool_use" and use["name"] == "get_weather" and use["input"] == {"city": "Paris"}
-    sampling_prompt = encoding.decode(backend.prompts[1])
+    sampling_prompt = harmony_encoding().decode(backend.prompts[1])
     assert "What is the weather in Paris?" in sampling_prompt and "sampling__get_weather" in sampling_prompt
