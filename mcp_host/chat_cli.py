@@ -43,7 +43,6 @@ from mcp_host.agent import (
     ToolCallResult,
     TurnCompleted,
 )
-from mcp_host.agent.asks import SAMPLING_TOOL
 from mcp_host.backends.base import Backend
 from mcp_host.backends.replay import RecordingBackend
 from mcp_host.chat_commands import HELP, ChatState, SlashCommands
@@ -55,6 +54,7 @@ from mcp_host.errors import ElicitationInputError, UnknownApprovalError, UsageEr
 from mcp_host.host import Host
 from mcp_host.model_pick import pick_model
 from mcp_host.prompt.harmony import HarmonyOptions
+from mcp_host.servers.asks import SAMPLING_TOOL
 from mcp_host.tools.native.sandbox import detect_isolation
 
 RESOURCE_LINK = re.compile(r"\[resource link (\S+?)\]")

@@ -119,7 +119,7 @@ class Host:
                 if isinstance(self._plugin_choice, PluginManager)
                 else PluginManager(self.registry, self.settings.plugins)
             )
-            manager._reserved = lambda: set(self.config.servers) if self.config is not None else set()  # noqa: SLF001
+            manager.reserved = lambda: set(self.config.servers) if self.config is not None else set()
             self._plugins = manager
             await anyio.to_thread.run_sync(manager.load_all)
         self._task_group = anyio.create_task_group()
@@ -271,11 +271,8 @@ class Host:
         asks: ServerAsks | None = None,
     ) -> ToolResult:
         """Call a tool by qualified name (a server's or a plugin's); `asks` answers what a server asks meanwhile."""
-        if (
-            self._plugins is not None
-            and self._plugins.tool(name) is not None
-            and (name not in self.registry or self.registry.get(name).origin == "plugin")
-        ):
+        spec = self.registry.get(name) if name in self.registry else None  # an MCP tool skips the plugin scan
+        if self._plugins is not None and (spec is None or spec.origin == "plugin") and self._plugins.tool(name):
             limit = timeout_s or self.settings.servers.call_timeout_s
             return await self._plugins.call(name, arguments or {}, timeout_s=limit, roots=implicit_roots())
         return await self.manager.call_tool(name, arguments, timeout_s=timeout_s, asks=asks)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,24 +42,33 @@ def write_recording(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-@pytest.fixture
-def terminal(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def chat_in_tmux(tmp_path: Path, config: Path, recording: Path, *, speed: int, width: int) -> Iterator[str]:
+    """`mcp-host chat` replaying `recording` in a tmux session of its own (settings and cache in `tmp_path`)."""
     if shutil.which("tmux") is None:
         pytest.fail("tmux is not installed (apt-get install tmux; .ci/run does)")
-    config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
-    recording = tmp_path / "chat.jsonl"
-    write_recording(recording)
     session = f"mcp-host-test-{time.monotonic_ns()}"
     command = (
         f"XDG_CACHE_HOME={tmp_path / 'cache'} MCP_HOST_SETTINGS={tmp_path / 'settings.toml'} "
-        f"{sys.executable} -m mcp_host.cli --config {config} chat --replay {recording} --replay-speed 40 "
+        f"{sys.executable} -m mcp_host.cli --config {config} chat --replay {recording} --replay-speed {speed} "
         "--no-history; sleep 60"
     )
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "50", command], check=True, cwd=ROOT)
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", str(width), "-y", "50", command], check=True, cwd=ROOT
+    )
     try:
         yield session
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[str]:
+    config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
+    recording = tmp_path / "chat.jsonl"
+    write_recording(recording)
+    with chat_in_tmux(tmp_path, config, recording, speed=40, width=120) as session:
+        yield session
 
 
 def screen(session: str) -> str:

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +25,8 @@ from mcp_host.chat_commands import ChatState, SlashCommands
 from mcp_host.chat_completion import SlashCompleter
 from mcp_host.host import Host
 from mcp_host.prompt import harmony_encoding
-from tests.conftest import ROOT, everything_command, write_config
-from tests.test_chat_terminal import keys, screen, wait_for, wait_for_prompt
+from tests.conftest import everything_command, write_config
+from tests.test_chat_terminal import chat_in_tmux, keys, screen, wait_for, wait_for_prompt
 
 
 def call(tool: str, arguments: str = "{}") -> str:
@@ -83,24 +80,13 @@ def write_recording(path: Path, script: list[str]) -> None:
 @pytest.fixture
 def terminal(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """The chat in tmux, replaying the script the test passes (`indirect` parametrization)."""
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is not installed (apt-get install tmux; .ci/run does)")
     config = write_config(tmp_path / "mcp.json", {"everything": {"command": everything_command(), "args": ["stdio"]}})
     rules = "\n".join(f'"everything.{tool}" = "allow"' for tool in ALLOWED)
     (tmp_path / "settings.toml").write_text(f"[permissions.tools]\n{rules}\n")
     recording = tmp_path / "chat.jsonl"
     write_recording(recording, request.param)
-    session = f"mcp-host-test-{time.monotonic_ns()}"
-    command = (
-        f"XDG_CACHE_HOME={tmp_path / 'cache'} MCP_HOST_SETTINGS={tmp_path / 'settings.toml'} "
-        f"{sys.executable} -m mcp_host.cli --config {config} chat --replay {recording} --replay-speed 200 "
-        "--no-history; sleep 60"
-    )
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "50", command], check=True, cwd=ROOT)
-    try:
+    with chat_in_tmux(tmp_path, config, recording, speed=200, width=160) as session:
         yield session
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
 
 
 def answer_at(session: str, prompt: str, text: str) -> None:

@@ -25,12 +25,11 @@ from mcp_host.agent.calls import Approvals, Emit, Pending
 from mcp_host.agent.events import ApprovalRequired, ElicitationRequired, ErrorEvent, ServerLog, ToolCallProgress
 from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions
 from mcp_host.errors import ElicitationInputError, McpHostError
-from mcp_host.servers.asks import LOG_LEVELS, SamplingReply
+from mcp_host.servers.asks import LOG_LEVELS, SAMPLING_TOOL, SamplingReply
 from mcp_host.servers.elicitation import apply_defaults, schema_problems, validate_content
 from mcp_host.tools.spec import ToolSpec
 
 Sampler = Callable[[mcp_types.CreateMessageRequestParams], Awaitable[SamplingReply]]
-SAMPLING_TOOL = "sampling/createMessage"
 _ERROR_LEVEL = LOG_LEVELS.index("error")
 PROGRESS_PER_S = 10
 LOG_EVENTS_PER_CALL = 20

@@ -25,7 +25,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
@@ -558,7 +558,8 @@ class Chat:
             name: str, arguments: dict[str, Any], limit: float | None, asks: ServerAsks | None
         ) -> ToolResult:
             if name in extra:
-                return cast(ToolResult, await extra[name].call(arguments, timeout_s=limit or timeout_s))
+                result: ToolResult = await extra[name].call(arguments, timeout_s=limit or timeout_s)
+                return result
             spec = registry.get(name) if name in registry else None
             if spec is not None and spec.origin == "plugin" and plugins is not None:
                 return await plugins.call(name, arguments, timeout_s=limit or timeout_s, roots=self.roots)

@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Literal
 
 from mcp_host.plugins.api import Plugin
+from mcp_host.plugins.functions import PLUGIN_FAILURES
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ def load(source: PluginSource) -> LoadedPlugin:
         return loaded
     try:
         found = _import(source)
-    except (Exception, SystemExit, KeyboardInterrupt, GeneratorExit) as exc:  # even sys.exit() is its state
+    except PLUGIN_FAILURES as exc:  # even sys.exit() is its state, not the host's end
         loaded.error = _where_it_failed(exc, source)
         logger.warning("plugin %s failed to load: %s", source.key, loaded.error)
         return loaded

@@ -89,7 +89,7 @@ class PluginManager:
             list(folders) if folders is not None else [("bundled", bundled_dir()), ("user", user)]
         )
         self.entry_points = entry_points
-        self._reserved = reserved
+        self.reserved = reserved  # the names taken elsewhere (mcp.json servers), asked at each settle
         self._entries: list[_Entry] = []
 
     # -- loading --------------------------------------------------------------------------
@@ -124,7 +124,7 @@ class PluginManager:
 
     def _settle(self) -> None:
         """Decide who holds each name (shadowing, reserved names) and put the winners' tools in the registry."""
-        reserved = set(self._reserved()) | NATIVE_NAMES
+        reserved = set(self.reserved()) | NATIVE_NAMES
         by_name: dict[str, list[_Entry]] = {}
         for entry in self._entries:
             if entry.state == "shadowed":

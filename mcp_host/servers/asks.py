@@ -21,6 +21,8 @@ import mcp_types
 
 logger = logging.getLogger(__name__)
 
+# How permissions (and the approval events) name a server's sampling: `<server>.sampling/createMessage`.
+SAMPLING_TOOL = "sampling/createMessage"
 SamplingReply = mcp_types.CreateMessageResult | mcp_types.CreateMessageResultWithTools | mcp_types.ErrorData
 
 # The syslog levels MCP uses, in order; `logging` gets the nearest of its own.

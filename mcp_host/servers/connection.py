@@ -50,7 +50,15 @@ from mcp_host.config.mcpjson import RemoteServerConfig, ServerConfig
 from mcp_host.config.settings import ServerSettings
 from mcp_host.errors import NeedsLoginError, ServerNotReadyError, ServerRequestError, ServerStartError, ToolCallError
 from mcp_host.servers import features
-from mcp_host.servers.asks import PYTHON_LEVELS, NoOneToAsk, SamplingReply, ServerAsks, log_text, owner_of
+from mcp_host.servers.asks import (
+    PYTHON_LEVELS,
+    SAMPLING_TOOL,
+    NoOneToAsk,
+    SamplingReply,
+    ServerAsks,
+    log_text,
+    owner_of,
+)
 from mcp_host.servers.describe import describe_exception, find_exception, leaf_exceptions
 from mcp_host.servers.oauth import auth_for
 from mcp_host.servers.state import ServerState, ServerStatus
@@ -83,7 +91,6 @@ def root_uri(path_or_uri: str) -> str:
 # The answerer of the call running in this task (see `Connection._answerer`).
 _CALL_ASKS: contextvars.ContextVar[ServerAsks | None] = contextvars.ContextVar("mcp_host_call_asks", default=None)
 LOG_LINE_CHARS = 4000
-SAMPLING_SUBJECT = "sampling/createMessage"  # how permissions name a server's sampling (mcp_host.agent.asks)
 LOG_BURST = 50  # a server's log lines reach Python's logging at most this many at once,
 LOG_REFILL_PER_S = 5.0  # then this many a second (all of them still go to `Connection.logs`)
 
@@ -112,7 +119,6 @@ class _Budget:
         self.burst, self.refill_per_s = burst, refill_per_s
         self.tokens = float(burst)
         self.stamp = time.monotonic()
-        self.dropped = 0
 
     def take(self) -> bool:
         now = time.monotonic()
@@ -121,7 +127,6 @@ class _Budget:
         if self.tokens >= 1:
             self.tokens -= 1
             return True
-        self.dropped += 1
         return False
 
 
@@ -490,7 +495,7 @@ class Connection:
             page = await client.list_tools(cursor=cursor, cache_mode="refresh")
             for tool in page.tools:
                 spec = ToolSpec.from_mcp(self.name, tool)
-                if spec.tool == SAMPLING_SUBJECT:
+                if spec.tool == SAMPLING_TOOL:
                     logger.warning(
                         "server %r: a tool named %r is not offered (the name is sampling's)", self.name, spec.tool
                     )
