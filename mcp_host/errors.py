@@ -37,6 +37,8 @@
     │   ├── ChatClosedError         a closed chat (or one with no task group to run in) was asked for a turn
     │   ├── UnknownApprovalError    an answer names a call or question that is not waiting for one
     │   └── ElicitationInputError   an answer to a server's form does not fit its schema
+    ├── StoreError                  the API's state store cannot be used (names the file or masked URL)
+    │   └── StoreConflictError      another instance holds the record's live claim, or it changed under us
     └── ApiError                    an HTTP API error, answered with its status in OpenAI's shape
 
 A tool that runs and reports `isError` is not an exception: it is a `ToolResult`
@@ -248,6 +250,14 @@ _API_ERROR_TYPES = {
     415: "invalid_request_error",
     421: "invalid_request_error",
 }
+
+
+class StoreError(McpHostError):
+    """The state store cannot be opened, read or written."""
+
+
+class StoreConflictError(StoreError):
+    """A claim or release lost to another writer: the API answers 409."""
 
 
 class ApiError(McpHostError):

@@ -1,0 +1,87 @@
+"""The `Backend` interface: the few primitive operations a database gives the `Store`.
+
+    stamp = await backend.write("session", "s1", decide)   # decide(current, now) -> Change | None
+
+`Store` keeps every rule (who may claim, what a release needs, when a lease has run out) in one place;
+a backend only stores rows. Its one non-trivial duty is `write`, a read-modify-write in one transaction:
+it locks the row, reads its current `RowState` and the database's clock, asks `decide` what to write,
+and writes that, bumping `version` and `updated` unless the change only extends a lease.
+
+Implementations: `SqliteBackend` (the default, one file) and `PostgresBackend` (shared by instances).
+
+Raises: `StoreError` when the database fails; whatever `decide` raises (a `StoreConflictError`),
+after rolling the transaction back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from mcp_host.store.record import Record
+
+
+@dataclass(frozen=True)
+class RowState:
+    """What a write sees of the row it is about to change (the data itself is never loaded for this)."""
+
+    status: str
+    owner: str | None
+    lease_until: float | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """What to write. `data_json` None keeps the stored data: a lease renewal, which counts as no version."""
+
+    status: str
+    owner: str | None
+    lease_until: float | None
+    data_json: str | None = None
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What the database set on a write."""
+
+    created: float
+    updated: float
+    version: int
+
+
+# (the row's state or None if there is none, the database's clock) -> what to write, or None for nothing
+Decide = Callable[[RowState | None, float], Change | None]
+
+
+class Backend(Protocol):
+    """Rows of `(kind, id) -> data, status, created, updated, version, owner, lease_until`."""
+
+    @property
+    def name(self) -> str:
+        """The database, for messages: a path, or a URL with its password masked."""
+        ...
+
+    async def read(self, kind: str, id: str) -> Record | None: ...
+
+    async def scan(self, kind: str, *, limit: int, before: float | None, status: str | None) -> list[Record]:
+        """Newest `updated` first (ties by id, descending); `before` keeps those updated strictly earlier."""
+        ...
+
+    async def write(self, kind: str, id: str, decide: Decide) -> Stamp | None:
+        """Run `decide` on the locked row and write its change; None when it decided on nothing."""
+        ...
+
+    async def delete(self, kind: str, id: str) -> bool: ...
+
+    async def expire(self, kind: str, id: str | None) -> int:
+        """Mark `running` records whose lease has passed `interrupted` (one record, or all of `kind`)."""
+        ...
+
+    async def interrupt(self, owner: str) -> int:
+        """Mark every `running` record of `owner` `interrupted`: that instance is closing."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the connection; idempotent."""
+        ...
