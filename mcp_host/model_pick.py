@@ -31,6 +31,7 @@ class Pick:
     backend: Backend | ChatBackend
     notice: str
     format: Literal["auto", "harmony", "template", "chat"] = "auto"
+    path: Path | None = None  # the model file, for a model loaded here
 
 
 def pick_model(model: str | None, *, replay: Path | None = None, replay_speed: float = 0.0) -> Pick:
@@ -56,8 +57,9 @@ def pick_model(model: str | None, *, replay: Path | None = None, replay_speed: f
     if demo is not None:
         pick = _local(str(demo.path), "")
         return Pick(
-            pick.backend,
-            "DEMO MODEL: gemma-3-270m, a tiny base model that is not gpt-oss and not an "
+            path=pick.path,
+            backend=pick.backend,
+            notice="DEMO MODEL: gemma-3-270m, a tiny base model that is not gpt-oss and not an "
             "assistant; it will not answer well. " + HOW_TO_GET_GPT_OSS,
         )
     raise ModelNotFoundError(
@@ -69,7 +71,8 @@ def pick_model(model: str | None, *, replay: Path | None = None, replay_speed: f
 def _local(path: str, notice: str) -> Pick:
     from mcp_host.backends.llama_cpp import LlamaCppBackend
 
-    return Pick(LlamaCppBackend.load(path), f"{notice} (llama.cpp in-process)" if notice else "")
+    backend = LlamaCppBackend.load(path)
+    return Pick(backend, f"{notice} (llama.cpp in-process)" if notice else "", path=find_model(path).path)
 
 
 def _served_models(url: str) -> list[str]:

@@ -61,12 +61,18 @@ def speaks_harmony(name: str, chat_template: str | None) -> bool:
 
 @dataclass(frozen=True)
 class GenerationParams:
-    """Sampling and stopping. `grammar` is a GBNF grammar that constrains the output (llama.cpp only)."""
+    """Sampling and stopping. `grammar` is a GBNF grammar that constrains the output (llama.cpp only).
+
+    `top_k = 0`, `min_p = 0` and `repeat_penalty = 1` leave sampling as it is (the defaults).
+    """
 
     max_tokens: int = 2048
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int | None = None
+    top_k: int = 0
+    min_p: float = 0.0
+    repeat_penalty: float = 1.0
     stop_tokens: frozenset[int] = frozenset()
     grammar: str | None = None
 
@@ -160,6 +166,25 @@ class Backend(Protocol):
 
     async def aclose(self) -> None:
         """Release the model. Idempotent."""
+        ...
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """One vector per input text, and the tokens they took."""
+
+    vectors: list[list[float]]
+    prompt_tokens: int
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """A model loaded to embed text (`Capabilities.embeddings`)."""
+
+    name: str
+
+    async def embed(self, texts: Sequence[str]) -> Embeddings:
+        """Raises `UnsupportedFeatureError` when the model was not loaded for embeddings, `GenerationError`."""
         ...
 
 

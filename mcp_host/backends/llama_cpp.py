@@ -13,10 +13,12 @@ at an arbitrary position and would re-evaluate the whole prompt.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +27,14 @@ import anyio
 from mcp_host.backends.base import (
     BackendUnavailableError,
     Capabilities,
+    Embeddings,
     GenerationParams,
     GenerationStats,
     StopReason,
+    UnsupportedFeatureError,
     speaks_harmony,
 )
+from mcp_host.backends.gguf_info import read_gguf_info
 from mcp_host.backends.models import find_model
 from mcp_host.backends.threaded import CancelFlag, ThreadedGeneration, TokenSink
 from mcp_host.errors import GenerationError, ModelLoadError
@@ -37,6 +42,7 @@ from mcp_host.errors import GenerationError, ModelLoadError
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT = 32768
+EMBEDDING_CONTEXT = 8192  # per text; a model loaded for embeddings evaluates a whole text at once
 
 
 def _import_llama() -> Any:
@@ -74,11 +80,14 @@ class LlamaCppBackend:
         threads: int | None = None,
         swa_full: bool = True,
         seed: int | None = None,
+        embedding: bool = False,
+        progress: Callable[[float], None] | None = None,
     ) -> LlamaCppBackend:
         """Load a model by path or id (see `find_model`). Blocking: call it from a thread in async code.
 
         Defaults: the context is the model's training context capped at 32,768; every layer goes to
-        the GPU when llama.cpp was built with GPU support; one thread per core.
+        the GPU when llama.cpp was built with GPU support; one thread per core. `embedding` loads the model
+        for `embed()` instead of generation; `progress` is called from the loading thread with 0.0 … 1.0.
         Raises `ModelNotFoundError`, `BackendUnavailableError`, `ModelLoadError`.
         """
         llama_cpp = _import_llama()
@@ -92,6 +101,7 @@ class LlamaCppBackend:
             "n_threads": threads or os.cpu_count() or 1,
             "swa_full": swa_full,
             "verbose": False,
+            "embedding": embedding,
         }
         if seed is not None:
             kwargs["seed"] = seed
@@ -100,9 +110,18 @@ class LlamaCppBackend:
         try:
             # llama.cpp logs to the terminal while loading even when asked not to; that is noise in a chat.
             with suppress_stdout_stderr(disable=False):
-                train_context = _training_context(llama_cpp, found.path)
+                info = read_gguf_info(found.path)
+                train_context = info.context_length
+                if embedding and f"{info.architecture}.pooling_type" not in info.metadata:
+                    # A chat model has no pooling of its own: its vectors are per token. Averaged, one per text.
+                    kwargs["pooling_type"] = llama_cpp.LLAMA_POOLING_TYPE_MEAN
                 kwargs["n_ctx"] = context_length or min(train_context or DEFAULT_CONTEXT, DEFAULT_CONTEXT)
-                llama = llama_cpp.Llama(**kwargs)
+                if embedding:
+                    # A text is embedded in one batch: llama-cpp-python silently cuts it at the batch size.
+                    kwargs["n_ctx"] = context_length or min(kwargs["n_ctx"], EMBEDDING_CONTEXT)
+                    kwargs["n_batch"] = kwargs["n_ubatch"] = kwargs["n_ctx"]
+                with _reporting_progress(llama_cpp, progress):
+                    llama = llama_cpp.Llama(**kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(f"llama.cpp could not load {found.path}: {exc}") from exc
         return cls(llama, name=found.id)
@@ -205,9 +224,9 @@ class LlamaCppBackend:
                     prompt,
                     temp=params.temperature,
                     top_p=params.top_p,
-                    top_k=0,
-                    min_p=0.0,
-                    repeat_penalty=1.0,
+                    top_k=params.top_k,
+                    min_p=params.min_p,
+                    repeat_penalty=params.repeat_penalty,
                     reset=True,
                     grammar=grammar,
                 ):
@@ -266,7 +285,25 @@ class LlamaCppBackend:
             logger.info("llama.cpp cannot cut this model's cache at %d; evaluating the whole prompt", prefix)
             llama.reset()
             return 0
+        llama.n_tokens = prefix  # what the cache now holds; left longer, a repeated prompt decodes an empty batch
         return prefix
+
+    async def embed(self, texts: Sequence[str]) -> Embeddings:
+        """One normalized vector per text, queued with generations. Raises `UnsupportedFeatureError`."""
+        if not self.capabilities.embeddings:
+            raise UnsupportedFeatureError(f"{self.name} was loaded for generation, not for embeddings")
+        inputs = list(texts)
+
+        def run() -> tuple[list[list[float]], int]:
+            vectors, tokens = self._llama.embed(inputs, normalize=True, truncate=True, return_count=True)
+            return [list(map(float, vector)) for vector in vectors], int(tokens)
+
+        async with self._lock:
+            try:
+                vectors, tokens = await anyio.to_thread.run_sync(run)
+            except (ValueError, RuntimeError) as exc:
+                raise GenerationError(f"llama.cpp could not embed with {self.name}: {exc}") from exc
+        return Embeddings(vectors, tokens)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -276,11 +313,34 @@ class LlamaCppBackend:
             await anyio.to_thread.run_sync(self._llama.close)
 
 
-def _training_context(llama_cpp: Any, path: Path) -> int | None:
-    """The model's training context length from the GGUF metadata, read with the vocabulary only."""
-    probe = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
-    try:
-        values = [v for k, v in probe.metadata.items() if k.endswith(".context_length")]
-        return int(values[0]) if values else None
-    finally:
-        probe.close()
+# llama-cpp-python builds the model parameters inside `Llama()` and offers no way to pass llama.cpp's load
+# progress callback; the default parameters it starts from are swapped for ones that carry it, one load at a time.
+_PROGRESS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _reporting_progress(llama_cpp: Any, progress: Callable[[float], None] | None) -> Iterator[None]:
+    if progress is None:
+        yield
+        return
+    low_level = llama_cpp.llama_cpp
+
+    def report(value: float, user_data: Any) -> bool:
+        with contextlib.suppress(Exception):  # a failing observer must not abort the load
+            progress(float(value))
+        return True
+
+    callback = low_level.llama_progress_callback(report)  # kept alive until the load returns
+    original = low_level.llama_model_default_params
+
+    def with_progress() -> Any:
+        params = original()
+        params.progress_callback = callback
+        return params
+
+    with _PROGRESS_LOCK:
+        low_level.llama_model_default_params = with_progress
+        try:
+            yield
+        finally:
+            low_level.llama_model_default_params = original

@@ -10,6 +10,7 @@ how to get gpt-oss.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +47,11 @@ def huggingface_hub_dir() -> Path:
     return Path(home).expanduser() / "hub"
 
 
-def discover_models() -> list[FoundModel]:
-    """Every GGUF in LM Studio's model folder and the Hugging Face cache (first shard of split files only)."""
+def discover_models(extra: Sequence[Path] = ()) -> list[FoundModel]:
+    """Every GGUF in LM Studio's model folder, the Hugging Face cache and `extra` files or folders (3 levels deep).
+
+    Split files are listed by their first shard; a model found twice is listed once, first place wins.
+    """
     found: list[FoundModel] = []
     root = lmstudio_models_dir()
     if root.is_dir():
@@ -60,7 +64,18 @@ def discover_models() -> list[FoundModel]:
             if _is_first_shard(path):
                 _, publisher, repo = path.parents[2].name.split("--", 2)
                 found.append(FoundModel(f"{publisher}/{repo}", path))
-    return found
+    for place in extra:
+        place = place.expanduser()
+        if place.is_file() and place.suffix == ".gguf":
+            found.append(FoundModel(place.stem, place))
+        elif place.is_dir():
+            for pattern in ("*.gguf", "*/*.gguf", "*/*/*.gguf"):
+                paths = sorted(place.glob(pattern))
+                found.extend(FoundModel(path.stem, path) for path in paths if _is_first_shard(path))
+    unique: dict[Path, FoundModel] = {}
+    for model in found:
+        unique.setdefault(model.path.resolve(), model)
+    return list(unique.values())
 
 
 def find_model(name: str) -> FoundModel:

@@ -77,6 +77,12 @@ def _sampling(params: GenerationParams) -> dict[str, Any]:
     body: dict[str, Any] = {"max_tokens": params.max_tokens, "temperature": params.temperature, "top_p": params.top_p}
     if params.seed is not None:
         body["seed"] = params.seed
+    if params.top_k:
+        body["top_k"] = params.top_k
+    if params.min_p:
+        body["min_p"] = params.min_p
+    if params.repeat_penalty != 1.0:
+        body["repeat_penalty"] = params.repeat_penalty
     return body
 
 

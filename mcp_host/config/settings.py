@@ -123,6 +123,49 @@ class PluginSettings(BaseModel):
         return value if isinstance(value, dict) else {"": value}
 
 
+class ModelSettings(BaseModel):
+    """`[models]`: where models are found besides LM Studio's folder and the Hugging Face cache; how many stay loaded.
+
+    A model named by a request is loaded just in time; past `resident` loaded models, the one idle the longest
+    is unloaded first; a model loaded just in time is unloaded after `idle_ttl_s` unused (none: never).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    paths: list[str] = Field(default_factory=list, description="More GGUF files or folders (searched 3 levels deep).")
+    resident: int = Field(default=1, ge=1, description="How many models stay loaded at once.")
+    idle_ttl_s: float | None = Field(default=3600.0, gt=0, description="Unload a just-in-time model idle this long.")
+
+
+class ApiSettings(BaseModel):
+    """`[api]`: what requests to `mcp-host serve` may use, and where its state is kept.
+
+    A tool call that the permission policy would ask about cannot be asked about on the stateless endpoints
+    (`/v1/chat/completions` with host tools, `/api/v1/chat`): it is denied with a reason the model reads,
+    unless `unattended_calls = "allow"`. The Responses API asks through `mcp_approval_request` items instead.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_mcp_json_servers: bool = Field(
+        default=True, description="Requests may use mcp.json servers as integrations (`mcp/<name>`)."
+    )
+    allow_ephemeral_mcp: bool = Field(
+        default=False, description="Requests may name MCP servers of their own by URL (connected for the request)."
+    )
+    unattended_calls: Literal["deny", "allow"] = Field(
+        default="deny", description="A call the policy would ask about, where no one can be asked: deny or allow."
+    )
+    turn_lease_s: float = Field(
+        default=15.0, gt=0, description="A turn of a server that died is reported interrupted this long after."
+    )
+    store: SecretStr | None = Field(
+        default=None,
+        description="Where sessions, threads and responses are kept: `sqlite:///path` or `postgresql://…` "
+        "(default: SQLite in the state directory).",
+    )
+
+
 class HostSettings(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -131,6 +174,8 @@ class HostSettings(BaseModel):
     prompt: PromptSettings = Field(default_factory=PromptSettings)
     permissions: PermissionSettings = Field(default_factory=PermissionSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
 
 def load_settings(path: Path) -> HostSettings:
