@@ -24,6 +24,7 @@ import anyio
 import anyio.abc
 
 from mcp_host.agent.attachments import Attachment
+from mcp_host.agent.calls import ToolCaller
 from mcp_host.agent.chat import Chat, ChatOptions
 from mcp_host.agent.permissions import AuditLog, Permissions
 from mcp_host.backends.base import Backend, ChatBackend
@@ -199,8 +200,18 @@ class Host:
             ]
         return sorted(statuses, key=lambda status: status.name)
 
-    def chat(self, backend: Backend | ChatBackend, options: ChatOptions | None = None) -> Chat:
+    def chat(
+        self,
+        backend: Backend | ChatBackend,
+        options: ChatOptions | None = None,
+        *,
+        tools: ToolRegistry | None = None,
+        call_tool: ToolCaller | None = None,
+    ) -> Chat:
         """A new conversation with `backend` and every tool the host has, under the permission policy.
+
+        `tools` and `call_tool` replace the host's tools and the way calls reach them (a request's own
+        servers: `mcp_host.api.integrations.RequestTools`).
 
         Use it as `async with host.chat(backend) as chat:`; a chat not entered runs its turns in the
         host's task group and is closed with the host. "Always" answers are saved to the approvals
@@ -233,8 +244,8 @@ class Host:
             options = replace(options, harmony=replace(options.harmony, python_description=python.spec.description))
         chat = Chat(
             backend,
-            tools=self.registry,
-            call_tool=self._call_for_chat,
+            tools=self.registry if tools is None else tools,
+            call_tool=call_tool or self._call_for_chat,
             permissions=permissions,
             audit=AuditLog(self.audit_path),
             options=options,

@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import uvicorn
@@ -19,9 +20,12 @@ from rich.console import Console
 
 from mcp_host.api.app import create_app
 from mcp_host.api.streaming import GracefulShutdown
+from mcp_host.backends.models import discover_models
+from mcp_host.backends.registry import ModelRegistry
 from mcp_host.errors import UsageError
 from mcp_host.host import Host
 from mcp_host.model_pick import pick_model
+from mcp_host.store import Store, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +51,17 @@ def check_bind(address: str, allow_remote: bool, api_key: str | None) -> None:
 
 
 async def serve(host: Host, args: argparse.Namespace, console: Console, stopping: anyio.Event) -> int:
-    """Serve until `stopping` is set; then end the open requests and return 0."""
+    """Serve until `stopping` is set; then end the open requests and return 0.
+
+    State (sessions, threads, responses) is kept in the store `[api] store` names (default: SQLite in the
+    state directory), opened before serving and closed after. Raises `StoreError`, `UsageError`, `BackendError`.
+    """
+    configured = host.settings.api.store
+    async with await open_store(configured.get_secret_value() if configured else None) as store:
+        return await _serve(host, args, console, stopping, store)
+
+
+async def _serve(host: Host, args: argparse.Namespace, console: Console, stopping: anyio.Event, store: Store) -> int:
     api_key = args.api_key or os.environ.get("MCP_HOST_API_KEY") or None
     check_bind(args.host, args.allow_remote, api_key)
     pick = await anyio.to_thread.run_sync(
@@ -56,14 +70,26 @@ async def serve(host: Host, args: argparse.Namespace, console: Console, stopping
     if pick.notice:
         console.print(f"[dim]{pick.notice}[/dim]")
     allowed_hosts = [*args.allow_host, *_bound_name(args.host)]
+    settings = host.settings
+    models = ModelRegistry(
+        discover=lambda: discover_models([Path(place) for place in settings.models.paths]),
+        preloaded=pick.backend,
+        preloaded_path=pick.path,
+        own_preloaded=True,
+        resident=settings.models.resident,
+        idle_ttl_s=settings.models.idle_ttl_s,
+    )
     app = GracefulShutdown(
         create_app(
             host,
-            pick.backend,
+            models,
+            unattended_calls=settings.api.unattended_calls == "allow",
             api_key=api_key,
             cors_origins=args.cors_origin or None,
             allowed_hosts=allowed_hosts,
             session_idle_s=args.session_idle,
+            store=store,
+            session_lease_s=settings.api.turn_lease_s,
         )
     )
     server = _Server(
@@ -71,7 +97,7 @@ async def serve(host: Host, args: argparse.Namespace, console: Console, stopping
             app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S
         )
     )
-    console.print(f"serving on http://{args.host}:{args.port}/v1 (Ctrl-C stops it)")
+    console.print(f"serving on http://{args.host}:{args.port}/v1 (Ctrl-C stops it); state kept in {store}")
     console.print(_browser_notice(args.cors_origin, allowed_hosts), style="dim", highlight=False)
     try:
         async with anyio.create_task_group() as tg:

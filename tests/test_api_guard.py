@@ -76,7 +76,11 @@ async def test_each_step_of_the_cross_origin_attack_is_refused(api: str) -> None
         restart = await http.post("/v1/servers/fx/restart", headers={"origin": EVIL})
         assert restart.status_code == 403
         completion = json.dumps(
-            {"model": "x", "messages": [{"role": "user", "content": "hi"}], "mcp_host": {"tools": ["python"]}}
+            {
+                "model": "openai/gpt-oss-20b",
+                "messages": [{"role": "user", "content": "hi"}],
+                "mcp_host": {"tools": ["python"]},
+            }
         ).encode()
         blind_completion = await http.post(
             "/v1/chat/completions", content=completion, headers={"content-type": "text/plain", "origin": EVIL}
@@ -110,7 +114,9 @@ async def test_same_origin_clients_and_plain_clients_still_work(api: str) -> Non
             assert (await http.get("/v1/models", headers={"host": host})).status_code == 200, host
     # The official openai client, unchanged.
     client = openai.AsyncOpenAI(base_url=f"{api}/v1", api_key="unused", max_retries=0)
-    reply = await client.chat.completions.create(model="x", messages=[{"role": "user", "content": "hi"}])
+    reply = await client.chat.completions.create(
+        model="openai/gpt-oss-20b", messages=[{"role": "user", "content": "hi"}]
+    )
     assert reply.choices[0].message.content == "Hello."
     await client.close()
 

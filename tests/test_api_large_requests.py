@@ -77,7 +77,7 @@ async def test_a_huge_harmony_request_is_a_400_and_the_server_keeps_answering(tm
         ],
         name="openai/gpt-oss-20b",
     )
-    body = {"model": "m", "messages": [{"role": "user", "content": HUGE}]}
+    body = {"model": "openai/gpt-oss-20b", "messages": [{"role": "user", "content": HUGE}]}
     async with served(backend, tmp_path) as url:
         response, latencies = await big_request_beside_model_listing(url, body)
         assert_context_length_exceeded(response)
@@ -88,7 +88,7 @@ async def test_a_huge_harmony_request_is_a_400_and_the_server_keeps_answering(tm
         assert backend.prompts == []  # nothing reached the model
         # 250,000 empty messages: no text to count, but each costs tokens; refused before rendering, which
         # holds the GIL (20 s of a frozen event loop before the check counted them).
-        many: dict[str, object] = {"model": "m", "messages": [{"role": "user"}] * 250_000}
+        many: dict[str, object] = {"model": "openai/gpt-oss-20b", "messages": [{"role": "user"}] * 250_000}
         response, latencies = await big_request_beside_model_listing(url, many)
         assert_context_length_exceeded(response)
         print(f"listing latencies during 250,000 messages: n={len(latencies)} max={max(latencies) * 1000:.1f} ms")

@@ -1,5 +1,7 @@
 """LM Studio's tool-use documentation examples, run unchanged but for the base URL against this server.
 
+The scripted model is served under the name the examples ask for: a model the server does not have is a 404.
+
 The examples use the synchronous `openai` client, as the documentation does (run here in a worker thread).
 """
 
@@ -13,7 +15,7 @@ import pytest
 from openai import OpenAI
 
 from mcp_host.prompt import harmony_encoding
-from tests.test_api_openai import serving
+from tests.test_api_openai import scripted, serving
 
 pytestmark = pytest.mark.anyio
 MODEL = "lmstudio-community/qwen2.5-7b-instruct"
@@ -31,7 +33,9 @@ def final(text: str) -> str:
 
 
 async def test_single_turn_say_hello(tmp_path: Path) -> None:
-    async for served in serving(tmp_path, [call("say_hello", '{"name": "Bob the Builder"}')]):
+    async for served in serving(
+        tmp_path, [], scripted(*[call("say_hello", '{"name": "Bob the Builder"}')], name=MODEL)
+    ):
 
         def example(url: str) -> str:
             client = OpenAI(base_url=f"{url}/v1", api_key="lm-studio")
@@ -67,7 +71,7 @@ async def test_multi_turn_delivery_date(tmp_path: Path) -> None:
         call("get_delivery_date", '{"order_id": "1017"}'),
         final("Your order number 1017 is scheduled for delivery on November 19, 2024."),
     ]
-    async for served in serving(tmp_path, outputs):
+    async for served in serving(tmp_path, [], scripted(*outputs, name=MODEL)):
 
         def example(url: str) -> str | None:
             client = OpenAI(base_url=f"{url}/v1", api_key="lm-studio")
@@ -124,7 +128,7 @@ async def test_multi_turn_delivery_date(tmp_path: Path) -> None:
 
 async def test_streaming_with_tool_call_deltas(tmp_path: Path) -> None:
     outputs = [call("get_current_time", "{}"), final("It is 12:34:56.")]
-    async for served in serving(tmp_path, outputs):
+    async for served in serving(tmp_path, [], scripted(*outputs, name=MODEL)):
 
         def example(url: str) -> tuple[list[dict[str, object]], str]:
             client = OpenAI(base_url=f"{url}/v1", api_key="lm-studio")
@@ -185,7 +189,7 @@ async def test_streaming_with_tool_call_deltas(tmp_path: Path) -> None:
 
 
 async def test_the_older_function_call_form(tmp_path: Path) -> None:
-    async for served in serving(tmp_path, [final("It arrives on 2024-03-15.")]):
+    async for served in serving(tmp_path, [], scripted(*[final("It arrives on 2024-03-15.")], name=MODEL)):
 
         def example(url: str) -> str | None:
             client = OpenAI(base_url=f"{url}/v1", api_key="lm-studio")

@@ -44,11 +44,11 @@ ANSWER = (
 )
 
 
-def scripted(*outputs: str, tokens_per_second: float = 0.0) -> ReplayBackend:
+def scripted(*outputs: str, tokens_per_second: float = 0.0, name: str = "openai/gpt-oss-20b") -> ReplayBackend:
     encoding = harmony_encoding()
     return ReplayBackend(
         [RecordedGeneration([], list(encoding.encode(o, allowed_special="all")), "stop") for o in outputs],
-        name="openai/gpt-oss-20b",
+        name=name,
         tokens_per_second=tokens_per_second,
     )
 
@@ -156,7 +156,7 @@ async def test_streaming_tool_call_deltas_arrive_as_openai_sends_them(api: Serve
 @pytest.mark.parametrize("api", [[ANSWER]], indirect=True)
 async def test_streaming_text(api: Served) -> None:
     stream = await api.client().chat.completions.create(
-        model="m", messages=[{"role": "user", "content": "Weather?"}], stream=True
+        model="openai/gpt-oss-20b", messages=[{"role": "user", "content": "Weather?"}], stream=True
     )
     text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
     assert text == "It is sunny in Paris."
@@ -168,7 +168,7 @@ async def test_errors_are_openai_shaped(api: Served) -> None:
             "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
         )
         assert bad_json.status_code == 400 and bad_json.json()["error"]["type"] == "invalid_request_error"
-        no_messages = await http.post("/v1/chat/completions", json={"model": "m", "messages": []})
+        no_messages = await http.post("/v1/chat/completions", json={"model": "openai/gpt-oss-20b", "messages": []})
         assert no_messages.status_code == 400 and no_messages.json()["error"]["param"] == "messages"
         bad_role = await http.post("/v1/chat/completions", json={"messages": [{"role": "wizard", "content": "x"}]})
         assert bad_role.status_code == 400 and "role" in bad_role.json()["error"]["message"]
@@ -184,7 +184,7 @@ async def test_errors_are_openai_shaped(api: Served) -> None:
         assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
     with pytest.raises(openai.BadRequestError):
         await api.client().chat.completions.create(
-            model="m",
+            model="openai/gpt-oss-20b",
             messages=[{"role": "user", "content": "x"}],
             tools=[{"type": "function", "function": {"name": "bad name"}}],
         )  # type: ignore[list-item]
@@ -244,7 +244,7 @@ async def test_a_model_failure_is_a_502_or_an_error_chunk(tmp_path: Path) -> Non
             whole = await http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "x"}]})
         assert whole.status_code == 502 and whole.json()["error"]["type"] == "server_error"
         stream = await served.client().chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "x"}], stream=True
+            model="openai/gpt-oss-20b", messages=[{"role": "user", "content": "x"}], stream=True
         )
         with pytest.raises(openai.APIError, match="the model failed"):
             _ = [chunk async for chunk in stream]
@@ -256,7 +256,7 @@ async def test_the_api_key_guards_streams_and_sessions_alike(tmp_path: Path) -> 
             refused = await http.post("/v1/sessions", headers={"Authorization": "Bearer nope"})
             assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
         stream = await served.client("s3cret").chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "x"}], stream=True
+            model="openai/gpt-oss-20b", messages=[{"role": "user", "content": "x"}], stream=True
         )
         text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
         assert text == "It is sunny in Paris."

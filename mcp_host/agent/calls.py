@@ -58,6 +58,7 @@ class ToolCall:
     name: str  # as the model wrote it: `functions.time__now`, `python`, `time__now`
     arguments: dict[str, Any]
     spec: ToolSpec | None
+    call_id: str | None = None  # given when a restored turn runs a call that was announced before
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,8 @@ class CallPipeline:
     async def _decide(self, call: ToolCall, emit: Emit, stats: TurnStats) -> _Decided:
         """The created event, repeat detection, the policy and the user's answer."""
         spec = call.spec
-        entry = _Decided(call, self.next_call_id(), spec.name if spec else call.name, dict(call.arguments))
+        call_id = call.call_id or self.next_call_id()
+        entry = _Decided(call, call_id, spec.name if spec else call.name, dict(call.arguments))
         stats.tool_calls += 1
         await emit(ToolCallCreated(call_id=entry.call_id, tool=entry.display, arguments=entry.arguments))
         key = f"{call.name} {json.dumps(call.arguments, sort_keys=True)}"

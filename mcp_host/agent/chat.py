@@ -22,7 +22,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -47,7 +47,7 @@ from mcp_host.agent.events import (
     TurnCompleted,
     TurnStats,
 )
-from mcp_host.agent.formats import TurnFormat, TurnTools, make_format
+from mcp_host.agent.formats import Round, TurnFormat, TurnTools, make_format
 from mcp_host.agent.hooks import TurnPlugins
 from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions
 from mcp_host.backends.base import Backend, ChatBackend, GenerationParams
@@ -60,7 +60,7 @@ from mcp_host.tools.native.browser import BrowserSession
 from mcp_host.tools.registry import ToolRegistry
 from mcp_host.tools.spec import ToolResult, ToolSpec
 
-Outcome = Literal["answered", "max_rounds", "cancelled", "error"]
+Outcome = Literal["answered", "max_rounds", "length", "cancelled", "error"]
 DEFAULT_PLUGIN_TIMEOUT_S = 60.0
 
 
@@ -74,6 +74,9 @@ class ChatOptions:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int | None = None
+    top_k: int = 0  # 0: off
+    min_p: float = 0.0  # 0: off
+    repeat_penalty: float = 1.0  # 1: off
     call_timeout_s: float | None = None
     output_limit_chars: int = 20_000
     repeat_limit: int = 3
@@ -86,7 +89,13 @@ class ChatOptions:
     def generation_params(self) -> GenerationParams:
         """Sampling for every round; the prompt format adds its stop tokens and grammar."""
         return GenerationParams(
-            max_tokens=self.max_tokens_per_round, temperature=self.temperature, top_p=self.top_p, seed=self.seed
+            max_tokens=self.max_tokens_per_round,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+            top_k=self.top_k,
+            min_p=self.min_p,
+            repeat_penalty=self.repeat_penalty,
         )
 
     def call_limits(self) -> CallLimits:
@@ -138,10 +147,11 @@ class _RunningTurn:
 class _TurnInput:
     """What a turn starts from: the user's words, the resources attached, and functions offered this turn only."""
 
-    text: str
+    text: str | None  # None: a restored turn goes on with the calls it was waiting on (`Chat.resume`)
     reasoning: Effort | None = None
     attachments: tuple[Attachment, ...] = ()
     functions: tuple[Callable[..., Any], ...] = ()
+    call_ids: tuple[str, ...] = ()  # the ids the resumed calls were announced with
 
 
 class TurnStream:
@@ -226,12 +236,24 @@ class Chat:
         self._approvals = Approvals()
         self._questions = TurnQuestions()
         self._question_ids = itertools.count(1)
-        self._call_ids = itertools.count(1)
+        self._calls_made = 0
         self._host_tasks = task_group  # where `send()` runs turns when the chat itself was not entered
         self._stack: AsyncExitStack | None = None
         self._tasks: anyio.abc.TaskGroup | None = None
         self._running: _RunningTurn | None = None
         self._closed = False
+
+    def use_backend(self, backend: Backend | ChatBackend) -> None:
+        """Generate with `backend` from the next turn on: the same model loaded again (the API's models come and go).
+
+        Raises `UnsupportedFeatureError` for a backend that takes another prompt format, `ChatBusyError` mid-turn.
+        """
+        if backend is self.backend:
+            return
+        if self._running is not None:
+            raise ChatBusyError("the backend cannot change while a turn runs")
+        self.turn_format.rebind(backend)
+        self.backend = backend
 
     @property
     def format(self) -> str:
@@ -304,6 +326,48 @@ class Chat:
             sampler=self._sample,
             next_id=lambda kind: f"{kind}_{next(self._question_ids)}",
         )
+
+    def _next_call_id(self) -> str:
+        self._calls_made += 1
+        return f"call_{self._calls_made}"
+
+    def snapshot(self) -> dict[str, Any]:
+        """The conversation as JSON-able data, the round in progress included: what `restore` takes.
+
+        Taken while a turn waits on an approval, it holds the calls waiting to run, which `resume` runs.
+        """
+        return {"format": self.format, "turn": self.turn_format.snapshot(), "calls_made": self._calls_made}
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Replace the conversation with a `snapshot` (of a chat with the same kind of model).
+
+        Raises `ValueError` for a snapshot of another prompt format, `ChatBusyError` mid-turn.
+        """
+        if self._running is not None:
+            raise ChatBusyError("a chat cannot be restored while a turn runs")
+        if snapshot.get("format") != self.format:
+            raise ValueError(f"a {snapshot.get('format')!r} conversation cannot go on with a {self.format} model")
+        self.turn_format.restore(snapshot.get("turn", {}))
+        self._calls_made = int(snapshot.get("calls_made", 0))
+
+    @asynccontextmanager
+    async def resume(
+        self, *, call_ids: Sequence[str] = (), reasoning: Effort | None = None
+    ) -> AsyncIterator[TurnEvents]:
+        """Go on with a restored turn: run the calls it was waiting on (announced as `call_ids`, in order),
+        then generate as a turn does. Events and errors as `turn()`; with no calls waiting, it just generates."""
+        running = await self._claim()
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            events = await self._start(tg, running, _TurnInput(None, reasoning, call_ids=tuple(call_ids)))
+            try:
+                yield events
+            except Exception as exc:  # noqa: BLE001 - re-raised below as it is
+                failure = exc
+            finally:
+                events.cancel()
+        if failure is not None:
+            raise failure
 
     def load_messages(self, messages: Sequence[Mapping[str, Any]]) -> None:
         """Earlier conversation in OpenAI chat shape: system/developer, user, assistant (tool_calls), tool."""
@@ -481,11 +545,10 @@ class Chat:
         started = time.perf_counter()
         turn_format = self.turn_format
         text, attachments = turn_input.text, turn_input.attachments
-        if self._plugins is not None:
+        if self._plugins is not None and text is not None:
             text, attachments, problems = await self._plugins.preprocess(text, attachments, self.enabled_plugins)
             for problem in problems:
                 await emit(ErrorEvent(message=problem, kind="plugin"))
-        text = with_attachments(text, attachments)
         tools, call_tool = self._turn_tools(turn_input.functions)
         pipeline = CallPipeline(
             call_tool=call_tool,
@@ -494,23 +557,40 @@ class Chat:
             permissions=self.permissions,
             audit=self.audit,
             limits=self.options.call_limits(),
-            next_call_id=lambda: f"call_{next(self._call_ids)}",
+            next_call_id=self._next_call_id,
             asks_for=self._asks_for,
             postprocess=self._postprocess if self._plugins is not None else None,
         )
-        turn_format.start_turn(text, TurnTools(tools, self.natives), turn_input.reasoning)
+        resumed: Round | None = None
+        if text is None:
+            calls = turn_format.resume_turn(TurnTools(tools, self.natives), turn_input.reasoning)
+            ids = list(turn_input.call_ids) + [None] * len(calls)
+            calls = [replace(call, call_id=call_id) for call, call_id in zip(calls, ids, strict=False)]
+            resumed = Round(calls=calls) if calls else None
+        else:
+            turn_format.start_turn(
+                with_attachments(text, attachments), TurnTools(tools, self.natives), turn_input.reasoning
+            )
         params = self.options.generation_params()
         outcome: Outcome = "max_rounds"
         for index in range(self.options.max_rounds):
             stats.rounds += 1
             last_round = index == self.options.max_rounds - 1 and index > 0
             try:
-                round_ = await turn_format.generate(params, last_round=last_round, emit=emit)
+                if resumed is not None:  # the restored round: its calls run, nothing is generated
+                    round_, resumed = resumed, None
+                else:
+                    round_ = await turn_format.generate(params, last_round=last_round, emit=emit)
             except (BackendError, TemplateError) as exc:
                 await emit(ErrorEvent(message=str(exc), kind="backend"))
                 outcome = "error"
                 break
             stats.add_generation(round_.stats)
+            if round_.stats.stop_reason == "length" and not round_.calls:
+                # The answer reached the token limit: the turn ends here, since asking again would be cut again.
+                turn_format.end_round([])
+                outcome = "length"
+                break
             for fault in round_.faults:
                 await emit(ErrorEvent(message=fault.text, kind=fault.kind))
             outcomes = await pipeline.run(round_.calls, emit, stats) if round_.calls else []

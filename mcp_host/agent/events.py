@@ -127,7 +127,7 @@ class Annotation(BaseModel):
 
 class TurnCompleted(_Event):
     type: Literal["turn.completed"] = "turn.completed"
-    stop_reason: Literal["answered", "max_rounds", "cancelled", "error"]
+    stop_reason: Literal["answered", "max_rounds", "length", "cancelled", "error"]  # length: the token limit
     stats: TurnStats
     answer: str = ""
     annotations: list[Annotation] = Field(default_factory=list)

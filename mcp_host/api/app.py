@@ -4,11 +4,13 @@
     uvicorn.run(app, host="127.0.0.1", port=8080)
 
 Endpoints: `GET /v1/models`, `POST /v1/chat/completions` (OpenAI-compatible, streaming and not, with
-client tools or the host's own), LM Studio's `/api/v0/models` and `/api/v0/chat/completions` (with
-`stats`), the sessions of `mcp_host.api.sessions`, `GET /v1/tools`, `GET /v1/servers`,
-`POST /v1/servers/{name}/restart`, and each server's resources, prompts, completion, log and roots
-(`mcp_host.api.feature_routes`). Request bodies are the models of `mcp_host.api.requests`; errors
-are OpenAI-shaped, answered by the handlers of `mcp_host.api.errors`.
+client tools or the host's own), OpenAI's Responses API (`POST /v1/responses`, `GET`/`DELETE /v1/responses/{id}`:
+`mcp_host.api.responses`), LM Studio's `/api/v0/models` and `/api/v0/chat/completions` (with `stats`), text
+completions and embeddings (`POST /v1/completions`, `POST /v1/embeddings`, LM Studio's
+`/api/v0/completions` and `/api/v0/embeddings`: `mcp_host.api.text_routes`), the sessions of
+`mcp_host.api.sessions`, `GET /v1/tools`, `GET /v1/servers`, `POST /v1/servers/{name}/restart`, and each
+server's resources, prompts, completion, log and roots (`mcp_host.api.feature_routes`). Request bodies are
+the models of `mcp_host.api.requests`; errors are OpenAI-shaped, answered by the handlers of `mcp_host.api.errors`.
 """
 
 from __future__ import annotations
@@ -26,21 +28,28 @@ from mcp_host.api.errors import EXCEPTION_HANDLERS
 from mcp_host.api.feature_routes import ServerFeatureRoutes
 from mcp_host.api.guard import BrowserGuard
 from mcp_host.api.lmstudio import LMStudioV0Routes
+from mcp_host.api.lmstudio_v1 import LMStudioV1Routes
 from mcp_host.api.openai_routes import Completer, OpenAIRoutes
 from mcp_host.api.requests import BodyReader
+from mcp_host.api.responses import ResponsesRoutes
+from mcp_host.api.session_ledger import LEASE_S as SESSION_LEASE_S
+from mcp_host.api.session_ledger import SessionLedger
 from mcp_host.api.sessions import IDLE_EXPIRY_S, Sessions
 from mcp_host.api.streaming import PING_S
+from mcp_host.api.text_routes import TextRoutes
 from mcp_host.api.tool_routes import ToolRoutes
 from mcp_host.backends.base import Backend, ChatBackend
+from mcp_host.backends.registry import ModelRegistry
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import HarmonyRenderer
+from mcp_host.store import Store
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 def create_app(
     host: Host,
-    backend: Backend | ChatBackend,
+    models: ModelRegistry | Backend | ChatBackend,
     *,
     api_key: str | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
@@ -49,18 +58,29 @@ def create_app(
     allowed_hosts: Sequence[str] = (),
     sse_ping_s: float = PING_S,
     session_idle_s: float = IDLE_EXPIRY_S,
+    unattended_calls: bool = False,
+    store: Store | None = None,
+    session_lease_s: float = SESSION_LEASE_S,
 ) -> Starlette:
-    """The API over a running `host` and a loaded `backend` (shared by every request, queued fairly).
+    """The API over a running `host` and its `models` (a registry, or one loaded backend: shared by every
+    request, generations queued fairly). The app's lifespan enters the registry.
 
     Only requests for a loopback `Host` or one of `allowed_hosts` are answered, and only JSON bodies;
     a browser page may change state only from the API's own origin or one of `cors_origins`, which
     also turns CORS on for them (`mcp_host.api.guard`). Every event stream sends a comment each
     `sse_ping_s` seconds, so that proxies keep a waiting stream open. A session nobody used for
-    `session_idle_s` seconds is closed.
+    `session_idle_s` seconds is closed (its chat; with a `store` its record stays, and using it again
+    brings it back). With a `store`, sessions survive a restart: a turn that was running when the server
+    died is reported interrupted after `session_lease_s`, and can be resumed.
     """
+    if not isinstance(models, ModelRegistry):  # one backend, owned by the caller
+        models = ModelRegistry(discover=list, preloaded=models)
+    registry = models
     reader = BodyReader(max_body_bytes)
-    completer = Completer(backend, renderer or HarmonyRenderer(), ping_s=sse_ping_s)
-    sessions = Sessions(host, backend, reader, ping_s=sse_ping_s, idle_expiry_s=session_idle_s)
+    completer = Completer(registry, renderer or HarmonyRenderer(), ping_s=sse_ping_s)
+    ledger = SessionLedger(store, lease_s=session_lease_s)
+    sessions = Sessions(host, registry, reader, ping_s=sse_ping_s, idle_expiry_s=session_idle_s, ledger=ledger)
+    responses = ResponsesRoutes(host, registry, reader, completer.renderer, ping_s=sse_ping_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -69,7 +89,8 @@ def create_app(
         gc.collect()
         gc.freeze()
         try:
-            async with sessions:  # at shutdown every session's chat closes (the host stops its servers)
+            # At shutdown every session's chat and live response turn closes (the host stops its servers).
+            async with registry, sessions, responses:
                 yield
         finally:
             gc.unfreeze()
@@ -87,14 +108,20 @@ def create_app(
     if api_key is not None:
         middleware.append(Middleware(ApiKeyMiddleware, api_key=api_key))
     routes = [
-        *OpenAIRoutes(host, backend, reader, completer).routes(),
-        *LMStudioV0Routes(backend, reader, completer).routes(),
+        *OpenAIRoutes(host, registry, reader, completer, unattended=unattended_calls).routes(),
+        *LMStudioV0Routes(registry, reader, completer).routes(),
+        *LMStudioV1Routes(
+            host, registry, reader, completer.renderer, unattended=unattended_calls, ping_s=sse_ping_s
+        ).routes(),
+        *TextRoutes(registry, reader, completer.renderer, ping_s=sse_ping_s).routes(),
         *ToolRoutes(host).routes(),
         *ServerFeatureRoutes(host, reader).routes(),
         *sessions.routes(),
+        *responses.routes(),
     ]
     app = Starlette(
         routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=dict(EXCEPTION_HANDLERS)
     )
     app.state.sessions = sessions
+    app.state.models = registry
     return app

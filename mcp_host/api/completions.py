@@ -77,7 +77,7 @@ class HarmonyCompletion:
         options = HarmonyOptions(reasoning_effort=request.reasoning_effort or "medium", instructions=instructions)
         return cls(
             backend=backend,
-            model=request.model or backend.name,
+            model=backend.name,
             prompt=renderer.render_prompt(options, tools, history),
             tool_names={tool.identifier for tool in tools},
             params=sampling_params(request, STOP_TOKENS),
@@ -130,7 +130,7 @@ class TemplateCompletion:
         template = ModelTemplate(backend)
         return cls(
             backend=backend,
-            model=request.model or backend.name,
+            model=backend.name,
             prompt=template.prompt([message.openai_dict() for message in request.messages], tools),
             tool_names=[tool.name for tool in tools],
             params=sampling_params(request, template.stop_tokens, tool_call_grammar(required) if required else None),
@@ -172,7 +172,7 @@ class ServerChatCompletion:
         choice = request.tool_choice
         return cls(
             backend=backend,
-            model=request.model or backend.name,
+            model=backend.name,
             messages=[message.openai_dict() for message in request.messages],
             tools=[tool.model_dump(exclude_none=True) for tool in request.tools] if request.tools else None,
             tool_choice=choice.model_dump() if isinstance(choice, NamedToolChoice) else choice,

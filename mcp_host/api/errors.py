@@ -19,11 +19,13 @@ from starlette.types import ExceptionHandler
 from mcp_host.errors import ApiError as ApiError
 from mcp_host.errors import (
     BackendError,
+    ModelNotFoundError,
     NeedsLoginError,
     ServerError,
     ServerNotReadyError,
     TemplateError,
     UnknownServerError,
+    UnsupportedFeatureError,
 )
 
 
@@ -51,6 +53,14 @@ async def _backend_error(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(502, f"the model failed: {exc}"))
 
 
+async def _model_not_found(request: Request, exc: Exception) -> Response:
+    return error_response(ApiError(404, str(exc), param="model", code="model_not_found"))
+
+
+async def _unsupported(request: Request, exc: Exception) -> Response:
+    return error_response(ApiError(400, str(exc), param="model", code="unsupported_by_model"))
+
+
 async def _template_error(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(400, f"the model's chat template cannot render these messages: {exc}"))
 
@@ -66,6 +76,8 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS: Mapping[Any, ExceptionHandler] = {
     ApiError: _api_error,
     BackendError: _backend_error,
+    ModelNotFoundError: _model_not_found,
+    UnsupportedFeatureError: _unsupported,
     TemplateError: _template_error,
     404: _not_found,
     405: _not_allowed,

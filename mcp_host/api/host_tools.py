@@ -21,6 +21,7 @@ from typing import Any
 from mcp_host.agent import (
     ApprovalAnswer,
     ApprovalRequired,
+    Chat,
     ChatOptions,
     ElicitationAnswer,
     ElicitationRequired,
@@ -57,10 +58,17 @@ class HostToolsTurn:
     earlier: list[dict[str, Any]]
     text: str
     effort: Effort | None
+    unattended: bool = False
 
     @classmethod
-    def from_request(cls, host: Host, backend: Backend | ChatBackend, request: ChatCompletionRequest) -> HostToolsTurn:
-        """Raises `ApiError` (400) for what the turn could not run with."""
+    def from_request(
+        cls, host: Host, backend: Backend | ChatBackend, request: ChatCompletionRequest, *, unattended: bool = False
+    ) -> HostToolsTurn:
+        """Raises `ApiError` (400) for what the turn could not run with.
+
+        `unattended`: a call the policy would ask about runs (`[api] unattended_calls = "allow"`) instead of
+        being denied with a reason the model reads.
+        """
         assert request.mcp_host is not None
         names = request.mcp_host.tools
         if request.tools:
@@ -95,27 +103,45 @@ class HostToolsTurn:
         return cls(
             host=host,
             backend=backend,
-            model=request.model or backend.name,
+            model=backend.name,
             options=options,
             servers=[name for name in names if name not in NATIVES],
             earlier=[message.openai_dict() for message in earlier],
             text=last.text,
             effort=request.reasoning_effort,
+            unattended=unattended,
         )
 
     async def run(self, emit: Callable[[Event], Awaitable[None]]) -> None:
         """The turn, start to end, in this task; every event goes to `emit`."""
         chat = self.host.chat(self.backend, self.options)
         chat.tools = _only(self.host.registry, self.servers)
-        async with chat:
-            chat.load_messages(self.earlier)
-            async with chat.turn(self.text, reasoning=self.effort) as events:
-                async for event in events:
-                    if isinstance(event, ApprovalRequired):
-                        chat.answer(event.call_id, ApprovalAnswer("deny", reason=NOBODY_TO_ASK))
-                    elif isinstance(event, ElicitationRequired):
-                        chat.answer_elicitation(event.elicitation_id, ElicitationAnswer("decline"))
-                    await emit(event)
+        await run_unattended(
+            chat, self.earlier, self.text, reasoning=self.effort, unattended=self.unattended, emit=emit
+        )
+
+
+async def run_unattended(
+    chat: Chat,
+    earlier: list[dict[str, Any]],
+    text: str,
+    *,
+    reasoning: Effort | None,
+    unattended: bool,
+    emit: Callable[[Event], Awaitable[None]],
+) -> None:
+    """One turn of `chat` after `earlier`, where nobody answers: approvals are denied (allowed when `unattended`)
+    with a reason the model reads, servers' forms declined. Every event goes to `emit`."""
+    answer = ApprovalAnswer("allow") if unattended else ApprovalAnswer("deny", reason=NOBODY_TO_ASK)
+    async with chat:
+        chat.load_messages(earlier)
+        async with chat.turn(text, reasoning=reasoning) as events:
+            async for event in events:
+                if isinstance(event, ApprovalRequired):
+                    chat.answer(event.call_id, answer)
+                elif isinstance(event, ElicitationRequired):
+                    chat.answer_elicitation(event.elicitation_id, ElicitationAnswer("decline"))
+                await emit(event)
 
 
 def _only(registry: ToolRegistry, servers: list[str]) -> ToolRegistry:
@@ -155,7 +181,7 @@ class TurnSummary:
             model,
             text="".join(self.text),
             reasoning="".join(self.reasoning),
-            finish_reason="stop",
+            finish_reason="length" if self.done is not None and self.done.stop_reason == "length" else "stop",
             usage=turn_usage(self.done.stats if self.done is not None else TurnStats()),
         )
         body["mcp_host"] = {"tool_calls": self.calls}

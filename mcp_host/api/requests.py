@@ -167,6 +167,7 @@ class ChatCompletionRequest(_OpenAIShape):
 class SessionCreate(_OwnShape):
     """`POST /v1/sessions`; an empty body takes every default."""
 
+    model: str | None = Field(default=None, max_length=500)  # None: the server's default model
     reasoning_effort: Effort | None = None
     instructions: str | None = None
     browser: bool = False

@@ -1,13 +1,25 @@
 """Sessions: the host's full loop over HTTP, its events as Server-Sent Events, approvals answered by id.
 
-    POST   /v1/sessions                              {"reasoning_effort", "instructions", "browser", "python",
+    POST   /v1/sessions                              {"model", "reasoning_effort", "instructions", "browser", "python",
                                                       "plugins": ["calc", ...] (default: every loaded one)}
     POST   /v1/sessions/{id}/messages                {"content": "...", "attachments": [{"server", "uri"}]}
                                                      -> text/event-stream of loop events
     POST   /v1/sessions/{id}/approvals/{call_id}     {"decision": "allow"|"always"|"deny", "reason", "arguments"}
     POST   /v1/sessions/{id}/elicitations/{id}       {"action": "accept"|"decline"|"cancel", "content": {...}}
-    GET    /v1/sessions/{id}                         state, pending approvals and elicitations, history
+    POST   /v1/sessions/{id}/resume                  -> text/event-stream of the interrupted turn, going on
+    GET    /v1/sessions/{id}                         state (idle, busy, interrupted), pending approvals and
+                                                     elicitations, history
     DELETE /v1/sessions/{id}
+
+With a state store (`create_app(store=...)`), sessions survive a restart, even `kill -9`: each is written
+when it is created, when a call starts waiting for approval (before the client hears of it) and when a
+turn ends. A turn that was running when its server died is `interrupted` once its lease passes
+(`[api] turn_lease_s`): the calls it waited on are still pending; answering them is kept for the resumed
+turn, and `POST .../resume` runs them (asking again for any not answered) and lets the model go on; an
+interrupted turn with no waiting call answers the user's message afresh. A new message instead leaves the
+interrupted turn behind. Several servers may share a PostgreSQL store: a server that does not hold a
+session loads it from the store, and reloads one that moved on elsewhere; while one server runs a turn of
+a session, a message to another server is 409 (route a session's requests to one server).
 
 Attachments are resources read from their servers before the turn starts (an unknown server is 404,
 one not ready 503, a resource that cannot be read 400); the model reads them after the user's words.
@@ -25,9 +37,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from contextlib import AsyncExitStack
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -47,6 +61,7 @@ from mcp_host.agent import (
     Event,
     ToolCallResult,
     TurnCompleted,
+    TurnEvents,
     TurnStats,
 )
 from mcp_host.api.answers import json_dumps
@@ -59,6 +74,7 @@ from mcp_host.api.requests import (
     SessionCreate,
     SessionMessage,
 )
+from mcp_host.api.session_ledger import SessionLedger, SessionState
 from mcp_host.api.streaming import (
     PING_S,
     SHUTDOWN_CODE,
@@ -68,7 +84,8 @@ from mcp_host.api.streaming import (
     event_stream,
 )
 from mcp_host.backends.base import Backend, ChatBackend
-from mcp_host.errors import ApiError, ElicitationInputError, ServerError, UnknownApprovalError
+from mcp_host.backends.registry import ModelRegistry
+from mcp_host.errors import ApiError, ElicitationInputError, ServerError, StoreConflictError, UnknownApprovalError
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import HarmonyOptions
 
@@ -95,9 +112,9 @@ SHUTDOWN_FAREWELL = (
 class Session:
     id: str
     chat: Chat
+    state: SessionState
     closing: anyio.Event = field(default_factory=anyio.Event)
     closed: anyio.Event = field(default_factory=anyio.Event)
-    created: int = field(default_factory=lambda: int(time.time()))
     pending: set[str] = field(default_factory=set)
     announced: set[str] = field(default_factory=set)  # every approval ever asked for, to tell 409 from 404
     questions: dict[str, ElicitationRequired] = field(default_factory=dict)  # elicitations waiting for an answer
@@ -116,9 +133,17 @@ class Session:
     def busy(self) -> bool:
         return self.turn is not None
 
+    @property
+    def created(self) -> int:
+        return self.state.created
+
+    @property
+    def model(self) -> str:
+        return self.state.model
+
 
 class Sessions:
-    """Every open session; their chats share the host's tools and the one backend.
+    """Every open session; their chats share the host's tools and the server's models (each turn takes its own).
 
     An async resource: `async with sessions:` (the app's lifespan) before the first session.
     """
@@ -126,14 +151,16 @@ class Sessions:
     def __init__(
         self,
         host: Host,
-        backend: Backend | ChatBackend,
+        models: ModelRegistry,
         reader: BodyReader,
         *,
         ping_s: float = PING_S,
         idle_expiry_s: float = IDLE_EXPIRY_S,
+        ledger: SessionLedger | None = None,
     ) -> None:
         self.host = host
-        self.backend = backend
+        self.ledger = ledger or SessionLedger(None)
+        self.models = models
         self.reader = reader
         self.ping_s = ping_s
         self.idle_expiry_s = idle_expiry_s
@@ -167,21 +194,50 @@ class Sessions:
             Route("/v1/sessions/{id}", self.read, methods=["GET"]),
             Route("/v1/sessions/{id}", self.delete, methods=["DELETE"]),
             Route("/v1/sessions/{id}/messages", self.message, methods=["POST"]),
+            Route("/v1/sessions/{id}/resume", self.resume, methods=["POST"]),
             Route("/v1/sessions/{id}/approvals/{call_id}", self.approve, methods=["POST"]),
             Route("/v1/sessions/{id}/elicitations/{elicitation_id}", self.answer_elicitation, methods=["POST"]),
         ]
 
-    def _get(self, request: Request) -> Session:
-        session = self.sessions.get(request.path_params["id"])
+    async def _get(self, request: Request) -> Session:
+        """The session, brought back from the store if this server does not hold it (restarted, or another
+        instance made it); one whose stored record moved on elsewhere is reloaded. Raises `ApiError` 404."""
+        session_id = request.path_params["id"]
+        session = self.sessions.get(session_id)
+        if session is not None and not session.busy:
+            stored = await self.ledger.version(session_id)
+            if stored is None and self.ledger.store is not None:  # deleted through another instance
+                self.sessions.pop(session_id, None)
+                self._close(session)
+                session = None
+            elif stored is not None and stored != session.state.version:
+                self.sessions.pop(session_id, None)
+                self._close(session)
+                session = None
         if session is None:
-            raise ApiError(404, f"no session {request.path_params['id']!r}")
+            state = await self.ledger.load(session_id)
+            if state is None:
+                raise ApiError(404, f"no session {session_id!r}")
+            session = await self._open(state)
         session.touch()
         return session
 
-    async def create(self, request: Request) -> Response:
-        body = await self.reader.read(request, SessionCreate, empty=SessionCreate())
+    async def _open(self, state: SessionState) -> Session:
+        """A chat for a stored session, its conversation restored."""
         if self._keepers is None:
             raise ApiError(503, "sessions are not open: the app's lifespan has not started or has ended")
+        options = self._options(SessionCreate.model_validate(state.options))
+        async with self.models.use(state.model) as backend:
+            session: Session = await self._keepers.start(self._keep, backend, options, state)
+        if state.snapshot is not None:
+            session.chat.restore(state.snapshot)
+        if state.interrupted:
+            session.pending.update(str(call["call_id"]) for call in state.waiting)
+            session.announced.update(session.pending)
+        self.sessions[state.id] = session
+        return session
+
+    def _options(self, body: SessionCreate) -> ChatOptions:
         harmony = HarmonyOptions(
             reasoning_effort=body.reasoning_effort or self.host.settings.prompt.reasoning_effort,
             instructions=body.instructions,
@@ -192,17 +248,35 @@ class Sessions:
         unknown = [name for name in plugins or () if name not in self.host.plugins.names]
         if unknown:
             raise ApiError(400, f"unknown plugins {unknown}; loaded here: {self.host.plugins.names}", param="plugins")
-        options = ChatOptions(harmony=harmony, plugins=plugins)
-        session: Session = await self._keepers.start(self._keep, options)
+        return ChatOptions(harmony=harmony, plugins=plugins)
+
+    async def create(self, request: Request) -> Response:
+        body = await self.reader.read(request, SessionCreate, empty=SessionCreate())
+        if self._keepers is None:
+            raise ApiError(503, "sessions are not open: the app's lifespan has not started or has ended")
+        options = self._options(body)
+        model, _ = self.models.resolve(body.model)  # 404 before anything loads
+        state = SessionState(f"sess_{uuid.uuid4().hex[:20]}", model, body.model_dump(exclude={"model"}))
+        async with self.models.use(model) as backend:
+            state.model = backend.name
+            session: Session = await self._keepers.start(self._keep, backend, options, state)
         self.sessions[session.id] = session
+        await self.ledger.save(state)
         return JSONResponse({"id": session.id, "object": "session", "created": session.created}, status_code=201)
 
-    async def _keep(self, options: ChatOptions, *, task_status: TaskStatus[Session]) -> None:
+    async def _keep(
+        self,
+        backend: Backend | ChatBackend,
+        options: ChatOptions,
+        state: SessionState,
+        *,
+        task_status: TaskStatus[Session],
+    ) -> None:
         """Holds one session's chat open, in this one task, until the session closes."""
         session: Session | None = None
         try:
-            async with self.host.chat(self.backend, options) as chat:
-                session = Session(f"sess_{uuid.uuid4().hex[:20]}", chat)
+            async with self.host.chat(backend, options) as chat:
+                session = Session(state.id, chat, state)
                 task_status.started(session)
                 await session.closing.wait()
         finally:
@@ -225,13 +299,17 @@ class Sessions:
         session.closing.set()
 
     async def read(self, request: Request) -> Response:
-        session = self._get(request)
+        session = await self._get(request)
         return JSONResponse(
             {
                 "id": session.id,
                 "object": "session",
                 "created": session.created,
+                "model": session.model,
                 "busy": session.busy,
+                "state": "busy" if session.busy else "interrupted" if session.state.interrupted else "idle",
+                "interrupted_message": session.state.running_text if session.state.interrupted else None,
+                "waiting_calls": session.state.waiting if session.state.interrupted else [],
                 "plugins": None if session.chat.enabled_plugins is None else sorted(session.chat.enabled_plugins),
                 "pending_approvals": sorted(session.pending),
                 "pending_elicitations": [event.model_dump(mode="json") for event in session.questions.values()],
@@ -240,31 +318,92 @@ class Sessions:
         )
 
     async def delete(self, request: Request) -> Response:
-        session = self._get(request)
+        session = await self._get(request)
         del self.sessions[session.id]
         self._close(session)
         await session.closed.wait()
+        await self.ledger.delete(session.id)
         return JSONResponse({"id": session.id, "object": "session", "deleted": True})
 
     async def message(self, request: Request) -> Response:
-        session = self._get(request)
+        session = await self._get(request)
         body = await self.reader.read(request, SessionMessage)
-        if session.busy:
-            raise ApiError(409, f"session {session.id} is answering a message; wait for turn.completed")
-        session.turn = anyio.CancelScope()  # taken now, so a second request cannot slip in before the stream starts
+        self._take_turn(session)
         try:
             attachments = await self._read_attachments(body.attachments)
         except BaseException:
             session.turn = None
             raise
 
+        def start(chat: Chat) -> AbstractAsyncContextManager[TurnEvents]:
+            return chat.turn(body.content, attachments=attachments)
+
+        return await self._run_turn(session, body.content, start)
+
+    async def resume(self, request: Request) -> Response:
+        """Go on with a turn a restart interrupted: the calls it waited on (answered or asked again), else the
+        user's message answered afresh. 409 when nothing was interrupted."""
+        session = await self._get(request)
+        state = session.state
+        if not state.interrupted or not (state.waiting or state.running_text):
+            raise ApiError(409, f"session {session.id} has no interrupted turn to resume")
+        self._take_turn(session)
+        answers = dict(state.answers)
+        call_ids = [str(call["call_id"]) for call in state.waiting]
+        text = state.running_text
+
+        def start(chat: Chat) -> AbstractAsyncContextManager[TurnEvents]:
+            if call_ids:
+                return chat.resume(call_ids=call_ids)
+            assert text is not None
+            return chat.turn(text)
+
+        return await self._run_turn(session, text, start, answers=answers)
+
+    def _take_turn(self, session: Session) -> None:
+        if session.busy:
+            raise ApiError(409, f"session {session.id} is answering a message; wait for turn.completed")
+        session.turn = anyio.CancelScope()  # taken now, so a second request cannot slip in before the stream starts
+
+    async def _run_turn(
+        self,
+        session: Session,
+        text: str | None,
+        start: Callable[[Chat], AbstractAsyncContextManager[TurnEvents]],
+        *,
+        answers: dict[str, dict[str, Any]] | None = None,
+    ) -> Response:
+        """Stream a turn's events; the session's record is claimed meanwhile and written when it ends."""
+        state = session.state
+        try:
+            lease = await self.models.acquire(session.model)  # loaded again if it was unloaded meanwhile
+            try:
+                await self.ledger.begin_turn(state, text)
+            except StoreConflictError as exc:
+                await lease.release()
+                raise ApiError(409, f"session {session.id} is answering a message on another server: {exc}") from exc
+        except BaseException:
+            session.turn = None
+            raise
+        given = dict(answers or {})
+
         async def produce(sink: EventSink) -> None:
             assert session.turn is not None
-            with session.turn:
-                async with session.chat.turn(body.content, attachments=attachments) as events:
-                    async for event in events:
-                        self._track(session, event)
-                        await sink.send(_sse(event))
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self.ledger.keep_claimed, state)
+                    with session.turn:
+                        session.chat.use_backend(lease.backend)
+                        async with start(session.chat) as events:
+                            async for event in events:
+                                self._track(session, event)
+                                await self._note(session, event, given)  # durable before the client hears of it
+                                await sink.send(_sse(event))
+                    tg.cancel_scope.cancel()
+            finally:
+                state.snapshot = session.chat.snapshot()
+                await self.ledger.end_turn(state)
+                await lease.release()
             if session.turn.cancelled_caught:  # the session was deleted mid-turn: the stream still ends as a turn does
                 await sink.send(_sse(TurnCompleted(stop_reason="cancelled", stats=TurnStats())))
 
@@ -275,6 +414,20 @@ class Sessions:
             session.touch()
 
         return event_stream(produce, ping_s=self.ping_s, finished=finished, farewell=SHUTDOWN_FAREWELL)
+
+    async def _note(self, session: Session, event: Event, given: dict[str, dict[str, Any]]) -> None:
+        """Keep what a restart needs when a call starts waiting; apply an answer given before the restart."""
+        if not isinstance(event, ApprovalRequired):
+            return
+        answer = given.pop(event.call_id, None)
+        if answer is not None:
+            session.pending.discard(event.call_id)
+            session.chat.answer(event.call_id, ApprovalAnswer(**answer))
+            return
+        state = session.state
+        state.waiting.append({"call_id": event.call_id, "tool": event.tool, "arguments": event.arguments})
+        state.snapshot = session.chat.snapshot()
+        await self.ledger.waiting(state)
 
     @staticmethod
     def _track(session: Session, event: Event) -> None:
@@ -312,7 +465,7 @@ class Sessions:
         return attachments
 
     async def answer_elicitation(self, request: Request) -> Response:
-        session = self._get(request)
+        session = await self._get(request)
         elicitation_id = request.path_params["elicitation_id"]
         body = await self.reader.read(request, ElicitationBody)
         if elicitation_id not in session.questions:
@@ -333,7 +486,7 @@ class Sessions:
         return JSONResponse({"elicitation_id": elicitation_id, "action": body.action})
 
     async def approve(self, request: Request) -> Response:
-        session = self._get(request)
+        session = await self._get(request)
         call_id = request.path_params["call_id"]
         body = await self.reader.read(request, ApprovalBody)
         if call_id not in session.pending:
@@ -344,6 +497,16 @@ class Sessions:
                 f"no approval was asked for {call_id!r} in session {session.id}",
             )
         session.pending.discard(call_id)
+        if not session.busy and session.state.interrupted:  # kept for the resumed turn (POST .../resume)
+            session.state.answers[call_id] = {
+                "decision": body.decision,
+                "reason": body.reason,
+                "arguments": body.arguments,
+            }
+            await self.ledger.save_interrupted(session.state)
+            return JSONResponse(
+                {"call_id": call_id, "decision": body.decision, "resume": f"/v1/sessions/{session.id}/resume"}
+            )
         try:
             session.chat.answer(call_id, ApprovalAnswer(body.decision, reason=body.reason, arguments=body.arguments))
         except UnknownApprovalError as exc:  # the turn ended between the check and the answer

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mcp_host.agent.calls import CallOutcome, Emit, ToolCall
-from mcp_host.backends.base import GenerationParams, GenerationStats, PromptFormat
+from mcp_host.backends.base import Backend, ChatBackend, GenerationParams, GenerationStats, PromptFormat
 from mcp_host.prompt.harmony import Effort
 from mcp_host.tools.native.base import NativeTool
 from mcp_host.tools.registry import ToolRegistry
@@ -60,12 +60,28 @@ class TurnFormat(Protocol):
         """`harmony`, `template` or `chat`."""
         ...
 
+    def rebind(self, backend: Backend | ChatBackend) -> None:
+        """Generate with `backend` from now on: the same model, loaded again. Raises `UnsupportedFeatureError`."""
+        ...
+
     def load_messages(self, messages: Sequence[Mapping[str, Any]]) -> None:
         """Earlier conversation in OpenAI chat shape (system/developer, user, assistant with tool_calls, tool)."""
         ...
 
     def start_turn(self, text: str, tools: TurnTools, reasoning: Effort | None) -> None:
         """Add the user's message and build the turn's prompt."""
+        ...
+
+    def snapshot(self) -> dict[str, Any]:
+        """The history and the round in progress (calls waiting for their results), JSON-able, for `restore`."""
+        ...
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        """Replace the history with a `snapshot` of this format. Raises `ValueError` for one it cannot use."""
+        ...
+
+    def resume_turn(self, tools: TurnTools, reasoning: Effort | None) -> list[ToolCall]:
+        """Start a turn from a restored round in progress: the calls to run before the next generation."""
         ...
 
     async def generate(self, params: GenerationParams, *, last_round: bool, emit: Emit) -> Round:

@@ -7,8 +7,9 @@ ends a generation at `<|call|>`); a malformed call is cut from the log and the m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any, Final
 
 from openai_harmony import Message, Role
@@ -16,7 +17,14 @@ from openai_harmony import Message, Role
 from mcp_host.agent.calls import CallOutcome, Emit, ToolCall
 from mcp_host.agent.events import MessageDelta, ReasoningDelta
 from mcp_host.agent.formats.base import Fault, Round, TurnTools
-from mcp_host.backends.base import Backend, GenerationParams, OutputReasoning, OutputText
+from mcp_host.backends.base import (
+    Backend,
+    ChatBackend,
+    GenerationParams,
+    OutputReasoning,
+    OutputText,
+    UnsupportedFeatureError,
+)
 from mcp_host.prompt import harmony_parse as parsed
 from mcp_host.prompt.harmony import (
     STOP_TOKENS,
@@ -49,6 +57,11 @@ class HarmonyFormat:
         self._known: set[str] = set()
         self._pending: parsed.ToolCallRequest | None = None
 
+    def rebind(self, backend: Backend | ChatBackend) -> None:
+        if not isinstance(backend, Backend) or backend.capabilities.prompt_format != "harmony":
+            raise UnsupportedFeatureError(f"{backend.name} does not take Harmony prompts")
+        self.backend = backend
+
     def load_messages(self, messages: Sequence[Mapping[str, Any]]) -> None:
         instructions, history = messages_from_openai(messages)
         if instructions:
@@ -57,12 +70,35 @@ class HarmonyFormat:
         self.history.extend(history)
 
     def start_turn(self, text: str, tools: TurnTools, reasoning: Effort | None) -> None:
+        self.history.append(user_message(text))
+        self._begin(tools, reasoning)
+
+    def resume_turn(self, tools: TurnTools, reasoning: Effort | None) -> list[ToolCall]:
+        self._begin(tools, reasoning)
+        return [self._resolve(self._pending)] if self._pending is not None else []
+
+    def _begin(self, tools: TurnTools, reasoning: Effort | None) -> None:
         self._turn_options = self.options if reasoning is None else self.options.with_effort(reasoning)
         self._tools = tools
         functions = FunctionTool.from_specs(list(tools.registry), tools.registry.names)
         self._known = {tool.identifier for tool in functions}
-        self.history.append(user_message(text))
         self.log.start_turn(self.renderer.render_prompt(self._turn_options, functions, self.history))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "format": self.name,
+            "instructions": self.options.instructions,
+            "history": [json.loads(message.to_json()) for message in self.history],
+            "pending": None if self._pending is None else asdict(self._pending),
+        }
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        if snapshot.get("format") != self.name:
+            raise ValueError(f"a {snapshot.get('format')!r} snapshot cannot be restored as Harmony")
+        self.options = replace(self.options, instructions=snapshot.get("instructions"))
+        self.history = [Message.from_dict(entry) for entry in snapshot.get("history", [])]
+        pending = snapshot.get("pending")
+        self._pending = parsed.ToolCallRequest(**pending) if pending else None
 
     async def generate(self, params: GenerationParams, *, last_round: bool, emit: Emit) -> Round:
         if last_round:

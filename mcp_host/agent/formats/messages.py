@@ -120,17 +120,38 @@ class MessagesHistory:
     A round's `generate` leaves `_content` and `_faults`; `end_round` records them with the calls' results.
     """
 
+    name: str
+
     def __init__(self, instructions: str | None) -> None:
         self.history = ChatMessages(instructions)
         self._content = ""
         self._faults: list[Fault] = []
+        self._calls: list[tuple[str, dict[str, Any]]] = []  # the round's calls, until their results are in
 
     def load_messages(self, messages: Sequence[Mapping[str, Any]]) -> None:
         self.history.load(messages)
 
     def end_round(self, outcomes: Sequence[CallOutcome]) -> None:
         self.history.add_round(self._content, outcomes, self._faults)
-        self._content, self._faults = "", []
+        self._content, self._faults, self._calls = "", [], []
+
+    def _note_calls(self, calls: Sequence[ToolCall]) -> None:
+        self._calls = [(call.name, dict(call.arguments)) for call in calls]
+
+    def snapshot(self) -> dict[str, Any]:
+        pending = {"content": self._content, "calls": [list(call) for call in self._calls]} if self._calls else None
+        return {"format": self.name, "messages": list(self.history.messages), "pending": pending}
+
+    def restore(self, snapshot: Mapping[str, Any]) -> None:
+        if snapshot.get("format") != self.name:
+            raise ValueError(f"a {snapshot.get('format')!r} snapshot cannot be restored as {self.name!r}")
+        self.history.messages = [dict(message) for message in snapshot.get("messages", [])]
+        pending = snapshot.get("pending") or {}
+        self._content = str(pending.get("content", ""))
+        self._calls = [(str(name), dict(arguments)) for name, arguments in pending.get("calls", [])]
+
+    def _pending_calls(self, functions: Functions) -> list[ToolCall]:
+        return [functions.call(name, arguments) for name, arguments in self._calls]
 
     def answer(self) -> str:
         return self.history.answer()

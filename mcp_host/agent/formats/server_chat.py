@@ -10,17 +10,19 @@ import json
 from contextlib import aclosing
 from typing import Final
 
-from mcp_host.agent.calls import Emit
+from mcp_host.agent.calls import Emit, ToolCall
 from mcp_host.agent.events import MessageDelta, ReasoningDelta
 from mcp_host.agent.formats.base import Fault, Round, TurnTools
 from mcp_host.agent.formats.messages import Functions, MessagesHistory
 from mcp_host.backends.base import (
+    Backend,
     ChatBackend,
     GenerationParams,
     OutputEnd,
     OutputReasoning,
     OutputText,
     OutputToolCall,
+    UnsupportedFeatureError,
 )
 from mcp_host.prompt.harmony import Effort
 
@@ -46,11 +48,22 @@ class ServerChatFormat(MessagesHistory):
         self._effort = reasoning_effort
         self._functions = Functions([], {})
 
+    def rebind(self, backend: Backend | ChatBackend) -> None:
+        if not isinstance(backend, ChatBackend):
+            raise UnsupportedFeatureError(f"{backend.name} takes token prompts, not chat messages")
+        self.backend = backend
+
     def start_turn(self, text: str, tools: TurnTools, reasoning: Effort | None) -> None:
         self._functions = Functions.build(tools)
         self._effort = reasoning or self.reasoning_effort
         self._round = 0
         self.history.add_user(text)
+
+    def resume_turn(self, tools: TurnTools, reasoning: Effort | None) -> list[ToolCall]:
+        self._functions = Functions.build(tools)
+        self._effort = reasoning or self.reasoning_effort
+        self._round = 1  # the restored round was the first
+        return self._pending_calls(self._functions)
 
     async def generate(self, params: GenerationParams, *, last_round: bool, emit: Emit) -> Round:
         offered = [] if last_round else [tool.to_openai() for tool in self._functions.tools]
@@ -80,6 +93,7 @@ class ServerChatFormat(MessagesHistory):
                     round_.stats = event.stats
         self._content = "".join(content)
         round_.faults = list(self._faults)
+        self._note_calls(round_.calls)
         return round_
 
     def _add_call(self, event: OutputToolCall, round_: Round) -> None:

@@ -11,11 +11,11 @@ from contextlib import aclosing
 from dataclasses import replace
 from typing import Final
 
-from mcp_host.agent.calls import Emit
+from mcp_host.agent.calls import Emit, ToolCall
 from mcp_host.agent.events import MessageDelta
 from mcp_host.agent.formats.base import Fault, Round, TurnTools
 from mcp_host.agent.formats.messages import Functions, MessagesHistory
-from mcp_host.backends.base import Backend, GenerationParams
+from mcp_host.backends.base import Backend, ChatBackend, GenerationParams, UnsupportedFeatureError
 from mcp_host.prompt.harmony import Effort
 from mcp_host.prompt.template import ModelTemplate, TemplateOutput, parse_tool_requests, tool_call_grammar
 
@@ -33,10 +33,21 @@ class TemplateFormat(MessagesHistory):
         self._functions = Functions([], {})
         self._round = 0
 
+    def rebind(self, backend: Backend | ChatBackend) -> None:
+        if not isinstance(backend, Backend):
+            raise UnsupportedFeatureError(f"{backend.name} applies its own chat template")
+        self.backend = backend
+        self.model = ModelTemplate(backend)
+
     def start_turn(self, text: str, tools: TurnTools, reasoning: Effort | None) -> None:
         self._functions = Functions.build(tools)
         self._round = 0
         self.history.add_user(text)
+
+    def resume_turn(self, tools: TurnTools, reasoning: Effort | None) -> list[ToolCall]:
+        self._functions = Functions.build(tools)
+        self._round = 1  # the restored round was the first
+        return self._pending_calls(self._functions)
 
     async def generate(self, params: GenerationParams, *, last_round: bool, emit: Emit) -> Round:
         offered = [] if last_round else self._functions.tools
@@ -55,4 +66,5 @@ class TemplateFormat(MessagesHistory):
         self._content = content
         self._faults = [Fault("model_output.tool_request", fault.text) for fault in faults]
         calls = [self._functions.call(request.name, request.arguments) for request in requests]
+        self._note_calls(calls)
         return Round(calls=calls, faults=list(self._faults), stats=output.stats)

@@ -1,0 +1,302 @@
+"""OpenAI's Responses API: `POST /v1/responses`, `GET /v1/responses/{id}`, `DELETE /v1/responses/{id}`.
+
+    responses = ResponsesRoutes(host, models, reader, renderer)
+    async with responses:                       # the app's lifespan: live MCP turns are kept in its task group
+        routes = responses.routes()
+
+A request's conversation is the previous response's (`previous_response_id`: every item through its
+output) followed by its own `input`; it is answered in one of two ways:
+
+- Without MCP tools (text, and the client's function tools): nothing runs on the server, so nothing needs
+  to stay alive. The conversation is rebuilt from its items and rendered whole, as a chat completion's
+  messages are (`mcp_host.api.responses_turn`). A function call ends the response; the client's
+  `function_call_output`, with or without `previous_response_id`, continues it, after a restart too.
+- With MCP tools, the host's own loop runs them (`mcp_host.api.responses_live`), and a turn must be able to
+  stop half-way: for an approval (`require_approval`), or for a client's function called beside them. Such a
+  turn stays alive in memory, waiting in its chat exactly as a session's turn waits on `chat.answer()`: the
+  approval, or the function call itself, which waits for its output. The next request naming the response
+  hands over the answers and reads the rest of the turn. The chat cannot yet continue a conversation that
+  ends in a call's result without a new user message, so a waiting turn that is lost (it waited longer
+  than the idle expiry, or the server restarted) cannot be rebuilt from its items: answering it is a 409.
+
+The design choice, then: rebuild from stored items where the loop does not need to pause (restart-proof),
+keep the live turn where it must. Either way the state of every response is written as a JSON record
+(`mcp_host.api.responses_store`) behind an async `get/put/delete`, in memory until the durable store takes
+its place; `store: false` keeps nothing, and then the response cannot be continued or retrieved (404).
+
+Streams carry OpenAI's event names with increasing `sequence_number`s in the order the official client's
+`responses.stream()` accumulates them (`mcp_host.api.responses_output`). A client that goes away cancels its
+turn, streamed or not (a live turn is closed with it); a server that shuts down ends every stream with an
+`error` event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Protocol, overload
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mcp_host.api.requests import BodyReader
+from mcp_host.api.responses_live import IDLE_EXPIRY_S, LiveTurn, LiveTurns
+from mcp_host.api.responses_mcp import continue_mcp_run, open_mcp_run, request_tools
+from mcp_host.api.responses_output import ResponseDraft
+from mcp_host.api.responses_requests import ResponsesRequest
+from mcp_host.api.responses_store import MemoryResponseStore, ResponseStore, StoredResponse
+from mcp_host.api.responses_turn import Conversation, FunctionsTurn, TurnOutcome, response_fields
+from mcp_host.api.streaming import (
+    PING_S,
+    SHUTDOWN_CODE,
+    SHUTDOWN_MESSAGE,
+    EventSink,
+    ServerSentEvent,
+    event_stream,
+    until_disconnected,
+)
+from mcp_host.backends.registry import Lease, ModelRegistry
+from mcp_host.errors import ApiError
+from mcp_host.host import Host
+from mcp_host.prompt.harmony import HarmonyRenderer
+
+
+class _Run(Protocol):
+    async def run(self, draft: ResponseDraft) -> TurnOutcome: ...
+
+
+class _Plan:
+    """One validated request, its model leased, ready to run."""
+
+    def __init__(
+        self, body: ResponsesRequest, conversation: Conversation, lease: Lease, run: _Run, live: LiveTurn | None
+    ) -> None:
+        self.body = body
+        self.conversation = conversation
+        self.lease = lease
+        self.run = run
+        self.live = live  # the MCP turn this request reads, if any
+        self.keep = False  # whether that turn waits for the next request when this one ends
+
+
+class ResponsesRoutes:
+    """The Responses API's routes; an async resource (the live MCP turns close with it)."""
+
+    def __init__(
+        self,
+        host: Host,
+        models: ModelRegistry,
+        reader: BodyReader,
+        renderer: HarmonyRenderer,
+        *,
+        store: ResponseStore | None = None,
+        ping_s: float = PING_S,
+        idle_expiry_s: float = IDLE_EXPIRY_S,
+    ) -> None:
+        self.host = host
+        self.models = models
+        self.reader = reader
+        self.renderer = renderer
+        self.store: ResponseStore = store or MemoryResponseStore()
+        self.ping_s = ping_s
+        self.turns = LiveTurns(host, idle_expiry_s=idle_expiry_s)
+
+    async def __aenter__(self) -> ResponsesRoutes:
+        await self.turns.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.turns.aclose()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/responses", self.create, methods=["POST"]),
+            Route("/v1/responses/{id}", self.retrieve, methods=["GET"]),
+            Route("/v1/responses/{id}", self.delete, methods=["DELETE"]),
+        ]
+
+    # -- retrieve, delete -------------------------------------------------------------------------
+
+    async def _stored(self, response_id: str, param: str | None = None) -> StoredResponse:
+        record = await self.store.get(response_id)
+        if record is None:
+            raise ApiError(
+                404,
+                f"no stored response {response_id!r} (it was made with store: false, deleted, or never existed)",
+                param=param,
+                code="not_found",
+            )
+        return StoredResponse.from_json(record)
+
+    async def retrieve(self, request: Request) -> Response:
+        if request.query_params.get("stream") in ("true", "1"):
+            raise ApiError(400, "a stored response cannot be streamed again here", param="stream")
+        stored = await self._stored(request.path_params["id"])
+        return JSONResponse(stored.response)
+
+    async def delete(self, request: Request) -> Response:
+        response_id = request.path_params["id"]
+        if not await self.store.delete(response_id):
+            raise ApiError(404, f"no stored response {response_id!r}", code="not_found")
+        live = self.turns.waiting.pop(response_id, None)
+        if live is not None:
+            live.close()
+        return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
+
+    # -- create -----------------------------------------------------------------------------------
+
+    async def create(self, request: Request) -> Response:
+        plan = await self._plan(await self.reader.read(request, ResponsesRequest))
+        draft = ResponseDraft(response_fields(plan.body, plan.lease.backend.name))
+        if plan.body.stream:
+            return self._stream(plan, draft)
+        try:
+
+            async def work() -> Response:
+                await self._run(plan, draft)
+                return JSONResponse(draft.json())
+
+            return await until_disconnected(request, work)
+        finally:
+            await self._finished(plan)
+
+    async def _plan(self, body: ResponsesRequest) -> _Plan:
+        """Everything checked, and the model leased, before anything runs. Raises `ApiError`, `ModelNotFoundError`."""
+        previous = None
+        if body.previous_response_id is not None:
+            previous = await self._stored(body.previous_response_id, "previous_response_id")
+        conversation = Conversation.of(body, previous)
+        live = self.turns.waiting.get(previous.id) if previous is not None else None
+        if live is not None:
+            return await self._continue(body, conversation, live)
+        if previous is not None and previous.waiting_approvals:
+            raise ApiError(
+                409,
+                f"the turn of {previous.id} that waited for these approvals is gone (it waited too long, or the "
+                "server restarted); send the conversation again with a new user message",
+                param="previous_response_id",
+                code="turn_expired",
+            )
+        tools = request_tools(self.host, body, conversation) if body.mcp_tools and body.tool_choice != "none" else None
+        lease = await self.models.acquire(body.model)
+        try:
+            if tools is not None:
+                run = await open_mcp_run(self.turns, tools, body, conversation, lease.backend, self.renderer)
+                return _Plan(body, conversation, lease, run, run.live)
+            turn = FunctionsTurn(body, conversation, lease.backend, self.renderer)
+            await turn.prepare()
+            return _Plan(body, conversation, lease, turn, None)
+        except BaseException:
+            await lease.release()
+            raise
+
+    async def _continue(self, body: ResponsesRequest, conversation: Conversation, live: LiveTurn) -> _Plan:
+        if live.busy:
+            raise ApiError(409, "another request is already continuing this response", param="previous_response_id")
+        if body.model and self.models.resolve(body.model)[0] != live.model:
+            raise ApiError(
+                400,
+                f"the response waiting here is of the model {live.model!r}; continue it with that one",
+                param="model",
+            )
+        run = continue_mcp_run(live, body, conversation)
+        live.busy = True  # before the first wait: a second request for this response is refused from now on
+        try:
+            lease = await self.models.acquire(live.model)
+        except BaseException:
+            live.busy = False
+            raise
+        if lease.backend is not live.chat.backend:  # unloaded meanwhile: the waiting turn cannot change model
+            await lease.release()
+            self._forget(live)
+            live.close()
+            raise ApiError(
+                409,
+                "the model was unloaded while this turn waited, so it cannot go on; "
+                "send the conversation again with a new user message",
+                param="previous_response_id",
+                code="turn_expired",
+            )
+        return _Plan(body, conversation, lease, run, live)
+
+    async def _run(self, plan: _Plan, draft: ResponseDraft) -> None:
+        """Run the turn into `draft`, then keep what the request asks to (and a turn that waits, alive)."""
+        outcome = await plan.run.run(draft)
+        await outcome.finish(draft)
+        stored = StoredResponse(
+            response=draft.json(),
+            conversation=[*plan.conversation.items, *draft.output],
+            input=plan.conversation.input,
+            waiting_calls=outcome.waiting_calls,
+            waiting_approvals=outcome.waiting_approvals,
+        )
+        if plan.body.store:
+            await self.store.put(draft.id, stored.to_json())
+        live = plan.live
+        if live is not None:
+            self._forget(live)
+            if live.waiting and plan.body.store:
+                self.turns.waiting[draft.id] = live  # continued by the next request naming this response
+                plan.keep = True
+
+    async def _finished(self, plan: _Plan) -> None:
+        """However the request ended: the model's lease goes back; a live turn no one will continue closes."""
+        try:
+            await plan.lease.release()
+        finally:
+            self._let_go(plan)
+
+    def _let_go(self, plan: _Plan) -> None:
+        live = plan.live
+        if live is not None and live.busy:
+            live.busy = False
+            live.touch()
+            if not plan.keep:
+                self._forget(live)
+                live.close()
+
+    def _forget(self, live: LiveTurn) -> None:
+        for response_id, waiting in list(self.turns.waiting.items()):
+            if waiting is live:
+                del self.turns.waiting[response_id]
+
+    def _stream(self, plan: _Plan, draft: ResponseDraft) -> Response:
+        async def produce(sink: EventSink) -> None:
+            async def send(kind: str, data: str) -> None:
+                await sink.send(ServerSentEvent(data=data, event=kind))
+
+            draft.send = send
+            try:
+                await draft.start()
+                await self._run(plan, draft)
+            finally:
+                await self._finished(plan)
+
+        # `finished` also runs for a stream that never began (the server was stopping): the turn is let go.
+        return event_stream(produce, ping_s=self.ping_s, finished=lambda: self._let_go(plan), farewell=_Farewell(draft))
+
+
+class _Farewell(Sequence[ServerSentEvent]):
+    """How a stream ends when the server shuts down: OpenAI's `error` event, with the stream's next number."""
+
+    def __init__(self, draft: ResponseDraft) -> None:
+        self.draft = draft
+
+    def __len__(self) -> int:
+        return 1
+
+    @overload
+    def __getitem__(self, index: int) -> ServerSentEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ServerSentEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> ServerSentEvent | Sequence[ServerSentEvent]:
+        events = [ServerSentEvent(data=self.draft.error_json(SHUTDOWN_MESSAGE, SHUTDOWN_CODE), event="error")]
+        return events[index]
+
+    def __iter__(self) -> Iterator[ServerSentEvent]:
+        return iter([self[0]])

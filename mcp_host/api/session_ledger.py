@@ -1,0 +1,139 @@
+"""Sessions kept in the state store, so that a restarted server (even one killed with `kill -9`) has them all.
+
+    ledger = SessionLedger(store)              # None: nothing is kept (sessions live in memory)
+    await ledger.save(state)                   # a new session
+    await ledger.begin_turn(state, text)       # the record is claimed under a lease ...
+    tg.start_soon(ledger.keep_claimed, state)  # ... renewed beside the turn
+    await ledger.waiting(state)                # a call waits for approval: what a restart resumes
+    await ledger.end_turn(state)               # the turn is over
+    state = await ledger.load(session_id)      # after a restart: the record, or None
+
+One record per session (kind `session`): the options it was made with, its model, the conversation as
+`Chat.snapshot()` data, the calls waiting for approval and the answers given to them since a restart,
+and the user's words of a turn that was running. A turn claims its record under a lease that a task
+renews while the turn runs; when the server dies the lease runs out and the store reports the record
+`interrupted` (to every instance sharing the store). Written as each turn ends and when a call starts
+waiting for approval, never per token.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from mcp_host.store import DONE, INTERRUPTED, Store
+
+KIND = "session"
+LEASE_S = 15.0  # a killed server's turns are reported interrupted this long after its last renewal
+
+
+@dataclass
+class SessionState:
+    """What a session is, as data: enough to rebuild its chat anywhere."""
+
+    id: str
+    model: str
+    options: dict[str, Any]  # the creation body (reasoning_effort, instructions, browser, python, plugins)
+    created: int = field(default_factory=lambda: int(time.time()))
+    snapshot: dict[str, Any] | None = None  # `Chat.snapshot()`; None: nothing said yet
+    waiting: list[dict[str, Any]] = field(default_factory=list)  # calls waiting for approval: call_id, tool, arguments
+    answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # answers to them given after a restart
+    running_text: str | None = None  # the user's words of the turn that ran (kept if it was interrupted)
+    interrupted: bool = False
+    version: int = 0  # the store's version of the record this state was read from or written as
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "options": self.options,
+            "created": self.created,
+            "snapshot": self.snapshot,
+            "waiting": self.waiting,
+            "answers": self.answers,
+            "running_text": self.running_text,
+        }
+
+    @classmethod
+    def from_data(cls, id: str, data: dict[str, Any], *, status: str, version: int) -> SessionState:
+        return cls(
+            id=id,
+            model=str(data["model"]),
+            options=dict(data.get("options") or {}),
+            created=int(data.get("created", 0)),
+            snapshot=data.get("snapshot"),
+            waiting=list(data.get("waiting") or []),
+            answers=dict(data.get("answers") or {}),
+            running_text=data.get("running_text"),
+            interrupted=status == INTERRUPTED,
+            version=version,
+        )
+
+
+class SessionLedger:
+    """Sessions' records in a `Store`; every method does nothing when there is no store."""
+
+    def __init__(self, store: Store | None, *, lease_s: float = LEASE_S) -> None:
+        self.store = store
+        self.lease_s = lease_s
+
+    async def load(self, session_id: str) -> SessionState | None:
+        if self.store is None:
+            return None
+        record = await self.store.get(KIND, session_id)
+        if record is None:
+            return None
+        try:
+            return SessionState.from_data(session_id, record.data, status=record.status, version=record.version)
+        except (KeyError, TypeError, ValueError):
+            return None  # a record this version cannot read is not a session it can serve
+
+    async def version(self, session_id: str) -> int | None:
+        """The stored record's version (another instance may have moved the session on), or None."""
+        if self.store is None:
+            return None
+        record = await self.store.get(KIND, session_id)
+        return None if record is None else record.version
+
+    async def save(self, state: SessionState) -> None:
+        """A session at rest: created, or its turn over."""
+        if self.store is not None:
+            state.version = (await self.store.put(KIND, state.id, state.to_data(), status=DONE)).version
+
+    async def save_interrupted(self, state: SessionState) -> None:
+        """An interrupted session, with the answers given to its waiting calls since the restart."""
+        if self.store is not None:
+            record = await self.store.put(KIND, state.id, state.to_data(), status=INTERRUPTED)
+            state.version = record.version
+
+    async def delete(self, session_id: str) -> None:
+        if self.store is not None:
+            await self.store.delete(KIND, session_id)
+
+    async def begin_turn(self, state: SessionState, text: str | None) -> None:
+        """Claim the record for a turn. Raises `StoreConflictError` if another instance runs one."""
+        if self.store is not None:
+            state.running_text = text
+            state.version = (await self.store.claim(KIND, state.id, state.to_data(), lease_s=self.lease_s)).version
+
+    async def keep_claimed(self, state: SessionState) -> None:
+        """Renew the turn's lease until cancelled: run it beside the turn."""
+        while self.store is not None:
+            await anyio.sleep(self.lease_s / 3)
+            await self.store.renew(KIND, state.id)
+        await anyio.sleep_forever()
+
+    async def end_turn(self, state: SessionState) -> None:
+        """The turn is over (answered, failed or cancelled): write the session at rest. Shielded."""
+        state.running_text, state.waiting, state.answers, state.interrupted = None, [], {}, False
+        if self.store is not None:
+            with anyio.CancelScope(shield=True):
+                state.version = (await self.store.release(KIND, state.id, state.to_data(), status=DONE)).version
+
+    async def waiting(self, state: SessionState) -> None:
+        """Write what a restart needs to resume the turn: the snapshot and the calls waiting for approval."""
+        if self.store is not None:
+            record = await self.store.claim(KIND, state.id, state.to_data(), lease_s=self.lease_s)
+            state.version = record.version
