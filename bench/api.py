@@ -2,8 +2,9 @@
 
     python bench/api.py [--repeat 20] [--sessions 32] [--tokens 200] [--rate 50]
 
-1. Time to the first answer text through `POST /v1/chat/completions` (streaming) minus the backend's own
-   time to the first answer text (the same script, parsed the same way, no HTTP), median over `--repeat`.
+1. Time to the first answer text through `POST /v1/chat/completions`, LM Studio's `POST /api/v1/chat` and
+   OpenAI's `POST /v1/responses` (streaming, nothing stored) against the backend's own time to the first
+   answer text (the same script, parsed the same way, no HTTP), median over `--repeat`.
 2. `--sessions` concurrent streaming sessions (`POST /v1/sessions/{id}/messages`), each a `--tokens`-token
    answer paced at `--rate` tokens/s: p50 / p99 of first-event and whole-turn latency, against the
    pacing alone (tokens / rate), and the longest stall of a 5 ms ticker on the server's event loop.
@@ -28,11 +29,14 @@ from mcp_host.host import Host
 from mcp_host.prompt import STOP_TOKENS, HarmonyStreamParser, harmony_encoding
 
 
+MODEL = "scripted gpt-oss"
+
+
 def script(count: int, tokens: int, rate: float) -> ReplayBackend:
     text = "<|channel|>final<|message|>" + "word " * (tokens - 4) + "<|return|>"
     encoded = list(harmony_encoding().encode(text, allowed_special="all"))
     return ReplayBackend(
-        [RecordedGeneration([], encoded, "stop")] * count, name="scripted gpt-oss", tokens_per_second=rate
+        [RecordedGeneration([], encoded, "stop")] * count, name=MODEL, tokens_per_second=rate
     )
 
 
@@ -56,17 +60,29 @@ async def backend_ttft(repeat: int, rate: float) -> float:
     return statistics.median(timings)
 
 
-async def api_ttfb(base: str, repeat: int) -> float:
+# Each endpoint's streaming request for one answer, and the line that carries its first answer text.
+ENDPOINTS: dict[str, tuple[dict[str, object], str]] = {
+    "/v1/chat/completions": ({"messages": [{"role": "user", "content": "hi"}], "stream": True}, '"content":"w'),
+    "/api/v1/chat": ({"model": MODEL, "input": "hi", "stream": True, "store": False}, "event: message.delta"),
+    "/v1/responses": ({"model": MODEL, "input": "hi", "stream": True, "store": False}, "response.output_text.delta"),
+}
+
+
+async def api_ttfb(base: str, repeat: int, path: str) -> float:
+    """Time to the first answer text through `path`, streaming: the median of `repeat` requests."""
+    body, marker = ENDPOINTS[path]
     timings = []
     async with httpx2.AsyncClient(base_url=base, timeout=60) as http:
         for _ in range(repeat):
             started = time.perf_counter()
-            body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
-            async with http.stream("POST", "/v1/chat/completions", json=body) as response:
+            async with http.stream("POST", path, json=body) as response:
+                response.raise_for_status()
                 async for line in response.aiter_lines():
-                    if '"content":"' in line and '"content":""' not in line:
+                    if marker in line:
                         timings.append(time.perf_counter() - started)
                         break
+                else:
+                    raise RuntimeError(f"{path} streamed no answer text")
     return statistics.median(timings)
 
 
@@ -86,7 +102,7 @@ async def main(repeat: int, sessions: int, tokens: int, rate: float) -> None:
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "mcp.json"
         config.write_text('{"mcpServers": {}}')
-        backend = script(repeat + sessions, tokens, rate)
+        backend = script(len(ENDPOINTS) * repeat + sessions, tokens, rate)
         async with Host(config, settings_path=Path(folder) / "settings.toml") as host:
             server = uvicorn.Server(
                 uvicorn.Config(create_app(host, backend), host="127.0.0.1", port=0, log_level="warning")
@@ -99,11 +115,13 @@ async def main(repeat: int, sessions: int, tokens: int, rate: float) -> None:
                 base = f"http://127.0.0.1:{port}"
 
                 own = await backend_ttft(repeat, rate)
-                through = await api_ttfb(base, repeat)
-                print(
-                    f"time to first token: backend {own * 1e3:.2f} ms, through the API {through * 1e3:.2f} ms, "
-                    f"API overhead {(through - own) * 1e3:.2f} ms (median of {repeat})"
-                )
+                print(f"time to first token: backend alone {own * 1e3:.2f} ms (median of {repeat})")
+                for path in ENDPOINTS:
+                    through = await api_ttfb(base, repeat, path)
+                    print(
+                        f"  through {path}: {through * 1e3:.2f} ms, API overhead {(through - own) * 1e3:.2f} ms, "
+                        f"ratio {through / own:.2f}x"
+                    )
 
                 gaps: list[float] = []
                 done = anyio.Event()

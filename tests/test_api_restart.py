@@ -86,6 +86,12 @@ def events_until(response: httpx2.Response, wanted: str) -> list[dict[str, Any]]
     raise AssertionError(f"the stream ended before {wanted}: {seen}")
 
 
+def text_of(response: dict[str, Any]) -> str:
+    """What the official client's `output_text` adds up: the text of the response's messages."""
+    items = [item for item in response["output"] if item["type"] == "message"]
+    return "".join(part["text"] for item in items for part in item["content"] if part["type"] == "output_text")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
@@ -148,3 +154,34 @@ def test_a_turn_killed_mid_answer_is_interrupted_and_can_be_answered_again(tmp_p
         assert again.status_code == 409  # nothing left to resume
         assert httpx2.delete(f"{base}/v1/sessions/{session}", timeout=30).status_code == 200
         assert httpx2.get(f"{base}/v1/sessions/{session}", timeout=30).status_code == 404
+
+
+def test_threads_and_response_chains_survive_kill_9(tmp_path: Path, store_url: str) -> None:
+    hello = "<|channel|>final<|message|>Hello, Ada.<|return|>"
+    noted = "<|channel|>final<|message|>Noted: 7.<|return|>"
+    with server(tmp_path, store_url, (hello, noted), "first") as served:
+        base = served.base
+        model = httpx2.get(f"{base}/v1/models", timeout=30).json()["data"][0]["id"]
+        chat = httpx2.post(f"{base}/api/v1/chat", json={"model": model, "input": "I am Ada."}, timeout=30).json()
+        response = httpx2.post(f"{base}/v1/responses", json={"model": model, "input": "Remember 7."}, timeout=30)
+        first = response.json()
+        served.kill_now()
+    assert chat["output"][-1]["content"] == "Hello, Ada." and text_of(first) == "Noted: 7."
+
+    again = "<|channel|>final<|message|>You are Ada.<|return|>"
+    seven = "<|channel|>final<|message|>It was 7.<|return|>"
+    with server(tmp_path, store_url, (again, seven), "second") as served:
+        base = served.base
+        stored = httpx2.get(f"{base}/v1/responses/{first['id']}", timeout=30).json()
+        assert stored["id"] == first["id"] and stored["output"] == first["output"]
+        follow = {"model": model, "input": "Who am I?", "previous_response_id": chat["response_id"]}
+        answer = httpx2.post(f"{base}/api/v1/chat", json=follow, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["output"][-1]["content"] == "You are Ada."
+        chained = {"model": model, "input": "What was it?", "previous_response_id": first["id"]}
+        next_response = httpx2.post(f"{base}/v1/responses", json=chained, timeout=30)
+        assert next_response.status_code == 200, next_response.text
+        assert text_of(next_response.json()) == "It was 7."
+        assert next_response.json()["previous_response_id"] == first["id"]
+        unknown = httpx2.post(f"{base}/api/v1/chat", json={**follow, "previous_response_id": "resp_nosuch"}, timeout=30)
+        assert unknown.status_code == 404

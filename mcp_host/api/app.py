@@ -1,16 +1,18 @@
 """The HTTP chat API: a Starlette app built from its dependencies.
 
-    app = create_app(host, backend, api_key=None)
+    app = create_app(host, registry_or_backend, api_key=None, store=store)
     uvicorn.run(app, host="127.0.0.1", port=8080)
 
 Endpoints: `GET /v1/models`, `POST /v1/chat/completions` (OpenAI-compatible, streaming and not, with
 client tools or the host's own), OpenAI's Responses API (`POST /v1/responses`, `GET`/`DELETE /v1/responses/{id}`:
-`mcp_host.api.responses`), LM Studio's `/api/v0/models` and `/api/v0/chat/completions` (with `stats`), text
-completions and embeddings (`POST /v1/completions`, `POST /v1/embeddings`, LM Studio's
-`/api/v0/completions` and `/api/v0/embeddings`: `mcp_host.api.text_routes`), the sessions of
-`mcp_host.api.sessions`, `GET /v1/tools`, `GET /v1/servers`, `POST /v1/servers/{name}/restart`, and each
-server's resources, prompts, completion, log and roots (`mcp_host.api.feature_routes`). Request bodies are
-the models of `mcp_host.api.requests`; errors are OpenAI-shaped, answered by the handlers of `mcp_host.api.errors`.
+`mcp_host.api.responses`), LM Studio 0.4's `POST /api/v1/chat` with its integrations, `GET /api/v1/models`,
+`POST /api/v1/models/load|unload` (`mcp_host.api.lmstudio_v1`), LM Studio's `/api/v0/models` and
+`/api/v0/chat/completions` (with `stats`), text completions and embeddings (`POST /v1/completions`,
+`POST /v1/embeddings`, LM Studio's `/api/v0/completions` and `/api/v0/embeddings`: `mcp_host.api.text_routes`),
+the sessions of `mcp_host.api.sessions` (`POST /v1/sessions/{id}/resume` goes on with a turn a restart
+interrupted), `GET /v1/tools`, `GET /v1/servers`, `POST /v1/servers/{name}/restart`, and each server's
+resources, prompts, completion, log and roots (`mcp_host.api.feature_routes`). Request bodies are the models
+of `mcp_host.api.requests`; errors are OpenAI-shaped, answered by the handlers of `mcp_host.api.errors`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from mcp_host.backends.registry import ModelRegistry
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import HarmonyRenderer
 from mcp_host.store import Store
+from mcp_host.store.records import KindRecords
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -71,7 +74,8 @@ def create_app(
     `sse_ping_s` seconds, so that proxies keep a waiting stream open. A session nobody used for
     `session_idle_s` seconds is closed (its chat; with a `store` its record stays, and using it again
     brings it back). With a `store`, sessions survive a restart: a turn that was running when the server
-    died is reported interrupted after `session_lease_s`, and can be resumed.
+    died is reported interrupted after `session_lease_s`, and can be resumed; the threads of `/api/v1/chat` and the
+    stored responses of `/v1/responses` are kept there too (without one, in memory).
     """
     if not isinstance(models, ModelRegistry):  # one backend, owned by the caller
         models = ModelRegistry(discover=list, preloaded=models)
@@ -80,7 +84,14 @@ def create_app(
     completer = Completer(registry, renderer or HarmonyRenderer(), ping_s=sse_ping_s)
     ledger = SessionLedger(store, lease_s=session_lease_s)
     sessions = Sessions(host, registry, reader, ping_s=sse_ping_s, idle_expiry_s=session_idle_s, ledger=ledger)
-    responses = ResponsesRoutes(host, registry, reader, completer.renderer, ping_s=sse_ping_s)
+    responses = ResponsesRoutes(
+        host,
+        registry,
+        reader,
+        completer.renderer,
+        ping_s=sse_ping_s,
+        store=KindRecords(store, "response") if store is not None else None,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -111,7 +122,13 @@ def create_app(
         *OpenAIRoutes(host, registry, reader, completer, unattended=unattended_calls).routes(),
         *LMStudioV0Routes(registry, reader, completer).routes(),
         *LMStudioV1Routes(
-            host, registry, reader, completer.renderer, unattended=unattended_calls, ping_s=sse_ping_s
+            host,
+            registry,
+            reader,
+            completer.renderer,
+            unattended=unattended_calls,
+            ping_s=sse_ping_s,
+            threads=KindRecords(store, "thread") if store is not None else None,
         ).routes(),
         *TextRoutes(registry, reader, completer.renderer, ping_s=sse_ping_s).routes(),
         *ToolRoutes(host).routes(),

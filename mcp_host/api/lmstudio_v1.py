@@ -22,7 +22,8 @@ Conversations: with `store` (the default) the answer has a `response_id` (`resp_
 continues from it, so each answer is a point to branch from. The older docs' `thread_id` is the same thing under
 its older name: `thread_<hex>` continues from `resp_<hex>`, and an answer to a request that used `thread_id`
 carries its own `thread_id` too. `store: false` keeps nothing. An unknown id is a 404. The conversations live
-behind `ChatThreads` (in memory here, the `ChatThreads.limit` most recent).
+behind a `ThreadStore`: the durable store when the app has one (they survive a restart), else `ChatThreads` (in
+memory, the `ChatThreads.limit` most recent).
 
 Streaming sends LM Studio's named events (`chat.start` … `chat.end`, see `mcp_host.api.lmstudio_v1_events`); a
 failure once the stream has begun is an `error` event, and `chat.end` still carries what was generated. A
@@ -35,7 +36,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import Any, Protocol, overload
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -72,6 +73,14 @@ from mcp_host.prompt.harmony import Effort, HarmonyOptions, HarmonyRenderer
 # "none"), so `off` asks for the least (low) and `on` for the model's usual amount (medium, gpt-oss's default).
 # Models that do not speak Harmony have no effort setting: for them the field changes nothing.
 EFFORTS: dict[str, Effort] = {"off": "low", "low": "low", "medium": "medium", "high": "high", "on": "medium"}
+
+
+class ThreadStore(Protocol):
+    """Where threads are kept: `ChatThreads` in memory, or the durable store's `KindRecords(store, "thread")`."""
+
+    async def get(self, id: str) -> dict[str, Any] | None: ...
+
+    async def put(self, id: str, record: dict[str, Any]) -> None: ...
 
 
 class ChatThreads:
@@ -119,7 +128,7 @@ class LMStudioV1Routes:
         *,
         unattended: bool = False,
         ping_s: float = PING_S,
-        threads: ChatThreads | None = None,
+        threads: ThreadStore | None = None,
     ) -> None:
         self.host = host
         self.models = models
@@ -127,7 +136,7 @@ class LMStudioV1Routes:
         self.renderer = renderer
         self.unattended = unattended  # calls the policy would ask about run instead of being denied
         self.ping_s = ping_s
-        self.threads = threads or ChatThreads()
+        self.threads: ThreadStore = threads or ChatThreads()
 
     def routes(self) -> list[Route]:
         return [

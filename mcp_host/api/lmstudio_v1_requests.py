@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from mcp_host.api.integrations import ConfiguredServer, EphemeralServer, ServerRef
+from mcp_host.api.requests import ClosedShape
 
 MAX_INTEGRATIONS = 32
 MAX_TOOL_NAMES = 1000
@@ -21,16 +22,12 @@ LABEL = r"^[A-Za-z0-9_-]{1,64}$"  # OpenAI's and LM Studio's server labels: lett
 Reasoning = Literal["off", "low", "medium", "high", "on"]
 
 
-class _V1Shape(BaseModel):
-    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid", frozen=True)
-
-
-class TextItem(_V1Shape):
+class TextItem(ClosedShape):
     type: Literal["message", "text"]
     content: str
 
 
-class ImageItem(_V1Shape):
+class ImageItem(ClosedShape):
     type: Literal["image"]
     data_url: str = Field(pattern=r"^data:")
 
@@ -38,7 +35,7 @@ class ImageItem(_V1Shape):
 InputItem = Annotated[TextItem | ImageItem, Field(discriminator="type")]
 
 
-class PluginIntegration(_V1Shape):
+class PluginIntegration(ClosedShape):
     """`{"type": "plugin", "id": "mcp/playwright", "allowed_tools": [...]}`: a server of mcp.json."""
 
     type: Literal["plugin"]
@@ -46,7 +43,7 @@ class PluginIntegration(_V1Shape):
     allowed_tools: list[str] | None = Field(default=None, max_length=MAX_TOOL_NAMES)
 
 
-class EphemeralIntegration(_V1Shape):
+class EphemeralIntegration(ClosedShape):
     """`{"type": "ephemeral_mcp", "server_label", "server_url", "allowed_tools", "headers"}`: a server of its own."""
 
     type: Literal["ephemeral_mcp"]
@@ -59,7 +56,7 @@ class EphemeralIntegration(_V1Shape):
 Integration = str | Annotated[PluginIntegration | EphemeralIntegration, Field(discriminator="type")]
 
 
-class V1ChatRequest(_V1Shape):
+class V1ChatRequest(ClosedShape):
     """`POST /api/v1/chat`."""
 
     model: str = Field(min_length=1, max_length=500)
@@ -113,7 +110,7 @@ def _plugin_server(plugin_id: str) -> str:
     return plugin_id.removeprefix("mcp/")
 
 
-class V1LoadRequest(_V1Shape):
+class V1LoadRequest(ClosedShape):
     """`POST /api/v1/models/load`; of llama.cpp's knobs only `context_length` is applied (the rest: defaults)."""
 
     model: str = Field(min_length=1, max_length=500)
@@ -125,13 +122,13 @@ class V1LoadRequest(_V1Shape):
     echo_load_config: bool = False
 
 
-class V1UnloadRequest(_V1Shape):
+class V1UnloadRequest(ClosedShape):
     """`POST /api/v1/models/unload`."""
 
     instance_id: str = Field(min_length=1, max_length=500)
 
 
-class V1DownloadRequest(_V1Shape):
+class V1DownloadRequest(ClosedShape):
     """`POST /api/v1/models/download` (read so that a bad body is still a 400; nothing is ever downloaded)."""
 
     model: str = Field(min_length=1, max_length=2048)

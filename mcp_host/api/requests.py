@@ -30,25 +30,29 @@ MAX_ROOTS = 64
 LogLevel = Literal["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
 
 
-class _OpenAIShape(BaseModel):
+class OpenAIShape(BaseModel):
+    """How OpenAI's and LM Studio's bodies are read: strict types, no NaN, unknown fields allowed."""
+
     model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="allow", frozen=True)
 
 
-class _OwnShape(BaseModel):
+class ClosedShape(BaseModel):
+    """As `OpenAIShape`, but an unknown field is an error: the host's own bodies, and LM Studio's v1 API."""
+
     model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid", frozen=True)
 
 
 # -- chat completions ----------------------------------------------------------------------------
 
 
-class ContentPart(_OpenAIShape):
+class ContentPart(OpenAIShape):
     """One part of a message's content; only text parts are read."""
 
     type: str
     text: str | None = None
 
 
-class FunctionCall(_OpenAIShape):
+class FunctionCall(OpenAIShape):
     name: str
     arguments: str | dict[str, Any] = "{}"  # LM Studio's older `function_call` example sends an object
 
@@ -57,7 +61,7 @@ class FunctionCall(_OpenAIShape):
         return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
 
 
-class ToolCall(_OpenAIShape):
+class ToolCall(OpenAIShape):
     id: str = ""
     type: Literal["function"] = "function"
     function: FunctionCall
@@ -67,7 +71,7 @@ class ToolCall(_OpenAIShape):
         return {"id": self.id, "type": "function", "function": function}
 
 
-class ChatMessage(_OpenAIShape):
+class ChatMessage(OpenAIShape):
     """A message of the conversation, in OpenAI's chat shape."""
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
@@ -100,37 +104,37 @@ class ChatMessage(_OpenAIShape):
         return message
 
 
-class FunctionDefinition(_OpenAIShape):
+class FunctionDefinition(OpenAIShape):
     name: str = Field(pattern=IDENTIFIER)
     description: str | None = None
     parameters: dict[str, Any] | None = None
 
 
-class ToolDefinition(_OpenAIShape):
+class ToolDefinition(OpenAIShape):
     type: Literal["function"]
     function: FunctionDefinition
 
 
-class NamedFunction(_OpenAIShape):
+class NamedFunction(OpenAIShape):
     name: str
 
 
-class NamedToolChoice(_OpenAIShape):
+class NamedToolChoice(OpenAIShape):
     type: Literal["function"] = "function"
     function: NamedFunction
 
 
-class StreamOptions(_OpenAIShape):
+class StreamOptions(OpenAIShape):
     include_usage: bool | None = None
 
 
-class HostTools(_OwnShape):
+class HostTools(ClosedShape):
     """The `mcp_host` extension: run these servers' or plugins' tools (or the native `browser` / `python`) here."""
 
     tools: list[str]
 
 
-class ChatCompletionRequest(_OpenAIShape):
+class ChatCompletionRequest(OpenAIShape):
     """`POST /v1/chat/completions` (and LM Studio's `/api/v0/chat/completions`)."""
 
     model: str | None = None
@@ -164,7 +168,7 @@ class ChatCompletionRequest(_OpenAIShape):
 # -- sessions --------------------------------------------------------------------------------------
 
 
-class SessionCreate(_OwnShape):
+class SessionCreate(ClosedShape):
     """`POST /v1/sessions`; an empty body takes every default."""
 
     model: str | None = Field(default=None, max_length=500)  # None: the server's default model
@@ -175,21 +179,21 @@ class SessionCreate(_OwnShape):
     plugins: list[str] | None = Field(default=None, max_length=100)  # None: every loaded plugin
 
 
-class AttachmentRef(_OwnShape):
+class AttachmentRef(ClosedShape):
     """A resource to put in the user's message: `{"server": "everything", "uri": "demo://..."}`."""
 
     server: str = Field(min_length=1)
     uri: str = Field(min_length=1, max_length=MAX_URI_CHARS)
 
 
-class SessionMessage(_OwnShape):
+class SessionMessage(ClosedShape):
     """`POST /v1/sessions/{id}/messages`; `attachments` are read from their servers before the turn."""
 
     content: str = Field(min_length=1)
     attachments: list[AttachmentRef] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
 
 
-class ApprovalBody(_OwnShape):
+class ApprovalBody(ClosedShape):
     """`POST /v1/sessions/{id}/approvals/{call_id}`; `arguments` replaces the model's when allowing."""
 
     decision: Literal["allow", "always", "deny"]
@@ -197,7 +201,7 @@ class ApprovalBody(_OwnShape):
     arguments: dict[str, Any] | None = None
 
 
-class ElicitationBody(_OwnShape):
+class ElicitationBody(ClosedShape):
     """`POST /v1/sessions/{id}/elicitations/{elicitation_id}`; `content` (the form) is read when accepting."""
 
     action: Literal["accept", "decline", "cancel"]
@@ -207,13 +211,13 @@ class ElicitationBody(_OwnShape):
 # -- server features -------------------------------------------------------------------------------
 
 
-class PromptArguments(_OwnShape):
+class PromptArguments(ClosedShape):
     """`POST /v1/servers/{name}/prompts/{prompt}`; an empty body passes no arguments."""
 
     arguments: dict[str, str] = Field(default_factory=dict)
 
 
-class CompletionBody(_OwnShape):
+class CompletionBody(ClosedShape):
     """`POST /v1/servers/{name}/completion`: suggestions for one argument of a prompt or a resource template."""
 
     prompt: str | None = Field(default=None, min_length=1)
@@ -229,13 +233,13 @@ class CompletionBody(_OwnShape):
         return self
 
 
-class LogLevelBody(_OwnShape):
+class LogLevelBody(ClosedShape):
     """`PUT /v1/servers/{name}/log-level`: the least severe message the server should send."""
 
     level: LogLevel
 
 
-class RootsBody(_OwnShape):
+class RootsBody(ClosedShape):
     """`PUT /v1/servers/{name}/roots`: absolute paths or `file://` URIs of this machine."""
 
     roots: list[str] = Field(max_length=MAX_ROOTS)

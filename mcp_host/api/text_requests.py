@@ -12,18 +12,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from mcp_host.api.requests import StreamOptions
+from mcp_host.api.requests import OpenAIShape, StreamOptions
 
 MAX_EMBEDDING_INPUTS = 2048  # OpenAI's limit on one request's list
 MAX_STOP_STRINGS = 16
 MAX_STOP_CHARS = 1024
-
-
-class _OpenAIShape(BaseModel):
-    # As `mcp_host.api.requests` reads OpenAI's bodies: strict types, no NaN, unknown fields allowed.
-    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="allow", frozen=True)
 
 
 def _no_token_ids(value: Any, what: str) -> Any:
@@ -35,7 +30,7 @@ def _no_token_ids(value: Any, what: str) -> Any:
     return value
 
 
-class CompletionRequest(_OpenAIShape):
+class CompletionRequest(OpenAIShape):
     """`POST /v1/completions` and LM Studio's `/api/v0/completions`: raw text in, its continuation out."""
 
     model: str | None = None
@@ -120,7 +115,7 @@ class CompletionRequest(_OpenAIShape):
         return self.max_tokens if self.max_tokens is not None and self.max_tokens > 0 else default
 
 
-class EmbeddingRequest(_OpenAIShape):
+class EmbeddingRequest(OpenAIShape):
     """`POST /v1/embeddings` and LM Studio's `/api/v0/embeddings`: one vector per text."""
 
     model: str | None = None
