@@ -1,6 +1,7 @@
 """LM Studio's own `/api/v1` examples, run as published but for the addresses, against this server.
 
-The curl examples run with curl itself, the TypeScript ones with node (they are plain JavaScript). Remote MCP
+The curl examples run with curl itself, the TypeScript ones with node (they are plain JavaScript), the Python
+ones with this interpreter and `requests`. Remote MCP
 servers (huggingface.co, playwright, tiktoken) are stood in for by MCP servers of the same tool names on
 127.0.0.1: the request's own (`ephemeral_mcp`) server by address, the plugins as mcp.json entries by URL. A
 model an example names is served under that name: scripted Harmony where the answer is a tool call or must
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -446,6 +448,78 @@ DOWNLOAD_JOBS = """curl \\
   http://127.0.0.1:1234/api/v1/models/download/status
 """
 
+# The quickstart's Python variants (they need `requests`, a dev dependency).
+QUICKSTART_CHAT_PY = """import os
+import requests
+import json
+
+response = requests.post(
+  "http://localhost:1234/api/v1/chat",
+  headers={
+    "Authorization": f"Bearer {os.environ['LM_API_TOKEN']}",
+    "Content-Type": "application/json"
+  },
+  json={
+    "model": "ibm/granite-4-micro",
+    "input": "Write a short haiku about sunrise."
+  }
+)
+print(json.dumps(response.json(), indent=2))
+"""
+
+QUICKSTART_EPHEMERAL_PY = """import os
+import requests
+import json
+
+response = requests.post(
+  "http://localhost:1234/api/v1/chat",
+  headers={
+    "Authorization": f"Bearer {os.environ['LM_API_TOKEN']}",
+    "Content-Type": "application/json"
+  },
+  json={
+    "model": "ibm/granite-4-micro",
+    "input": "What is the top trending model on hugging face?",
+    "integrations": [
+      {
+        "type": "ephemeral_mcp",
+        "server_label": "huggingface",
+        "server_url": "https://huggingface.co/mcp",
+        "allowed_tools": ["model_search"]
+      }
+    ],
+    "context_length": 8000
+  }
+)
+print(json.dumps(response.json(), indent=2))
+"""
+
+QUICKSTART_PLUGIN_PY = """import os
+import requests
+import json
+
+response = requests.post(
+  "http://localhost:1234/api/v1/chat",
+  headers={
+    "Authorization": f"Bearer {os.environ['LM_API_TOKEN']}",
+    "Content-Type": "application/json"
+  },
+  json={
+    "model": "ibm/granite-4-micro",
+    "input": "Open lmstudio.ai",
+    "integrations": [
+      {
+        "type": "plugin",
+        "id": "mcp/playwright",
+        "allowed_tools": ["browser_navigate"]
+      }
+    ],
+    "context_length": 8000
+  }
+)
+print(json.dumps(response.json(), indent=2))
+"""
+
 # -- running them -------------------------------------------------------------------------------------------
 
 
@@ -517,6 +591,14 @@ async def node(example: str, api: V1, urls: dict[str, str], tmp_path: Path, *, c
     done = await anyio.run_process(["node", str(script)], env={**os.environ, "LM_API_TOKEN": TOKEN}, check=False)
     assert (done.returncode == 0) == check, done.stderr.decode()
     return (done.stdout if check else done.stderr).decode()
+
+
+async def python(example: str, api: V1, urls: dict[str, str]) -> Any:
+    """Run a Python example with this interpreter (it has `requests`); its printed JSON, parsed."""
+    done = await anyio.run_process(
+        [sys.executable, "-c", where(example, api, urls)], env={**os.environ, "LM_API_TOKEN": TOKEN}
+    )
+    return json.loads(done.stdout)
 
 
 def tool_calls(answer: dict[str, Any]) -> list[dict[str, Any]]:
@@ -733,6 +815,26 @@ async def test_mcp_servers_via_the_api(tmp_path: Path) -> None:
     (fetched,) = tool_calls(tokens)
     assert fetched["tool"] == "fetch_tiktoken_documentation"
     assert fetched["provider_info"] == {"type": "plugin", "plugin_id": "mcp/tiktoken"}
+
+
+async def test_the_quickstarts_python_examples(tmp_path: Path) -> None:
+    """quickstart.md's Python variants, run with `requests` as a reader would: a chat, an ephemeral server, a plugin."""
+    haiku = "Gold light on the hill"
+    backend = scripted(
+        final(haiku), SEARCH, final("deepseek-ai/DeepSeek-OCR"), NAVIGATE, final("Opened lmstudio.ai."), name=GRANITE
+    )
+    async with lookalikes() as urls, examples_server(tmp_path, backend, urls) as api:
+        chat = await python(QUICKSTART_CHAT_PY, api, urls)
+        ephemeral = await python(QUICKSTART_EPHEMERAL_PY, api, urls)
+        plugin = await python(QUICKSTART_PLUGIN_PY, api, urls)
+    assert chat["output"][-1] == {"type": "message", "content": haiku} and chat["response_id"].startswith("resp_")
+    assert tool_calls(ephemeral) == [
+        {"tool": "model_search", "arguments": {"sort": "trendingScore", "limit": 1}, "provider_info": HF}
+    ]
+    assert ephemeral["output"][-1]["content"] == "deepseek-ai/DeepSeek-OCR"
+    navigated = {"tool": "browser_navigate", "arguments": {"url": "https://lmstudio.ai"}, "provider_info": PLAYWRIGHT}
+    assert tool_calls(plugin) == [navigated]
+    assert "Navigated to https://lmstudio.ai" in json.dumps(plugin["output"])
 
 
 async def test_superseded_examples(tmp_path: Path) -> None:
