@@ -425,6 +425,10 @@ class Chat:
         """
         return TurnStream(self, _TurnInput(text, reasoning, tuple(attachments), tuple(tools)))
 
+    def send_resumed(self, *, call_ids: Sequence[str] = (), reasoning: Effort | None = None) -> TurnStream:
+        """`resume()` as a stream, as `send()` is `turn()`: the restored turn runs in the chat's task group."""
+        return TurnStream(self, _TurnInput(None, reasoning, call_ids=tuple(call_ids)))
+
     async def act(
         self,
         text: str,

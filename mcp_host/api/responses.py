@@ -15,14 +15,22 @@ output) followed by its own `input`; it is answered in one of two ways:
   stop half-way: for an approval (`require_approval`), or for a client's function called beside them. Such a
   turn stays alive in memory, waiting in its chat exactly as a session's turn waits on `chat.answer()`: the
   approval, or the function call itself, which waits for its output. The next request naming the response
-  hands over the answers and reads the rest of the turn. The chat cannot yet continue a conversation that
-  ends in a call's result without a new user message, so a waiting turn that is lost (it waited longer
-  than the idle expiry, or the server restarted) cannot be rebuilt from its items: answering it is a 409.
+  hands over the answers and reads the rest of the turn. A turn that waits on approvals alone is also
+  written into its response's record (`mcp_host.api.responses_paused`: the chat's snapshot, the calls it
+  waits to run, its rules and settings; never a request's headers), so when its server restarted the
+  answering request rebuilds it: that request must send its MCP tools again (400 otherwise), a new turn
+  connects them, the chat is restored, the waiting calls run again and the approvals they ask for again
+  get the client's answers, with the same output as in memory. A turn waiting on a client's function
+  call is not written: lost with its server, answering it is a 409 `turn_expired`; so is answering a
+  turn that waited longer than the idle expiry, or one already continued (its record can rebuild it once).
 
 The design choice, then: rebuild from stored items where the loop does not need to pause (restart-proof),
-keep the live turn where it must. Either way the state of every response is written as a JSON record
+keep the live turn where it must, and keep what rebuilds it where that can be done safely (approvals: no
+call of the round has run yet). Either way the state of every response is written as a JSON record
 (`mcp_host.api.responses_store`) behind an async `get/put/delete`, in memory until the durable store takes
 its place; `store: false` keeps nothing, and then the response cannot be continued or retrieved (404).
+Several servers sharing a store should route a waiting response's answer to one server: two that both
+rebuild it at once would both run its calls.
 
 Streams carry OpenAI's event names with increasing `sequence_number`s in the order the official client's
 `responses.stream()` accumulates them (`mcp_host.api.responses_output`). A client that goes away cancels its
@@ -32,6 +40,7 @@ turn, streamed or not (a live turn is closed with it); a server that shuts down 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Protocol, overload
@@ -42,8 +51,9 @@ from starlette.routing import Route
 
 from mcp_host.api.requests import BodyReader
 from mcp_host.api.responses_live import IDLE_EXPIRY_S, LiveTurn, LiveTurns
-from mcp_host.api.responses_mcp import continue_mcp_run, open_mcp_run, request_tools
+from mcp_host.api.responses_mcp import continue_mcp_run, mcp_servers, open_mcp_run, reopen_mcp_run, request_tools
 from mcp_host.api.responses_output import ResponseDraft
+from mcp_host.api.responses_paused import PausedTurn
 from mcp_host.api.responses_requests import ResponsesRequest
 from mcp_host.api.responses_store import MemoryResponseStore, ResponseStore, StoredResponse
 from mcp_host.api.responses_turn import Conversation, FunctionsTurn, TurnOutcome, response_fields
@@ -101,6 +111,7 @@ class ResponsesRoutes:
         self.store: ResponseStore = store or MemoryResponseStore()
         self.ping_s = ping_s
         self.turns = LiveTurns(host, idle_expiry_s=idle_expiry_s)
+        self._reopening: set[str] = set()  # responses whose turn a request is rebuilding from the store
 
     async def __aenter__(self) -> ResponsesRoutes:
         await self.turns.__aenter__()
@@ -171,15 +182,10 @@ class ResponsesRoutes:
         conversation = Conversation.of(body, previous)
         live = self.turns.waiting.get(previous.id) if previous is not None else None
         if live is not None:
-            return await self._continue(body, conversation, live)
+            assert previous is not None
+            return await self._continue(body, conversation, live, previous)
         if previous is not None and previous.waiting_approvals:
-            raise ApiError(
-                409,
-                f"the turn of {previous.id} that waited for these approvals is gone (it waited too long, or the "
-                "server restarted); send the conversation again with a new user message",
-                param="previous_response_id",
-                code="turn_expired",
-            )
+            return await self._reopen(body, conversation, previous, _paused_turn(previous))
         tools = request_tools(self.host, body, conversation) if body.mcp_tools and body.tool_choice != "none" else None
         lease = await self.models.acquire(body.model)
         try:
@@ -193,18 +199,16 @@ class ResponsesRoutes:
             await lease.release()
             raise
 
-    async def _continue(self, body: ResponsesRequest, conversation: Conversation, live: LiveTurn) -> _Plan:
+    async def _continue(
+        self, body: ResponsesRequest, conversation: Conversation, live: LiveTurn, previous: StoredResponse
+    ) -> _Plan:
         if live.busy:
             raise ApiError(409, "another request is already continuing this response", param="previous_response_id")
-        if body.model and self.models.resolve(body.model)[0] != live.model:
-            raise ApiError(
-                400,
-                f"the response waiting here is of the model {live.model!r}; continue it with that one",
-                param="model",
-            )
+        self._check_model(body, live.model)
         run = continue_mcp_run(live, body, conversation)
         live.busy = True  # before the first wait: a second request for this response is refused from now on
         try:
+            await self._take(previous)
             lease = await self.models.acquire(live.model)
         except BaseException:
             live.busy = False
@@ -222,20 +226,75 @@ class ResponsesRoutes:
             )
         return _Plan(body, conversation, lease, run, live)
 
+    async def _reopen(
+        self, body: ResponsesRequest, conversation: Conversation, previous: StoredResponse, paused: PausedTurn
+    ) -> _Plan:
+        """The turn of `previous`, lost with its server, rebuilt from its record with the request's servers.
+
+        Raises `ApiError` (400: the request lacks the turn's servers; 409: it cannot go on), `ModelNotFoundError`.
+        """
+        if previous.id in self._reopening:
+            raise ApiError(409, "another request is already continuing this response", param="previous_response_id")
+        if paused.expired():
+            raise ApiError(
+                409,
+                f"the turn of {previous.id} that waited for these approvals is gone (it waited longer than "
+                f"{self.turns.idle_expiry_s:g} s); send the conversation again with a new user message",
+                param="previous_response_id",
+                code="turn_expired",
+            )
+        ruled = paused.tools_for(body, previous.id)
+        self._check_model(body, paused.model)
+        tools = mcp_servers(self.host, ruled)
+        self._reopening.add(previous.id)
+        try:
+            lease = await self.models.acquire(paused.model)
+            try:
+                run = await reopen_mcp_run(self.turns, tools, ruled, conversation, paused, lease.backend, self.renderer)
+            except BaseException:
+                await lease.release()
+                raise
+            plan = _Plan(body, conversation, lease, run, run.live)
+            self.turns.waiting[previous.id] = run.live  # busy: a second request for it is refused, as in memory
+            try:
+                await self._take(previous)
+            except BaseException:
+                await self._finished(plan)
+                raise
+            return plan
+        finally:
+            self._reopening.discard(previous.id)
+
+    def _check_model(self, body: ResponsesRequest, model: str) -> None:
+        if body.model and self.models.resolve(body.model)[0] != model:
+            raise ApiError(
+                400, f"the response waiting here is of the model {model!r}; continue it with that one", param="model"
+            )
+
+    async def _take(self, previous: StoredResponse) -> None:
+        """A request continues the turn `previous` waited on: its record no longer rebuilds it (nothing runs twice)."""
+        if previous.paused is not None:
+            previous.paused = None
+            await self.store.put(previous.id, previous.to_json())
+
     async def _run(self, plan: _Plan, draft: ResponseDraft) -> None:
         """Run the turn into `draft`, then keep what the request asks to (and a turn that waits, alive)."""
         outcome = await plan.run.run(draft)
         await outcome.finish(draft)
+        live = plan.live
+        paused = None
+        if live is not None and plan.body.store and outcome.waiting_approvals and not outcome.waiting_calls:
+            paused = PausedTurn.of(live, expires_at=time.time() + self.turns.idle_expiry_s)
         stored = StoredResponse(
             response=draft.json(),
             conversation=[*plan.conversation.items, *draft.output],
             input=plan.conversation.input,
             waiting_calls=outcome.waiting_calls,
             waiting_approvals=outcome.waiting_approvals,
+            paused=paused.to_json() if paused is not None else None,
         )
         if plan.body.store:
             await self.store.put(draft.id, stored.to_json())
-        live = plan.live
         if live is not None:
             self._forget(live)
             if live.waiting and plan.body.store:
@@ -277,6 +336,22 @@ class ResponsesRoutes:
 
         # `finished` also runs for a stream that never began (the server was stopping): the turn is let go.
         return event_stream(produce, ping_s=self.ping_s, finished=lambda: self._let_go(plan), farewell=_Farewell(draft))
+
+
+def _paused_turn(previous: StoredResponse) -> PausedTurn:
+    """The turn `previous` waits on, as its record keeps it. Raises `ApiError` (409) where it keeps none."""
+    try:
+        if previous.paused is not None:
+            return PausedTurn.from_json(previous.paused)
+    except (KeyError, TypeError, ValueError):  # a record of another version
+        pass
+    raise ApiError(
+        409,
+        f"the turn of {previous.id} that waited for these approvals is gone (it was continued already, or its "
+        "record cannot rebuild it); send the conversation again with a new user message",
+        param="previous_response_id",
+        code="turn_expired",
+    )
 
 
 class _Farewell(Sequence[ServerSentEvent]):

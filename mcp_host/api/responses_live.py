@@ -4,6 +4,7 @@
     live = await turns.open(tools, backend, options, functions, rules)   # connects the request's servers
     live.start(history, text, effort)
     outcome = await live.run(draft)                        # until the turn ends, or waits for the client
+    live.resume(call_ids, approvals, conversation, effort)  # or: a restored chat's turn goes on (a restart)
 
 A turn runs in a chat (`RequestTools.chat`'s tools plus the client's functions, as `app.<name>`) held
 open by a keeper task, like a session's. MCP calls run here under the request's `require_approval`:
@@ -12,7 +13,9 @@ for `never` tools, or pauses with an `mcp_approval_request` item for the rest. A
 function pauses the turn with a `function_call` item: the call waits, in the chat, for its
 `function_call_output`. A paused turn is continued by the next request naming its response
 (`previous_response_id`): `answer()` gives the waiting calls their answers and `run()` goes on where the
-turn stopped. A paused turn nobody continues for `idle_expiry_s` is closed. The chat counts a turn's tokens
+turn stopped. A turn lost with its server is rebuilt in a new one (`mcp_host.api.responses_paused`): its chat
+restored, `resume()` runs the calls it waited on again, and the approvals they ask for again get the
+client's answers at once. A paused turn nobody continues for `idle_expiry_s` is closed. The chat counts a turn's tokens
 when it ends, so a response that leaves its turn waiting reports no usage, and the one that ends it reports
 the whole turn's.
 """
@@ -51,7 +54,7 @@ from mcp_host.agent import (
 from mcp_host.agent.chat import TurnStream
 from mcp_host.api.integrations import RequestTools
 from mcp_host.api.responses_output import ResponseDraft, usage_json
-from mcp_host.api.responses_requests import FunctionTool, McpTool
+from mcp_host.api.responses_requests import McpApprovalResponseItem, McpTool
 from mcp_host.api.responses_turn import Conversation, TurnOutcome, count_tokens
 from mcp_host.backends.base import Backend, ChatBackend
 from mcp_host.errors import ApiError
@@ -59,32 +62,13 @@ from mcp_host.host import Host
 from mcp_host.prompt.harmony import Effort, HarmonyRenderer
 from mcp_host.servers.asks import ServerAsks
 from mcp_host.tools.registry import ToolRegistry
-from mcp_host.tools.schema import normalise_schema
-from mcp_host.tools.spec import ToolResult, ToolSpec
+from mcp_host.tools.spec import ToolResult
 
 logger = logging.getLogger(__name__)
 
 FUNCTIONS = "app"  # the client's functions are offered as `app.<name>`, like the functions a library turn passes
 IDLE_EXPIRY_S = 3600.0
 NO_SAMPLING = "the Responses API has no way to ask the client about sampling"
-
-
-def function_specs(tools: Sequence[FunctionTool]) -> list[ToolSpec]:
-    """The client's functions as tools of the chat (origin `function`: the policy lets them run)."""
-    specs = []
-    for tool in tools:
-        schema = tool.parameters or {"type": "object", "properties": {}}
-        specs.append(
-            ToolSpec(
-                server=FUNCTIONS,
-                tool=tool.name,
-                description=tool.description or "",
-                input_schema=normalise_schema(schema),
-                original_schema=schema,
-                origin="function",
-            )
-        )
-    return specs
 
 
 @dataclass
@@ -122,7 +106,9 @@ class LiveTurn:
         self._asked: dict[str, str] = {}  # approval request id -> the chat's call id
         self._approved: dict[str, str] = {}  # the chat's call id -> its approval request id
         self._denied: set[str] = set()
+        self._given: dict[str, tuple[str, McpApprovalResponseItem | None]] = {}  # a resumed turn's answers, by call
         self._reasoning: list[str] = []
+        self.effort: Effort | None = None  # the running turn's reasoning effort
 
     @property
     def chat(self) -> Chat:
@@ -177,7 +163,25 @@ class LiveTurn:
     def start(self, history: list[dict[str, Any]], text: str, effort: Effort | None) -> None:
         """Begin a turn with the user's `text` after `history` (chat messages); `run()` reads it."""
         self.chat.load_messages(history)
+        self.effort = effort
         self.stream = self.chat.send(text, reasoning=effort)
+
+    def resume(
+        self, call_ids: Sequence[str], approvals: dict[str, str], conversation: Conversation, effort: Effort | None
+    ) -> None:
+        """Go on with the turn of a restored chat: its waiting calls (the chat's `call_ids`) run again, and the
+        approvals they ask for again are answered from `conversation` (`approvals`: request id -> call id)."""
+        for approval_id, chat_call in approvals.items():
+            self._given[chat_call] = (approval_id, conversation.answered_approvals.get(approval_id))
+        self.effort = effort
+        self.stream = self.chat.send_resumed(call_ids=call_ids, reasoning=effort)
+
+    def approvals_only(self) -> tuple[dict[str, str], list[ToolCallCreated]] | None:
+        """When the turn waits on approvals alone (no client's function): the approvals asked (request id -> the
+        chat's call id) and the round's calls waiting to run, in order; else None."""
+        if not self._asked or self._waiting:
+            return None
+        return dict(self._asked), list(self._created.values())
 
     def check(self, conversation: Conversation) -> None:
         """Raises `ApiError` (400) when a waiting function call has no output in `conversation`."""
@@ -193,15 +197,17 @@ class LiveTurn:
             waiter.answered.set()
         self._waiting.clear()
         for approval_id, chat_call in list(self._asked.items()):
-            answer = conversation.answered_approvals.get(approval_id)
-            if answer is not None and answer.approve:
-                self._approved[chat_call] = approval_id
-                self.chat.answer(chat_call, ApprovalAnswer("allow"))
-            else:
-                self._denied.add(chat_call)
-                reason = answer.reason if answer is not None else "the client did not approve it"
-                self.chat.answer(chat_call, ApprovalAnswer("deny", reason=reason))
+            self._give(chat_call, approval_id, conversation.answered_approvals.get(approval_id))
         self._asked.clear()
+
+    def _give(self, chat_call: str, approval_id: str, answer: McpApprovalResponseItem | None) -> None:
+        if answer is not None and answer.approve:
+            self._approved[chat_call] = approval_id
+            self.chat.answer(chat_call, ApprovalAnswer("allow"))
+        else:
+            self._denied.add(chat_call)
+            reason = answer.reason if answer is not None else "the client did not approve it"
+            self.chat.answer(chat_call, ApprovalAnswer("deny", reason=reason))
 
     async def run(self, draft: ResponseDraft) -> TurnOutcome:
         """Read the turn into `draft` until it ends or waits for the client (`outcome.waiting_*`)."""
@@ -258,6 +264,10 @@ class LiveTurn:
         created = self._created.get(event.call_id)
         if created is None:  # a server asks to sample the model during a call
             self.chat.answer(event.call_id, ApprovalAnswer("deny", reason=NO_SAMPLING))
+            return
+        given = self._given.pop(event.call_id, None)
+        if given is not None:  # asked again by a resumed turn: the client answered before the restart's rebuild
+            self._give(event.call_id, *given)
             return
         provider = self.tools.provider(created.tool)
         rule = self.rules.get(provider.server) if provider is not None else None

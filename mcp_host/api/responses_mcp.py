@@ -3,6 +3,7 @@
     tools = request_tools(host, body, conversation)                               # checked: 400, 403, 409
     run = await open_mcp_run(turns, tools, body, conversation, backend, renderer)  # a new turn, servers connected
     run = continue_mcp_run(live, body, conversation)                              # a turn that waited for us
+    run = await reopen_mcp_run(turns, tools, body, conversation, paused, backend, renderer)  # one a restart lost
     outcome = await run.run(draft)
 
 `{"type": "mcp", "server_label", "server_url", "headers", "allowed_tools"}` is a server of the request's
@@ -10,22 +11,26 @@ own (connected for its turn, when `[api] allow_ephemeral_mcp` is on); with no `s
 a server of the host's mcp.json (our extension; `[api] allow_mcp_json_servers`). A new turn lists each
 server's tools in an `mcp_list_tools` item, unless the conversation already holds one for that server.
 A continued turn first hands the waiting calls their answers; when it ends, new user words in the same
-request start the next turn of the same chat.
+request start the next turn of the same chat. A turn that waited on approvals when its server stopped is
+reopened from its record (`mcp_host.api.responses_paused`) with the answering request's servers: a new chat,
+the conversation restored, the waiting calls run again with the client's answers; then as a continued turn.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mcp_host.agent import ChatOptions
 from mcp_host.api.completions import DEFAULT_MAX_TOKENS
 from mcp_host.api.integrations import ConfiguredServer, EphemeralServer, RequestTools, ServerRef, ServerTools
 from mcp_host.api.responses_history import chat_messages, split_last_user
-from mcp_host.api.responses_live import FUNCTIONS, LiveTurn, LiveTurns, function_specs
+from mcp_host.api.responses_live import FUNCTIONS, LiveTurn, LiveTurns
 from mcp_host.api.responses_output import ResponseDraft, usage_json
+from mcp_host.api.responses_paused import PausedTurn
 from mcp_host.api.responses_requests import (
     FunctionCallOutputItem,
+    FunctionTool,
     McpApprovalResponseItem,
     McpTool,
     NamedFunction,
@@ -40,6 +45,8 @@ from mcp_host.host import Host
 from mcp_host.prompt.harmony import Effort, HarmonyOptions, HarmonyRenderer
 from mcp_host.tools.names import identifier_for
 from mcp_host.tools.registry import ToolRegistry
+from mcp_host.tools.schema import normalise_schema
+from mcp_host.tools.spec import ToolSpec
 
 MAX_PARALLEL_CALLS = 32  # a round's calls all run at once: a client's function waits while the others finish
 
@@ -62,6 +69,24 @@ def server_refs(body: ResponsesRequest) -> list[ServerRef]:
             headers = tool.request_headers()
             refs.append(EphemeralServer(tool.server_label, tool.server_url, headers, allowed_tools=names, param=param))
     return refs
+
+
+def function_specs(tools: Sequence[FunctionTool]) -> list[ToolSpec]:
+    """The client's functions as tools of the chat (origin `function`: the policy lets them run)."""
+    specs = []
+    for tool in tools:
+        schema = tool.parameters or {"type": "object", "properties": {}}
+        specs.append(
+            ToolSpec(
+                server=FUNCTIONS,
+                tool=tool.name,
+                description=tool.description or "",
+                input_schema=normalise_schema(schema),
+                original_schema=schema,
+                origin="function",
+            )
+        )
+    return specs
 
 
 def chat_options(body: ResponsesRequest, host: Host) -> ChatOptions:
@@ -169,6 +194,11 @@ def request_tools(host: Host, body: ResponsesRequest, conversation: Conversation
                 code="turn_expired",
             )
         raise ApiError(400, "with MCP tools, the input must end with a user message", param="input")
+    return mcp_servers(host, body)
+
+
+def mcp_servers(host: Host, body: ResponsesRequest) -> RequestTools:
+    """The request's MCP tools as servers to connect. Raises `ApiError` (400, 403)."""
     settings = host.settings.api
     return RequestTools(
         host,
@@ -208,19 +238,53 @@ def _new_run(live: LiveTurn, body: ResponsesRequest, conversation: Conversation,
 
     history, text = split_last_user(chat_messages(conversation.items, function_name=function_name, mcp_name=mcp_name))
     assert text is not None
+    return McpRun(live, start=(history, text), effort=body.effort, listings=_unlisted(tools, conversation))
+
+
+def _unlisted(tools: RequestTools, conversation: Conversation) -> list[ServerTools]:
+    """The servers whose tools the conversation has not listed yet."""
     listed = {item.get("server_label") for item in conversation.items if item.get("type") == "mcp_list_tools"}
-    listings = [server for server in tools.servers if server.name not in listed]
-    return McpRun(live, start=(history, text), effort=body.effort, listings=listings)
+    return [server for server in tools.servers if server.name not in listed]
 
 
 def continue_mcp_run(live: LiveTurn, body: ResponsesRequest, conversation: Conversation) -> McpRun:
     """The waiting turn, to be given its calls' answers; new user words start the next turn. Raises `ApiError`
     (400) for a waiting call with no answer."""
     live.check(conversation)
+    return McpRun(live, start=_new_words(body), effort=body.effort, answers=conversation)
+
+
+async def reopen_mcp_run(
+    turns: LiveTurns,
+    tools: RequestTools,
+    body: ResponsesRequest,
+    conversation: Conversation,
+    paused: PausedTurn,
+    backend: Backend | ChatBackend,
+    renderer: HarmonyRenderer,
+) -> McpRun:
+    """The turn of `conversation`'s previous response, which a restart lost, in a new chat with the request's
+    servers (`body`'s tools as `paused.tools_for` rules them): the calls it waited on run again, the approvals
+    they ask for answered from `conversation`; new user words start the next turn. Raises `ApiError` (409: it
+    cannot go on here, 400, 502, 503)."""
+    rules = {tool.server_label: tool for tool in body.mcp_tools}
+    options = paused.chat_options(chat_options(body, turns.host))
+    live = await turns.open(tools, offered_tools(body), backend, options, rules, renderer)
+    try:
+        paused.restore(live, str(body.previous_response_id))
+        live.resume(paused.call_ids, paused.approvals, conversation, paused.effort)
+        return McpRun(live, start=_new_words(body), effort=body.effort, listings=_unlisted(tools, conversation))
+    except BaseException:
+        live.close()
+        raise
+
+
+def _new_words(body: ResponsesRequest) -> tuple[list[dict[str, Any]], str] | None:
+    """(the messages before, the user's words) when the request goes on past its answers with new words."""
     answers = (FunctionCallOutputItem, McpApprovalResponseItem, ReasoningItem)
     rest = [item.model_dump(mode="json", exclude_none=True) for item in body.items if not isinstance(item, answers)]
     history, text = split_last_user(chat_messages(rest))
-    return McpRun(live, start=None if text is None else (history, text), effort=body.effort, answers=conversation)
+    return None if text is None else (history, text)
 
 
 def _added(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:

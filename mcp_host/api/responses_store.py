@@ -8,8 +8,10 @@
 A record is the `Response` object as the client got it, plus the whole conversation through it (every
 input and output item, so that a `previous_response_id` needs one read, and deleting an earlier response
 breaks no later chain) and the calls it left waiting (function calls for their `function_call_output`,
-approval requests for their `mcp_approval_response`). Everything is plain JSON, so the durable store
-(`mcp_host.store`, SQLite or PostgreSQL) can take the memory store's place unchanged.
+approval requests for their `mcp_approval_response`). A response whose MCP turn waits on approvals alone also
+keeps that turn as data (`paused`: `mcp_host.api.responses_paused`), so that a restarted server can go on with
+it. Everything is plain JSON, so the durable store (`mcp_host.store`, SQLite or PostgreSQL) can take the
+memory store's place unchanged.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class StoredResponse:
     input: list[dict[str, Any]]
     waiting_calls: list[str] = field(default_factory=list)  # function call ids
     waiting_approvals: list[str] = field(default_factory=list)  # approval request ids
+    paused: dict[str, Any] | None = None  # the turn waiting on those approvals, rebuildable (`PausedTurn`)
 
     @property
     def id(self) -> str:
@@ -82,13 +85,16 @@ class StoredResponse:
         return bool(self.waiting_calls or self.waiting_approvals)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "response": self.response,
             "conversation": self.conversation,
             "input": self.input,
             "waiting_calls": self.waiting_calls,
             "waiting_approvals": self.waiting_approvals,
         }
+        if self.paused is not None:
+            record["paused"] = self.paused
+        return record
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> StoredResponse:
@@ -98,4 +104,5 @@ class StoredResponse:
             input=list(record.get("input") or []),
             waiting_calls=list(record.get("waiting_calls") or []),
             waiting_approvals=list(record.get("waiting_approvals") or []),
+            paused=record.get("paused"),
         )
