@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import openai
 import pytest
 
@@ -247,3 +248,31 @@ def test_an_approval_survives_kill_9(tmp_path: Path, store_url: str) -> None:
             assert item(done, 0).output == "42" and item(done, 0).approval_request_id == request
             assert done.output_text == "It is 42."
             assert client.responses.retrieve(done.id).output_text == "It is 42."
+
+
+@pytest.mark.anyio
+async def test_two_servers_sharing_the_store_never_both_run_a_waiting_call(tmp_path: Path) -> None:
+    """One answer sent to two servers at once (a load balancer retrying, say): one runs the call, the other 409s."""
+    asked, request = await ask(tmp_path)
+    outcomes: dict[str, Any] = {}
+
+    async def answer(name: str, server: Instance) -> None:
+        try:
+            outcomes[name] = await server.client.responses.create(
+                model=MODEL,
+                previous_response_id=asked,
+                input=[approval(request, True)],  # type: ignore[list-item]
+                tools=[FX],  # type: ignore[list-item]
+            )
+        except openai.ConflictError as refused:
+            outcomes[name] = refused
+
+    async with instance(tmp_path, final("It is 42.")) as one, instance(tmp_path, final("It is 42.")) as two:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(answer, "one", one)
+            tg.start_soon(answer, "two", two)
+        generated = len(one.backend.prompts) + len(two.backend.prompts)
+    refused = [name for name, outcome in outcomes.items() if isinstance(outcome, openai.ConflictError)]
+    (winner,) = [outcome for outcome in outcomes.values() if not isinstance(outcome, openai.ConflictError)]
+    assert len(refused) == 1 and generated == 1
+    assert kinds(winner) == ["mcp_call", "reasoning", "message"] and item(winner, 0).output == "42"

@@ -31,6 +31,7 @@ from mcp_host.store import (
     StoreState,
     open_store,
 )
+from mcp_host.store.records import KindRecords
 from mcp_host.store.schema import CREATE_VERSIONS, RECORDS, SCHEMA_VERSION, VERSIONS, pending
 from tests.conftest import POSTGRES_PASSWORD as PASSWORD
 from tests.conftest import free_port
@@ -247,6 +248,34 @@ async def test_two_instances_creating_one_record_at_once_one_wins(url: str) -> N
             tg.start_soon(claim, a)
             tg.start_soon(claim, b)
         assert sorted(outcomes) == ["lost", "won"]
+
+
+async def test_create_writes_once_across_instances_and_take_is_true_once(url: str) -> None:
+    async with await open_store(url) as a, await open_store(url) as b:
+        outcomes: list[str] = []
+
+        async def create(store: Store, round: int) -> None:
+            try:
+                await store.create("marker", f"race{round}", {"by": store.owner})
+                outcomes.append("won")
+            except StoreConflictError:
+                outcomes.append("lost")
+
+        for round in range(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(create, a, round)
+                tg.start_soon(create, b, round)
+        assert sorted(outcomes) == ["lost"] * 5 + ["won"] * 5
+        with pytest.raises(ValueError, match="claim"):
+            await a.create("marker", "running", {}, status=RUNNING)
+
+        first, second = KindRecords(a, "response"), KindRecords(b, "response")
+        await first.put("resp_1", {"n": 1})
+        taken = [await first.take("resp_1"), await second.take("resp_1"), await first.take("resp_1")]
+        assert taken == [True, False, False]
+        assert await second.get("resp_1") == {"n": 1}  # taking leaves the record as it is
+        assert await second.delete("resp_1") and await first.get("resp_1") is None
+        assert await first.take("resp_1")  # deleting forgets it was taken
 
 
 async def test_running_is_only_written_by_claim(url: str) -> None:

@@ -208,10 +208,19 @@ class ResponsesRoutes:
         run = continue_mcp_run(live, body, conversation)
         live.busy = True  # before the first wait: a second request for this response is refused from now on
         try:
-            await self._take(previous)
             lease = await self.models.acquire(live.model)
         except BaseException:
             live.busy = False
+            raise
+        try:
+            await self._take(previous)
+        except BaseException as exc:
+            await lease.release()
+            if isinstance(exc, ApiError):  # another server sharing the store rebuilt this turn and runs it
+                self._forget(live)
+                live.close()
+            else:
+                live.busy = False
             raise
         if lease.backend is not live.chat.backend:  # unloaded meanwhile: the waiting turn cannot change model
             await lease.release()
@@ -272,7 +281,13 @@ class ResponsesRoutes:
             )
 
     async def _take(self, previous: StoredResponse) -> None:
-        """A request continues the turn `previous` waited on: its record no longer rebuilds it (nothing runs twice)."""
+        """A request continues the turn `previous` waited on: its record no longer rebuilds it (nothing runs twice).
+
+        Before anything of the turn runs. Raises `ApiError` (409) when another request took it first, on this
+        server or on another sharing the store (`ResponseStore.take` is atomic across them).
+        """
+        if not await self.store.take(previous.id):
+            raise ApiError(409, "another request has already continued this response", param="previous_response_id")
         if previous.paused is not None:
             previous.paused = None
             await self.store.put(previous.id, previous.to_json())

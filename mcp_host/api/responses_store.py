@@ -34,6 +34,11 @@ class ResponseStore(Protocol):
 
     async def delete(self, response_id: str) -> bool: ...
 
+    async def take(self, response_id: str) -> bool:
+        """True for the first request to continue the turn `response_id` waits on, across every server sharing
+        the store; False for any other (so that no waiting call runs twice)."""
+        ...
+
 
 class MemoryResponseStore:
     """Records in this process, the oldest forgotten beyond `max_records` or `max_chars`; each kept as JSON
@@ -44,21 +49,33 @@ class MemoryResponseStore:
         self.max_chars = max_chars
         self._records: OrderedDict[str, str] = OrderedDict()
         self._chars = 0
+        self._taken: set[str] = set()
 
     async def get(self, response_id: str) -> dict[str, Any] | None:
         text = self._records.get(response_id)
         return None if text is None else dict(json.loads(text))
 
     async def put(self, response_id: str, record: dict[str, Any]) -> None:
-        await self.delete(response_id)
+        self._drop(response_id)
         text = json.dumps(record, ensure_ascii=False)
         self._records[response_id] = text
         self._chars += len(text)
         while len(self._records) > 1 and (len(self._records) > self.max_records or self._chars > self.max_chars):
-            _, oldest = self._records.popitem(last=False)
+            forgotten, oldest = self._records.popitem(last=False)
             self._chars -= len(oldest)
+            self._taken.discard(forgotten)
 
     async def delete(self, response_id: str) -> bool:
+        self._taken.discard(response_id)
+        return self._drop(response_id)
+
+    async def take(self, response_id: str) -> bool:
+        if response_id in self._taken:
+            return False
+        self._taken.add(response_id)
+        return True
+
+    def _drop(self, response_id: str) -> bool:
         text = self._records.pop(response_id, None)
         if text is not None:
             self._chars -= len(text)

@@ -4,6 +4,7 @@
     await threads.put("resp_1", {"model": ..., "messages": [...]})
     data = await threads.get("resp_1")        # dict | None
     await threads.delete("resp_1")            # whether there was one
+    await threads.take("resp_1")              # True once, whichever instance asks first
 
 The in-memory stores of `mcp_host.api` have the same three methods, so either can stand behind them.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mcp_host.store.errors import StoreConflictError
 from mcp_host.store.record import valid_key
 from mcp_host.store.store import Store
 
@@ -36,4 +38,17 @@ class KindRecords:
         await self.store.put(self.kind, id, data)
 
     async def delete(self, id: str) -> bool:
+        await self.store.delete(self._taken, id)
         return await self.store.delete(self.kind, id)
+
+    async def take(self, id: str) -> bool:
+        """True the first time any instance sharing the store asks for `id`, False ever after (until deleted)."""
+        try:
+            await self.store.create(self._taken, id, {})
+        except StoreConflictError:
+            return False
+        return True
+
+    @property
+    def _taken(self) -> str:
+        return f"{self.kind}.taken"

@@ -187,6 +187,22 @@ class Store:
             raise ValueError(f"an owner is 1 to {MAX_KEY_CHARS} characters without NUL, not {owner[:80]!r}")
         return await self._write(kind, id, data, lambda current, now: Change(status, owner, None))
 
+    async def create(self, kind: str, id: str, data: dict[str, Any], *, status: str = DONE) -> Record:
+        """Write the record only if there is none, atomically across instances: what makes something happen once.
+
+        Raises `StoreConflictError` if the record exists.
+        """
+        if status == RUNNING:
+            raise ValueError("a running record needs a lease: use claim()")
+        check_status(status)
+
+        def create(current: RowState | None, now: float) -> Change:
+            if current is not None:
+                raise StoreConflictError(f"{kind}/{id} exists already")
+            return Change(status, None, None)
+
+        return await self._write(kind, id, data, create)
+
     async def claim(self, kind: str, id: str, data: dict[str, Any], *, lease_s: float = DEFAULT_LEASE_S) -> Record:
         """Write the record `running`, owned by this instance until `lease_s` from now (see `renew`).
 
