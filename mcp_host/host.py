@@ -207,11 +207,13 @@ class Host:
         *,
         tools: ToolRegistry | None = None,
         call_tool: ToolCaller | None = None,
+        permissions: Permissions | None = None,
     ) -> Chat:
         """A new conversation with `backend` and every tool the host has, under the permission policy.
 
         `tools` and `call_tool` replace the host's tools and the way calls reach them (a request's own
-        servers: `mcp_host.api.integrations.RequestTools`).
+        servers: `mcp_host.api.integrations.RequestTools`); `permissions`, the host's policy (one derived from
+        it, such as `host.permissions.asking_also(...)`).
 
         Use it as `async with host.chat(backend) as chat:`; a chat not entered runs its turns in the
         host's task group and is closed with the host. "Always" answers are saved to the approvals
@@ -219,7 +221,7 @@ class Host:
         """
         if self._closed:
             raise ChatClosedError("the host is closed: open a new one for new chats")
-        permissions = self.permissions
+        permissions = permissions or self.permissions
         options = options or ChatOptions()
         natives: dict[str, NativeTool] = {}
         session: BrowserSession | None = None

@@ -61,14 +61,21 @@ def result_in(prompt: str, tool: str, text: str) -> bool:
 
 
 async def mcp_serving(
-    tmp_path: Path, outputs: list[str], *, ephemeral: bool = True, servers: dict[str, Any] | None = None
+    tmp_path: Path,
+    outputs: list[str],
+    *,
+    ephemeral: bool = True,
+    servers: dict[str, Any] | None = None,
+    unattended: bool = False,
+    settings: str = "",
 ) -> AsyncIterator[Served]:
-    (tmp_path / "settings.toml").write_text("[api]\nallow_ephemeral_mcp = true\n" if ephemeral else "")
+    api = "[api]\nallow_ephemeral_mcp = true\n" if ephemeral else ""
+    (tmp_path / "settings.toml").write_text(api + settings)
     config = write_config(tmp_path / "mcp.json", servers or {})
     backend = scripted(*outputs)
     async with (
         Host(config, settings_path=tmp_path / "settings.toml") as host,
-        serve_app(create_app(host, backend)) as url,
+        serve_app(create_app(host, backend, unattended_calls=unattended)) as url,
     ):
         served = Served(url, backend)
         try:
@@ -249,7 +256,8 @@ async def test_function_and_mcp_tools_in_one_turn(tmp_path: Path, http_server: s
 async def test_an_mcp_json_server_by_its_label(tmp_path: Path) -> None:
     mcp = {"type": "mcp", "server_label": "calc", "require_approval": "never", "allowed_tools": ["add"]}
     outputs = [call("calc__add", {"a": 2, "b": 2}), final("4")]
-    async for served in mcp_serving(tmp_path, outputs, ephemeral=False, servers={"calc": fixture_entry()}):
+    servers = {"calc": fixture_entry()}
+    async for served in mcp_serving(tmp_path, outputs, ephemeral=False, servers=servers, unattended=True):
         response = await strict(served).responses.create(model=MODEL, input="2 + 2?", tools=[mcp])  # type: ignore[list-item]
         assert kinds(response) == ["mcp_list_tools", "reasoning", "mcp_call", "reasoning", "message"]
         assert response.output[2].output == "4" and response.output_text == "4"
@@ -258,6 +266,40 @@ async def test_an_mcp_json_server_by_its_label(tmp_path: Path) -> None:
                 model=MODEL, input="x", tools=[{"type": "mcp", "server_label": "nothing"}]
             )
         assert unknown.value.param == "tools.0"  # type: ignore[attr-defined]
+
+
+async def test_never_does_not_waive_the_hosts_policy_for_its_own_servers(tmp_path: Path) -> None:
+    """`never` on an mcp.json server the host's policy asks about: denied (the call never runs), saying why,
+    unless the settings allow unattended calls (the test above)."""
+    mcp = {"type": "mcp", "server_label": "calc", "require_approval": "never"}
+    outputs = [call("calc__add", {"a": 2, "b": 2}), final("I may not add.")]
+    async for served in mcp_serving(tmp_path, outputs, ephemeral=False, servers={"calc": fixture_entry()}):
+        response = await strict(served).responses.create(model=MODEL, input="2 + 2?", tools=[mcp])  # type: ignore[list-item]
+        assert kinds(response) == ["mcp_list_tools", "reasoning", "mcp_call", "reasoning", "message"]
+        denied = response.output[2]
+        assert denied.output is None and "unattended_calls" in str(denied.error)
+        told = prompt(served, 1)
+        assert "unattended_calls" in told and "functions.calc__add to=assistant" in told
+
+
+async def test_always_asks_even_where_the_hosts_policy_allows(tmp_path: Path) -> None:
+    """The client wants to approve every call: the host's `allow` for the server does not skip the question."""
+    mcp = {"type": "mcp", "server_label": "calc", "require_approval": "always"}
+    outputs = [call("calc__add", {"a": 2, "b": 2}), final("4")]
+    allow = '[permissions.servers]\ncalc = "allow"\n'
+    servers = {"calc": fixture_entry()}
+    async for served in mcp_serving(tmp_path, outputs, ephemeral=False, servers=servers, settings=allow):
+        client = strict(served)
+        asked = await client.responses.create(model=MODEL, input="2 + 2?", tools=[mcp])  # type: ignore[list-item]
+        assert kinds(asked) == ["mcp_list_tools", "reasoning", "mcp_approval_request"]
+        answer = {"type": "mcp_approval_response", "approval_request_id": asked.output[-1].id, "approve": True}
+        done = await client.responses.create(
+            model=MODEL,
+            previous_response_id=asked.id,
+            input=[answer],  # type: ignore[list-item]
+            tools=[mcp],  # type: ignore[list-item]
+        )
+        assert kinds(done)[0] == "mcp_call" and done.output[0].output == "4" and done.output_text == "4"
 
 
 async def test_servers_by_url_need_the_setting(tmp_path: Path, http_server: str) -> None:

@@ -17,11 +17,13 @@ reads at each check and changes under a lock; answers that earlier versions wrot
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -81,6 +83,7 @@ class Permissions:
             approvals = ApprovalStore(approvals_path(settings_path))
         self.approvals = approvals
         self._unsaved: list[AlwaysAllowed] = []  # answers no file holds: none configured, or it failed
+        self._must_ask: Callable[[ToolSpec], str | None] | None = None
 
     @classmethod
     def load(cls, settings_path: Path) -> Permissions:
@@ -90,7 +93,23 @@ class Permissions:
     def policy(self) -> Any:
         return self._settings.permissions
 
+    def asking_also(self, must_ask: Callable[[ToolSpec], str | None]) -> Permissions:
+        """This policy, but asking about the calls it would allow where `must_ask(spec)` gives a reason (a client
+        that wants to approve every call of a tool, say). What the policy denies stays denied; "always" answers
+        are shared with this object."""
+        stricter = copy.copy(self)
+        stricter._must_ask = must_ask
+        return stricter
+
     def verdict(self, spec: ToolSpec) -> Verdict:
+        verdict = self._policy_verdict(spec)
+        if verdict.policy == "allow" and self._must_ask is not None:
+            reason = self._must_ask(spec)
+            if reason is not None:
+                return Verdict("ask", reason)
+        return verdict
+
+    def _policy_verdict(self, spec: ToolSpec) -> Verdict:
         rules = self._settings.permissions
         if spec.name in rules.tools:
             return Verdict(rules.tools[spec.name], f"the policy for {spec.name} says {rules.tools[spec.name]}")

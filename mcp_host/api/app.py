@@ -90,6 +90,7 @@ def create_app(
         reader,
         completer.renderer,
         ping_s=sse_ping_s,
+        unattended=unattended_calls,
         store=KindRecords(store, "response") if store is not None else None,
     )
 

@@ -103,6 +103,7 @@ class ResponsesRoutes:
         store: ResponseStore | None = None,
         ping_s: float = PING_S,
         idle_expiry_s: float = IDLE_EXPIRY_S,
+        unattended: bool = False,
     ) -> None:
         self.host = host
         self.models = models
@@ -110,7 +111,7 @@ class ResponsesRoutes:
         self.renderer = renderer
         self.store: ResponseStore = store or MemoryResponseStore()
         self.ping_s = ping_s
-        self.turns = LiveTurns(host, idle_expiry_s=idle_expiry_s)
+        self.turns = LiveTurns(host, idle_expiry_s=idle_expiry_s, unattended=unattended)
         self._reopening: set[str] = set()  # responses whose turn a request is rebuilding from the store
 
     async def __aenter__(self) -> ResponsesRoutes:

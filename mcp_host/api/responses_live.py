@@ -9,7 +9,11 @@
 A turn runs in a chat (`RequestTools.chat`'s tools plus the client's functions, as `app.<name>`) held
 open by a keeper task, like a session's. MCP calls run here under the request's `require_approval`:
 the host's policy asks (its default for tools it knows nothing about), and the turn answers at once
-for `never` tools, or pauses with an `mcp_approval_request` item for the rest. A call of a client's
+for `never` tools, or pauses with an `mcp_approval_request` item for the rest. `never` waives the policy's
+asking for the request's own servers; for the host's mcp.json servers only where the settings allow
+unattended calls (else the call is denied, its `mcp_call` saying why). A tool the request wants approved
+is asked about even where the host's policy would let it run (`Permissions.asking_also`); what the policy
+denies stays denied. A call of a client's
 function pauses the turn with a `function_call` item: the call waits, in the chat, for its
 `function_call_output`. A paused turn is continued by the next request naming its response
 (`previous_response_id`): `answer()` gives the waiting calls their answers and `run()` goes on where the
@@ -62,13 +66,17 @@ from mcp_host.host import Host
 from mcp_host.prompt.harmony import Effort, HarmonyRenderer
 from mcp_host.servers.asks import ServerAsks
 from mcp_host.tools.registry import ToolRegistry
-from mcp_host.tools.spec import ToolResult
+from mcp_host.tools.spec import ToolResult, ToolSpec
 
 logger = logging.getLogger(__name__)
 
 FUNCTIONS = "app"  # the client's functions are offered as `app.<name>`, like the functions a library turn passes
 IDLE_EXPIRY_S = 3600.0
 NO_SAMPLING = "the Responses API has no way to ask the client about sampling"
+NOT_WAIVED = (
+    "the host's policy asks before {tool} runs, and a request's require_approval 'never' does not waive that for "
+    'the host\'s own servers (unless its settings say [api] unattended_calls = "allow"); ask for approval instead'
+)
 
 
 @dataclass
@@ -88,8 +96,17 @@ def _arguments(arguments: dict[str, Any] | str) -> str:
 class LiveTurn:
     """One chat with the request's tools, between requests (see the module's docstring)."""
 
-    def __init__(self, model: str, tools: RequestTools, rules: dict[str, McpTool], renderer: HarmonyRenderer) -> None:
+    def __init__(
+        self,
+        model: str,
+        tools: RequestTools,
+        rules: dict[str, McpTool],
+        renderer: HarmonyRenderer,
+        *,
+        unattended: bool = False,
+    ) -> None:
         self.model = model
+        self.unattended = unattended  # `never` waives the host policy's asking for mcp.json servers too
         self._chat: Chat | None = None  # the keeper opens it with `call_tool` as its caller
         self.tools = tools
         self.rules = rules  # by server label
@@ -138,6 +155,15 @@ class LiveTurn:
         stream, self.stream = self.stream, None
         if stream is not None:
             await stream.aclose()
+
+    def must_ask(self, spec: ToolSpec) -> str | None:
+        """Why the client must approve a call of `spec` even where the host's policy allows it, or None: the
+        request's `require_approval` covers it (`always`, or a tool list naming it)."""
+        provider = self.tools.provider(spec.name)
+        rule = self.rules.get(provider.server) if provider is not None else None
+        if provider is None or rule is None or not rule.needs_approval(provider.tool, spec.annotations):
+            return None
+        return f"the request requires approval of {provider.server}.{provider.tool} (require_approval)"
 
     # -- the chat's side ------------------------------------------------------------------------
 
@@ -274,6 +300,10 @@ class LiveTurn:
         spec = self.chat.tools.get(created.tool) if created.tool in self.chat.tools else None
         annotations = spec.annotations if spec is not None else None
         if provider is None or rule is None or not rule.needs_approval(provider.tool, annotations):
+            if provider is not None and provider.kind == "mcp_json" and not self.unattended:
+                reason = NOT_WAIVED.format(tool=f"{provider.server}.{provider.tool}")
+                self.chat.answer(event.call_id, ApprovalAnswer("deny", reason=reason))
+                return
             self.chat.answer(event.call_id, ApprovalAnswer("allow"))  # the client's own function, or a `never` tool
             return
         item = await draft.mcp_approval_request(provider.server, provider.tool, _arguments(created.arguments))
@@ -324,9 +354,10 @@ class LiveTurn:
 class LiveTurns:
     """The live MCP turns of the server, by the id of the response that left each waiting; an async resource."""
 
-    def __init__(self, host: Host, *, idle_expiry_s: float = IDLE_EXPIRY_S) -> None:
+    def __init__(self, host: Host, *, idle_expiry_s: float = IDLE_EXPIRY_S, unattended: bool = False) -> None:
         self.host = host
         self.idle_expiry_s = idle_expiry_s
+        self.unattended = unattended  # see `LiveTurn.unattended`
         self.waiting: dict[str, LiveTurn] = {}  # by the id of the response that left each waiting
         self._open: set[LiveTurn] = set()  # every turn whose keeper runs, waiting or not
         self._resources = AsyncExitStack()
@@ -367,7 +398,7 @@ class LiveTurns:
         """
         if self._keepers is None:
             raise ApiError(503, "responses with MCP tools are not open: the app's lifespan has not started, or ended")
-        live = LiveTurn(backend.name, tools, rules, renderer)
+        live = LiveTurn(backend.name, tools, rules, renderer, unattended=self.unattended)
         await self._keepers.start(self._keep, live, offered, backend, options)
         return live
 
@@ -386,7 +417,9 @@ class LiveTurns:
         try:
             async with live.tools:
                 registry = offered(live.tools)
-                async with self.host.chat(backend, options, tools=registry, call_tool=live.call_tool) as chat:
+                stricter = self.host.permissions.asking_also(live.must_ask)
+                chat = self.host.chat(backend, options, tools=registry, call_tool=live.call_tool, permissions=stricter)
+                async with chat:
                     live.chat = chat
                     task_status.started()
                     started = True
