@@ -63,7 +63,8 @@ async def test_the_template_prompt_holds_the_system_prompt_and_every_earlier_mes
                 first = [event async for event in events]
             async with chat.turn("And again?") as events:
                 second = [event async for event in events]
-    assert completed(first).stop_reason == "answered" and completed(second).stop_reason == "answered"
+    # Four tokens may not finish the word: a turn cut at its token limit ends ("length"), it is not asked again.
+    assert {completed(first).stop_reason, completed(second).stop_reason} <= {"answered", "length"}
     prompts = [gemma.detokenize(json.loads(line)["prompt"]) for line in recording.read_text().splitlines()[1:]]
     for text in ("Answer in one word.", "The user is called Zed.", "Hello, I am Zed.", "Hello Zed, nice to meet you."):
         assert text in prompts[0] and text in prompts[1]
@@ -241,7 +242,7 @@ async def test_an_earlier_call_with_broken_arguments_is_rendered_not_a_crash(
         async with host.chat(gemma, ChatOptions(max_rounds=1, max_tokens_per_round=2)) as chat:
             chat.load_messages([{"role": "assistant", "content": None, "tool_calls": [broken]}])
             events = [event async for event in chat.send("q")]
-    assert completed(events).stop_reason == "answered"
+    assert completed(events).stop_reason in ("answered", "length")  # two tokens: it ends, whatever they are
 
 
 async def test_the_host_can_be_closed_from_another_task_while_a_turn_runs(config: Path, tmp_path: Path) -> None:

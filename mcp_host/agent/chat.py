@@ -590,13 +590,15 @@ class Chat:
                 outcome = "error"
                 break
             stats.add_generation(round_.stats)
-            if round_.stats.stop_reason == "length" and not round_.calls:
+            cut = round_.stats.stop_reason == "length" and not round_.calls
+            for fault in round_.faults:
+                if not (cut and fault.kind == "model_output.truncated"):  # what the token limit cut: `length` says so
+                    await emit(ErrorEvent(message=fault.text, kind=fault.kind))
+            if cut:
                 # The answer reached the token limit: the turn ends here, since asking again would be cut again.
                 turn_format.end_round([])
                 outcome = "length"
                 break
-            for fault in round_.faults:
-                await emit(ErrorEvent(message=fault.text, kind=fault.kind))
             outcomes = await pipeline.run(round_.calls, emit, stats) if round_.calls else []
             turn_format.end_round(outcomes)
             if round_.answered:

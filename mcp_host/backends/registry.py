@@ -234,7 +234,8 @@ class ModelRegistry:
             name = self._first_found_name()
         loaded = [(slot.backend.name, slot.path) for slot in self._slots.values() if slot.backend is not None]
         wanted = _normal(name)
-        exact = [entry for entry in loaded if _normal(entry[0]) == wanted]
+        # A backend serving another server's model (`openai-chat:gemma`) answers to that model's name too.
+        exact = [entry for entry in loaded if wanted in (_normal(entry[0]), _served(entry[0]))]
         if exact:
             return exact[0]
         found = self.found()
@@ -472,6 +473,15 @@ def _embeds(backend: LoadedModel) -> bool:
 
 def _normal(name: str) -> str:
     return name.lower().removesuffix("-gguf")
+
+
+SERVER_PROXIES = ("openai-chat", "openai-completions")  # `mcp_host.backends.openai_http`'s names: `<engine>:<model>`
+
+
+def _served(name: str) -> str:
+    """The model name a server-proxy backend's name carries (`gemma` in `openai-chat:gemma`), else ''."""
+    engine, _, model = name.partition(":")
+    return _normal(model) if engine in SERVER_PROXIES and model else ""
 
 
 def _last(name: str) -> str:
