@@ -1,10 +1,12 @@
 """mcp_host: an MCP host and tool-orchestration runtime for local models.
 
-from mcp_host import Host
+    from mcp_host import Host
 
-async with Host() as host:            # reads ~/.lmstudio/mcp.json
-    await host.wait_settled()
-    result = await host.call_tool("time.get_current_time", {"timezone": "UTC"})
+    async with Host() as host:            # reads ~/.lmstudio/mcp.json (none yet: no servers)
+        await host.wait_settled()
+        result = await host.call_tool("time.get_current_time", {"timezone": "UTC"})
+
+The public API is what this module exports, and the README's library examples use nothing else.
 """
 
 from mcp_host._version import __version__
@@ -26,6 +28,11 @@ from mcp_host.agent import (
     ToolCallResult,
     TurnCompleted,
 )
+from mcp_host.backends import Backend, GenerationParams, RecordingBackend, ReplayBackend
+from mcp_host.backends.base import ChatBackend
+from mcp_host.backends.llama_cpp import LlamaCppBackend
+from mcp_host.backends.mlx import MlxBackend
+from mcp_host.backends.openai_http import OpenAIChatBackend, OpenAICompletionsBackend
 from mcp_host.config import HostSettings, McpConfig, RemoteServerConfig, ServerSettings, StdioServerConfig, load_config
 from mcp_host.errors import (
     ApiError,
@@ -70,6 +77,7 @@ from mcp_host.errors import (
     VocabularyError,
 )
 from mcp_host.host import Host
+from mcp_host.prompt import HarmonyOptions
 from mcp_host.servers import ConfigDiff, Connection, ServerManager, ServerState, ServerStatus
 from mcp_host.servers.asks import NoOneToAsk, ServerAsks
 from mcp_host.tools import ToolRegistry, ToolResult, ToolSpec
@@ -79,12 +87,14 @@ __all__ = [
     "ApprovalAnswer",
     "ApprovalRequired",
     "Attachment",
+    "Backend",
     "BackendConnectionError",
     "BackendError",
     "BackendResponseError",
     "BackendUnavailableError",
     "BrowserError",
     "Chat",
+    "ChatBackend",
     "ChatBusyError",
     "ChatClosedError",
     "ChatError",
@@ -102,19 +112,27 @@ __all__ = [
     "ErrorEvent",
     "Event",
     "GenerationError",
+    "GenerationParams",
+    "HarmonyOptions",
     "Host",
     "HostSettings",
+    "LlamaCppBackend",
     "McpConfig",
     "McpHostError",
     "MessageDelta",
+    "MlxBackend",
     "ModelLoadError",
     "ModelNotFoundError",
     "NeedsLoginError",
     "NoOneToAsk",
+    "OpenAIChatBackend",
+    "OpenAICompletionsBackend",
     "PluginError",
     "PromptError",
     "ReasoningDelta",
+    "RecordingBackend",
     "RemoteServerConfig",
+    "ReplayBackend",
     "SandboxStartError",
     "ServerAsks",
     "ServerError",

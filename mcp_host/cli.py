@@ -1,18 +1,23 @@
 """The `mcp-host` command.
 
     mcp-host chat                             chat with gpt-oss and every tool (approvals, Ctrl-C cancels a turn)
-    mcp-host servers                          state, transport, tool count and error of each server
+    mcp-host servers [--wait]                 state, transport, tool count and error of each server
     mcp-host tools                            every tool by qualified name
     mcp-host call time.get_current_time '{"timezone": "UTC"}'      (a plugin's tool: PLUGIN.TOOL)
     mcp-host plugins | plugins new NAME       each plugin's state, or a skeleton plugin   (mcp_host.plugins_command)
     mcp-host resources | read SERVER URI | prompts | prompt SERVER NAME k=v   (mcp_host.resources_command)
     mcp-host render --reasoning high --browser    the exact gpt-oss prompt and what each part costs
-    mcp-host config add time -- uvx mcp-server-time
+    mcp-host config add time -- uvx mcp-server-time                  (mcp_host.config_command)
     mcp-host config add remote --url https://example.com/mcp --header "Authorization=Bearer ${TOKEN}"
     mcp-host auth login remote                 log in to an OAuth-protected server (opens the browser once)
     mcp-host --no-plugins tools               no plugins at all (any command); `chat --plugins a,b`: only these
+    mcp-host chat --config my.json -v         global options go before or after the command
 
-Exit codes: 0 success, 1 the operation failed (a tool error, a server not ready), 2 bad usage or config.
+Without `--config` and with no `~/.lmstudio/mcp.json` yet, every command runs with no servers and says
+once how to add one; a file named by `--config` or `$MCP_HOST_CONFIG` must exist.
+
+Exit codes: 0 success, 1 the operation failed (a tool error, a server not ready, `servers` with a failed
+one), 2 bad usage or config.
 SIGTERM ends `chat` and `serve` (Ctrl-C too for serve) with 0, once every MCP server has stopped.
 """
 
@@ -25,20 +30,19 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.table import Table
 
 from mcp_host._version import __version__
 from mcp_host.auth_command import add_auth_parser, run_auth
 from mcp_host.chat_cli import run_chat
-from mcp_host.config.edit import add_server
 from mcp_host.config.mcpjson import load_config
-from mcp_host.config.paths import audit_log_path, default_config_path
+from mcp_host.config.paths import audit_log_path
+from mcp_host.config_command import add_config_parser, check_config_path, config_path, missing_config_note, run_config
 from mcp_host.errors import ConfigError, McpHostError, ServerNotReadyError, UsageError
 from mcp_host.host import Host
 from mcp_host.plugins_command import add_plugins_parser, check_plugin_tool, parse_plugin_names, run_plugins
@@ -46,11 +50,11 @@ from mcp_host.render_command import render_prompt
 from mcp_host.resources_command import COMMANDS as RESOURCE_COMMANDS
 from mcp_host.resources_command import add_parsers as add_resource_parsers
 from mcp_host.resources_command import run_feature_command, servers_to_start
-from mcp_host.serve_command import serve
-from mcp_host.servers.state import ServerState, ServerStatus
+from mcp_host.serve_command import add_serve_parser, serve
+from mcp_host.servers.state import ServerState
+from mcp_host.servers_command import EXIT_FAILED, add_listing_parsers, print_servers, print_tools, settle
 from mcp_host.tools.spec import ToolResult
 
-EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 # The signals that end `chat` and `serve` cleanly, exit code 0: the command winds down (serve ends its open
@@ -61,30 +65,61 @@ _STOP_SIGNALS: dict[str, tuple[signal.Signals, ...]] = {
     "serve": (signal.SIGTERM, signal.SIGINT),
 }
 
-_STATE_STYLE = {
-    ServerState.READY: "green",
-    ServerState.STARTING: "yellow",
-    ServerState.FAILED: "red",
-    ServerState.STOPPED: "dim",
-}
+GLOBAL_OPTIONS_HELP = (
+    "--config, --settings, --no-plugins and -v go before or after the command "
+    "(mcp-host chat --config x.json); given in both places, the one after the command wins."
+)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: it takes the global options too, so that they may follow the command."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _add_global_options(self.add_argument_group("global options (before or after the command)"), after=True)
+
+
+def _add_global_options(group: argparse._ActionsContainer, *, after: bool = False) -> None:
+    """The options every command takes. After the command their default is `SUPPRESS`: argparse copies
+    only what a command's parser set, so an option given before the command is kept unless repeated after."""
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if after else value
+
+    group.add_argument(
+        "--config",
+        type=Path,
+        default=default(None),
+        help="mcp.json to use, which must exist unless for config add (default: $MCP_HOST_CONFIG, else "
+        "~/.lmstudio/mcp.json, whose absence means no servers)",
+    )
+    group.add_argument(
+        "--settings",
+        type=Path,
+        default=default(None),
+        help="host settings TOML (default: ~/.config/mcp-host/settings.toml)",
+    )
+    group.add_argument(
+        "--no-plugins",
+        action="store_true",
+        default=default(False),
+        help="load no plugins (bundled, yours or installed)",
+    )
+    group.add_argument("-v", "--verbose", action="count", default=default(0), help="log more (-v info, -vv debug)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mcp-host", description="An MCP host for local models.")
-    parser.add_argument("--version", action="version", version=f"mcp-host {__version__}")
-    parser.add_argument(
-        "--config", type=Path, help="mcp.json to use (default: $MCP_HOST_CONFIG, else ~/.lmstudio/mcp.json)"
+    parser = argparse.ArgumentParser(
+        prog="mcp-host", description="An MCP host for local models.", epilog=GLOBAL_OPTIONS_HELP
     )
-    parser.add_argument("--settings", type=Path, help="host settings TOML (default: ~/.config/mcp-host/settings.toml)")
-    parser.add_argument("--no-plugins", action="store_true", help="load no plugins (bundled, yours or installed)")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    servers = commands.add_parser("servers", help="start every server and show its state")
-    servers.add_argument("--json", action="store_true", help="machine-readable output")
-
-    tools = commands.add_parser("tools", help="list every tool by qualified name")
-    tools.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--version", action="version", version=f"mcp-host {__version__}")
+    _add_global_options(parser)
+    # The modules that add commands only need ArgumentParsers; these are, with the global options added.
+    commands = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser),
+    )
+    add_listing_parsers(commands)
 
     call = commands.add_parser("call", help='call one tool: SERVER.TOOL \'{"json": "args"}\'')
     call.add_argument("tool", help="qualified tool name, SERVER.TOOL or PLUGIN.TOOL")
@@ -112,35 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--plugins", type=parse_plugin_names, metavar="A,B", help="only these plugins in this chat (default: all)"
     )
 
-    serve = commands.add_parser("serve", help="serve the OpenAI-compatible chat API (loopback by default)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8321)
-    serve.add_argument("--allow-remote", action="store_true", help="allow an address beyond this machine")
-    serve.add_argument("--api-key", help="require this bearer key (default: $MCP_HOST_API_KEY)")
-    serve.add_argument("--model", help="a .gguf path, an LM Studio id or an http:// server (as for chat)")
-    serve.add_argument("--replay", type=Path, help="serve a recorded chat instead of a model")
-    serve.add_argument("--replay-speed", type=float, default=0.0, help="replayed tokens per second (0: instant)")
-    serve.add_argument(
-        "--cors-origin",
-        action="append",
-        default=[],
-        metavar="ORIGIN",
-        help="allow browser pages from this origin (repeatable; CORS is off by default)",
-    )
-    serve.add_argument(
-        "--allow-host",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="answer requests for this Host name too (repeatable; loopback names only by default)",
-    )
-    serve.add_argument(
-        "--session-idle",
-        type=float,
-        default=3600.0,
-        metavar="SECONDS",
-        help="close sessions nobody used for this long (default 3600)",
-    )
+    add_serve_parser(commands)
 
     render = commands.add_parser("render", help="print the exact prompt gpt-oss would see, with token counts")
     render.add_argument("--reasoning", choices=["low", "medium", "high"], help="reasoning effort (default: settings)")
@@ -151,22 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--context", type=int, help="context window in tokens, for the warning (default: settings)")
     render.add_argument("--json", action="store_true", help="machine-readable output")
 
-    config = commands.add_parser("config", help="edit mcp.json")
-    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
-    add = config_commands.add_parser(
-        "add",
-        help="add a server: NAME -- COMMAND ARGS...  or  NAME --url URL [--header K=V]",
-        usage="mcp-host config add NAME [--env K=V] [--cwd DIR] -- COMMAND [ARGS...]\n"
-        "       mcp-host config add NAME --url URL [--header K=V] [--sse]",
-    )
-    add.add_argument("name")
-    add.add_argument("--url", help="address of a remote (Streamable HTTP or SSE) server")
-    add.add_argument("--header", action="append", default=[], metavar="K=V", help="HTTP header (repeatable)")
-    add.add_argument("--sse", action="store_true", help="the remote server speaks legacy SSE")
-    add.add_argument("--env", action="append", default=[], metavar="K=V", help="environment variable (repeatable)")
-    add.add_argument("--cwd", help="working directory of a stdio server")
-    add.add_argument("--timeout-ms", type=int, help="per-server timeout in milliseconds (LM Studio's 'timeout')")
-    add.add_argument("--replace", action="store_true", help="overwrite a server of the same name")
+    add_config_parser(commands)
     add_auth_parser(commands)
     return parser
 
@@ -182,15 +174,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     errors = Console(stderr=True, soft_wrap=True)
     try:
+        path = config_path(args)
         if args.command == "config":
-            return _config_add(args, command_line, console)
-        if args.command == "auth":
-            return run_auth(args, _config_path(args), console)
-        if args.command == "plugins":
-            return run_plugins(args, _config_path(args), console)
+            return run_config(args, command_line, path, console)
         if command_line:
             raise UsageError("'--' is only used by 'config add'")
-        return anyio.run(_run, args, console)
+        if args.command == "plugins":  # starts no server, so it works without mcp.json (and notes why)
+            return run_plugins(args, path, console)
+        found = check_config_path(args, path)
+        if not found:
+            errors.print(f"[yellow]note:[/yellow] {escape(missing_config_note(path, args.command))}")
+        if args.command == "auth":
+            return run_auth(args, path, console)
+        return anyio.run(_run, args, console, found)
     except (UsageError, ConfigError) as exc:
         errors.print(f"[red]error:[/red] {escape(str(exc))}")
         return EXIT_USAGE
@@ -207,16 +203,12 @@ def _configure_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
 
 
-def _config_path(args: argparse.Namespace) -> Path:
-    return Path(args.config).expanduser() if args.config else default_config_path()
-
-
-async def _run(args: argparse.Namespace, console: Console) -> int:
+async def _run(args: argparse.Namespace, console: Console, config_found: bool) -> int:
     with anyio.open_signal_receiver(*_stop_signals(args.command)) as signals:
         async with _host(args) as host:
             for warning in host.config.warnings if host.config is not None else ():
                 print(f"warning: {warning}", file=sys.stderr)
-            return await _run_until_stopped(host, args, console, signals)
+            return await _run_until_stopped(host, args, console, signals, config_found)
 
 
 def _stop_signals(command: str) -> tuple[signal.Signals, ...]:
@@ -226,7 +218,7 @@ def _stop_signals(command: str) -> tuple[signal.Signals, ...]:
 
 
 def _host(args: argparse.Namespace) -> Host:
-    path = _config_path(args)
+    path = config_path(args)
     only = servers_to_start(args, path)
     if args.command == "call":
         server = _server_of(args.tool, _configured_servers(path))
@@ -239,7 +231,11 @@ def _host(args: argparse.Namespace) -> Host:
 
 
 async def _run_until_stopped(
-    host: Host, args: argparse.Namespace, console: Console, signals: AsyncIterator[signal.Signals]
+    host: Host,
+    args: argparse.Namespace,
+    console: Console,
+    signals: AsyncIterator[signal.Signals],
+    config_found: bool,
 ) -> int:
     """The command, until it ends or a stop signal comes (0 then): serving winds down by itself, ending
     its open streams; starting up and anything else are cancelled at once."""
@@ -256,9 +252,9 @@ async def _run_until_stopped(
 
             tg.start_soon(stop_on_signal)
             with cancellable:
-                await host.wait_settled()
+                await settle(host, args)
                 if args.command != "serve":
-                    code = await _command(host, args, console)
+                    code = await _command(host, args, console, config_found)
             if args.command == "serve" and not stopping.is_set():
                 code = await serve(host, args, console, stopping)
             tg.cancel_scope.cancel()
@@ -269,14 +265,13 @@ async def _run_until_stopped(
     return code
 
 
-async def _command(host: Host, args: argparse.Namespace, console: Console) -> int:
+async def _command(host: Host, args: argparse.Namespace, console: Console, config_found: bool) -> int:
     if args.command == "chat":
         return await run_chat(host, args, console)
     if args.command == "servers":
-        _print_servers(console, host.statuses(), args.json)
-        return 0
+        return print_servers(console, host.statuses(), args.json, said_none=not config_found)
     if args.command == "tools":
-        _print_tools(console, host, args.json)
+        print_tools(console, host, args.json)
         return 0
     if args.command == "render":
         return render_prompt(console, host, args)
@@ -294,63 +289,6 @@ def _server_of(tool: str, servers: list[str]) -> str | None:
     else None: the name may be a plugin's tool."""
     owners = [name for name in servers if tool.startswith(f"{name}.") and len(tool) > len(name) + 1]
     return max(owners, key=len) if owners else None
-
-
-def _print_servers(console: Console, statuses: list[ServerStatus], as_json: bool) -> None:
-    if as_json:
-        console.print_json(json.dumps([status.to_json() for status in statuses]))
-        return
-    if not statuses:
-        console.print("no servers configured")
-        return
-    table = Table("server", "state", "transport", "tools", "error", box=None, pad_edge=False)
-    for status in statuses:
-        style = _STATE_STYLE[status.state]
-        table.add_row(
-            status.name,
-            f"[{style}]{status.state.value}[/{style}]",
-            status.transport,
-            str(status.tools),
-            escape(status.error or ""),
-        )
-    console.print(table)
-
-
-def _print_tools(console: Console, host: Host, as_json: bool) -> None:
-    specs = list(host.registry)
-    if as_json:
-        console.print_json(
-            json.dumps(
-                [
-                    {
-                        "name": spec.name,
-                        "identifier": host.registry.names.to_identifier[spec.name],
-                        "server": spec.server,
-                        "origin": spec.origin,
-                        "description": spec.description,
-                        "input_schema": spec.input_schema,
-                        "original_schema": spec.original_schema,
-                        "annotations": spec.annotations,
-                    }
-                    for spec in specs
-                ]
-            )
-        )
-    else:
-        table = Table("tool", "origin", "description", box=None, pad_edge=False)
-        for spec in specs:
-            table.add_row(spec.name, f"{spec.origin}:{spec.server}", escape(spec.summary))
-        console.print(table)
-    for status in host.statuses():
-        if status.state is not ServerState.READY:
-            Console(stderr=True, soft_wrap=True).print(
-                f"[yellow]note:[/yellow] server {status.name} is {status.state.value}: {escape(status.error or '')}"
-            )
-    for plugin in host.plugins.statuses():
-        if plugin.state == "failed":
-            Console(stderr=True, soft_wrap=True).print(
-                f"[yellow]note:[/yellow] plugin {plugin.name} failed: {escape(plugin.error or '')}"
-            )
 
 
 async def _call(console: Console, host: Host, args: argparse.Namespace) -> int:
@@ -387,46 +325,6 @@ def _print_result(console: Console, result: ToolResult, as_json: bool) -> None:
         Console(stderr=True, soft_wrap=True).print(f"[red]tool error:[/red] {escape(result.text)}")
     else:
         console.print(escape(result.text), soft_wrap=True, highlight=False)
-
-
-def _config_add(args: argparse.Namespace, command_line: list[str], console: Console) -> int:
-    entry: dict[str, Any]
-    if args.url and command_line:
-        raise UsageError("give either --url or '-- COMMAND ARGS...', not both")
-    if args.url:
-        if args.env or args.cwd:
-            raise UsageError("--env and --cwd are for stdio servers")
-        entry = {"url": args.url}
-        if args.header:
-            entry["headers"] = _pairs(args.header, "--header")
-        if args.sse:
-            entry["type"] = "sse"
-    elif command_line:
-        if args.header or args.sse:
-            raise UsageError("--header and --sse are for remote servers")
-        entry = {"command": command_line[0], "args": command_line[1:]}
-        if args.env:
-            entry["env"] = _pairs(args.env, "--env")
-        if args.cwd:
-            entry["cwd"] = args.cwd
-    else:
-        raise UsageError("say how to reach the server: '-- COMMAND ARGS...' or --url URL")
-    if args.timeout_ms is not None:
-        entry["timeout"] = args.timeout_ms
-    path = _config_path(args)
-    add_server(path, args.name, entry, replace=args.replace)
-    console.print(f"added server [bold]{escape(args.name)}[/bold] to {escape(str(path))}")
-    return 0
-
-
-def _pairs(items: list[str], flag: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{flag} takes KEY=VALUE, got {item!r}")
-        pairs[key.strip()] = value
-    return pairs
 
 
 if __name__ == "__main__":

@@ -36,6 +36,38 @@ GRACEFUL_SHUTDOWN_S = 5
 STOP_LIMIT_S = GRACEFUL_SHUTDOWN_S + 5
 
 
+def add_serve_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser("serve", help="serve the OpenAI-compatible chat API (loopback by default)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8321)
+    serve.add_argument("--allow-remote", action="store_true", help="allow an address beyond this machine")
+    serve.add_argument("--api-key", help="require this bearer key (default: $MCP_HOST_API_KEY)")
+    serve.add_argument("--model", help="a .gguf path, an LM Studio id or an http:// server (as for chat)")
+    serve.add_argument("--replay", type=Path, help="serve a recorded chat instead of a model")
+    serve.add_argument("--replay-speed", type=float, default=0.0, help="replayed tokens per second (0: instant)")
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser pages from this origin (repeatable; CORS is off by default)",
+    )
+    serve.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="answer requests for this Host name too (repeatable; loopback names only by default)",
+    )
+    serve.add_argument(
+        "--session-idle",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="close sessions nobody used for this long (default 3600)",
+    )
+
+
 def check_bind(address: str, allow_remote: bool, api_key: str | None) -> None:
     """Loopback by default; anything else must be asked for and protected. Raises `UsageError`."""
     try:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 
+from mcp_host import Host, ServerState
 from mcp_host.config import (
     HostSettings,
     RemoteServerConfig,
     StdioServerConfig,
+    add_server,
     default_config_path,
     load_config,
     load_settings,
@@ -17,6 +20,7 @@ from mcp_host.config import (
 )
 from mcp_host.config.expand import UndefinedVariableError, expand_vars
 from mcp_host.errors import ConfigSchemaError, ConfigSyntaxError
+from tests.conftest import fixture_entry
 
 LM_STUDIO_FILE = """{
   "mcpServers": {
@@ -110,6 +114,36 @@ def test_schema_errors_name_server_and_key(
 def test_missing_file_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigSchemaError, match="file not found"):
         load_config(tmp_path / "nope.json")
+
+
+def test_no_file_at_lm_studios_path_means_no_servers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("MCP_HOST_CONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    lmstudio = tmp_path / ".lmstudio" / "mcp.json"  # LM Studio writes it when a first server is added
+    config = load_config(lmstudio)
+    assert (config.servers, config.path, config.warnings) == ({}, lmstudio, ())
+    with pytest.raises(ConfigSchemaError, match="file not found"):
+        load_config(lmstudio, missing_ok=False)
+    with pytest.raises(ConfigSchemaError, match="file not found"):
+        load_config(tmp_path / "mine.json")  # a path someone named must exist
+    assert load_config(tmp_path / "mine.json", missing_ok=True).servers == {}
+
+
+@pytest.mark.anyio
+async def test_a_host_without_mcp_json_starts_servers_added_later(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MCP_HOST_CONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    async with Host(settings_path=tmp_path / "settings.toml", watch=True, plugins=False) as host:
+        await host.wait_settled()
+        assert host.statuses() == [] and len(host.registry) == 0
+        await anyio.sleep(0.5)  # let the watcher start before the file appears
+        add_server(default_config_path(), "fx", fixture_entry())
+        with anyio.fail_after(20):
+            while "fx.echo" not in host.registry:
+                await anyio.sleep(0.1)
+        assert [(status.name, status.state) for status in host.statuses()] == [("fx", ServerState.READY)]
 
 
 def test_secrets_never_appear_in_repr() -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, model_validator
 
 from mcp_host.config.expand import UndefinedVariableError, expand_vars
+from mcp_host.config.paths import lmstudio_config_path
 from mcp_host.errors import ConfigSchemaError, ConfigSyntaxError
 
 if TYPE_CHECKING:
@@ -180,15 +181,22 @@ class McpConfig(BaseModel):
         return {name: server for name, server in self.servers.items() if not server.disabled}
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> McpConfig:
-    """Read and validate `path`; a missing file is an error, an empty `mcpServers` is not.
+def load_config(path: Path, environ: Mapping[str, str] | None = None, *, missing_ok: bool | None = None) -> McpConfig:
+    """Read and validate `path`; an empty `mcpServers` is not an error.
 
-    Each of the result's `warnings` is also logged. Raises `ConfigSyntaxError` (bad JSON) or
-    `ConfigSchemaError` (bad shape, a wrong type).
+        config = load_config(Path("~/.lmstudio/mcp.json").expanduser())   # no file yet: no servers
+
+    A missing file is an error unless `missing_ok`, which by default holds for LM Studio's own
+    `~/.lmstudio/mcp.json` only: LM Studio writes it when the first server is added, so its absence
+    means no servers, while a path someone named must exist. Each of the result's `warnings` is also
+    logged. Raises `ConfigSyntaxError` (bad JSON) or `ConfigSchemaError` (bad shape, a wrong type,
+    a missing file).
     """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
+        if missing_ok or (missing_ok is None and is_lmstudio_config(path)):
+            return McpConfig(path=path)
         raise ConfigSchemaError(f"{path}: file not found", path=path, server=None, key=None) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigSchemaError(f"{path}: cannot be read: {exc}", path=path, server=None, key=None) from exc
@@ -196,6 +204,11 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> McpConf
     for warning in config.warnings:
         logger.warning("%s", warning)
     return config
+
+
+def is_lmstudio_config(path: Path) -> bool:
+    """Whether `path` is LM Studio's own `~/.lmstudio/mcp.json`, the file whose absence means no servers."""
+    return path.expanduser().absolute() == lmstudio_config_path().absolute()
 
 
 def parse_config(text: str, *, path: Path, environ: Mapping[str, str] | None = None) -> McpConfig:

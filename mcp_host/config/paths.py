@@ -14,6 +14,11 @@ def default_config_path() -> Path:
     configured = os.environ.get(CONFIG_ENV)
     if configured:
         return Path(configured).expanduser()
+    return lmstudio_config_path()
+
+
+def lmstudio_config_path() -> Path:
+    """LM Studio's own `~/.lmstudio/mcp.json`, which LM Studio writes only once a server is added."""
     return Path.home() / ".lmstudio" / "mcp.json"
 
 

@@ -34,7 +34,9 @@ async def watch_config(
         target.parent, watch_filter=concerns_target, stop_event=stop_event, debounce=debounce_ms, recursive=False
     ):
         try:
-            yield load_config(path)
+            # A file that vanished is an error here even at LM Studio's path: an editor replacing it, or a
+            # deletion, keeps the last good config running rather than stopping every server.
+            yield load_config(path, missing_ok=False)
         except ConfigError as exc:
             yield exc
 

@@ -132,7 +132,7 @@ class _Budget:
 
 @contextmanager
 def _handshake_era_feature() -> Iterator[None]:
-    """Roots and logging are deprecated for 2026-07-28 servers only; handshake-era servers still use them."""
+    """Roots, logging and ping are deprecated for 2026-07-28 servers only; handshake-era servers still use them."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MCPDeprecationWarning)
         yield
@@ -419,7 +419,7 @@ class Connection:
                 tg.start_soon(self._listen_for_changes, client)
             if self._stdio is not None:
                 tg.start_soon(self._watch_exit, self._stdio)
-            else:
+            elif client.protocol_version not in MODERN_PROTOCOL_VERSIONS:  # 2026-07-28 has no ping: its stream tells
                 tg.start_soon(self._ping_forever, client)
             while True:
                 await self._refresh.wait()
@@ -433,7 +433,7 @@ class Connection:
     async def _ping_forever(self, client: Client) -> None:
         while True:
             await anyio.sleep(REMOTE_PING_INTERVAL_S)
-            with anyio.fail_after(self.connect_timeout_s):
+            with anyio.fail_after(self.connect_timeout_s), _handshake_era_feature():
                 await client.send_ping()
 
     async def _listen_for_changes(self, client: Client) -> None:

@@ -7,6 +7,7 @@ registry.names.to_identifier["time.get_current_time"]  # 'time__get_current_time
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Iterable, Iterator
 
@@ -15,6 +16,8 @@ from mcp_host.tools.names import NameMap
 from mcp_host.tools.spec import ToolSpec
 
 logger = logging.getLogger(__name__)
+
+_LISTED = 10  # tools named in an unknown-tool error
 
 
 class ToolRegistry:
@@ -99,8 +102,25 @@ class ToolRegistry:
         """The tool with qualified name `name` (`server.tool`). Raises `UnknownToolError`."""
         spec = self._find(name)
         if spec is None:
-            raise UnknownToolError(f"no tool named {name!r}", tool=name)
+            raise UnknownToolError(f"no tool named {name!r}{self._suggestions(name)}", tool=name)
         return spec
+
+    def _suggestions(self, name: str) -> str:
+        """For the error: the closest names among the tools of the server the name starts with (else all
+        tools), else that server's tools, so that the caller sees what it could have meant."""
+        servers = [server for server in self._by_server if name.startswith(f"{server}.")]
+        if not servers:
+            close = difflib.get_close_matches(name, [spec.name for spec in self], n=3, cutoff=0.6)
+            return f"; did you mean {', '.join(close)}?" if close else ""
+        server = max(servers, key=len)  # server names may contain dots: the longest owner
+        tools = sorted(self._by_server[server])
+        close = difflib.get_close_matches(name[len(server) + 1 :], tools, n=3, cutoff=0.6)
+        if close:
+            return f"; did you mean {', '.join(f'{server}.{tool}' for tool in close)}?"
+        if not tools:
+            return f"; server {server!r} has no tools"
+        more = f" and {len(tools) - _LISTED} more" if len(tools) > _LISTED else ""
+        return f"; server {server!r} has {', '.join(f'{server}.{tool}' for tool in tools[:_LISTED])}{more}"
 
     def get_by_identifier(self, identifier: str) -> ToolSpec:
         """The tool rendered to the model as `identifier`. Raises `UnknownToolError`."""
