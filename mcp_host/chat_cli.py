@@ -5,8 +5,10 @@ call and a one-line result, asks `[y]es once / [a]lways / [n]o / [e]dit` where t
 Ctrl-C cancels the turn, not the program; Ctrl-D (or /quit) leaves. Input history is kept.
 What servers ask during a call is answered here too: forms and URLs (`chat_forms`), sampling shown
 before its approval, progress as bars that update in place (`chat_progress`), error logs as dim lines.
+What takes time shows at the bottom line while it lasts: loading the model, reading a long prompt (a percentage),
+each running call (its elapsed time). A cancelled answer stays in the conversation as far as it got.
 Slash commands (`chat_commands`) reach resources, prompts, log levels, roots and plugins, with Tab completion
-(`chat_completion`).
+(`chat_completion`); `/call SERVER.TOOL {json}` runs a tool as if the model had called it.
 SIGTERM cancels `run_chat` wherever it is (the caller does it, see `mcp_host.cli`): the chat and the
 model close on the way out, and the host stops every server.
 """
@@ -43,8 +45,11 @@ from mcp_host.agent import (
     ToolCallResult,
     TurnCompleted,
 )
+from mcp_host.agent.calls import Approvals
+from mcp_host.agent.events import Event, PromptProgress
 from mcp_host.backends.base import Backend
 from mcp_host.backends.replay import RecordingBackend
+from mcp_host.chat_call import UserCall, example_call
 from mcp_host.chat_commands import HELP, ChatState, SlashCommands
 from mcp_host.chat_completion import SlashCompleter
 from mcp_host.chat_forms import fill_elicitation, sampling_lines, shown
@@ -58,15 +63,17 @@ from mcp_host.servers.asks import SAMPLING_TOOL
 from mcp_host.tools.native.sandbox import detect_isolation
 
 RESOURCE_LINK = re.compile(r"\[resource link (\S+?)\]")
+CANCELLED_NOTE = "[cancelled by the user before the answer began]"
 _T = TypeVar("_T")
 
 
 async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> int:
     _check_plugins(host, args.plugins)
     console.print("[dim]loading the model…[/dim]")
-    pick = await anyio.to_thread.run_sync(
-        lambda: pick_model(args.model, replay=args.replay, replay_speed=args.replay_speed)
-    )
+    loading = ProgressBars(console)
+    loading.waiting("loading the model")
+    load = partial(pick_model, args.model, replay=args.replay, replay_speed=args.replay_speed)
+    pick = await loading.while_drawing(partial(anyio.to_thread.run_sync, load))
     backend = pick.backend
     if args.record:
         if not isinstance(backend, Backend):
@@ -75,6 +82,15 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
     if pick.notice:
         style = "bold yellow" if pick.notice.startswith("DEMO") else "dim"
         console.print(f"[{style}]{escape(pick.notice)}[/{style}]")
+    if pick.notice.startswith("DEMO"):
+        example = example_call(host.registry)
+        console.print(
+            "[yellow]It never calls a tool by itself. To see the tool flow (approval, call, result), run one "
+            + (f"yourself, for example:[/yellow]\n  {escape(example)}" if example else "with /call once a server is up")
+            + "\n[yellow]The model reads the call and its result with your next message.[/yellow]",
+            soft_wrap=True,
+            highlight=False,
+        )
     harmony = HarmonyOptions(
         reasoning_effort=args.reasoning or host.settings.prompt.reasoning_effort,
         browser=args.browser,
@@ -108,6 +124,8 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
     state = ChatState(effort=harmony.reasoning_effort)
     try:
         async with host.chat(backend, ChatOptions(harmony=harmony, format=pick.format, plugins=args.plugins)) as chat:
+            if args.reasoning and chat.format == "template":
+                console.print("[yellow]--reasoning does nothing for this model: only gpt-oss (Harmony) has it[/yellow]")
             await _loop(SlashCommands(host, chat, console, state), session, view)
             return 0
     finally:
@@ -134,13 +152,16 @@ async def _loop(commands: SlashCommands, session: PromptSession[str], view: Turn
             return
         if not line:
             continue
-        text: str | None = line
+        text: str | UserCall | None = line
         if line.startswith("/"):
             if line in ("/quit", "/exit"):
                 return
             text = await _interruptible(partial(commands.run, line), console)
-        if text:
-            await _interruptible(partial(_turn, chat, text, state, view), console)
+        if isinstance(text, UserCall):
+            await _interruptible(partial(_user_call, commands, text, view), console)
+            view.end_line()
+        elif text:
+            await _interruptible(partial(run_turn, chat, text, state, view), console)
             view.end_line()
 
 
@@ -164,16 +185,48 @@ async def _interruptible(work: Callable[[], Awaitable[_T]], console: Console) ->
     return result
 
 
-async def _turn(chat: Chat, text: str, state: ChatState, view: TurnView) -> None:
+async def run_turn(chat: Chat, text: str, state: ChatState, view: TurnView) -> None:
+    """One turn shown in `view`; cancelled (Ctrl-C), what the model had said stays in the conversation."""
     attachments = state.take_attachments()
     if attachments:
         view.console.print(f"[dim]with {', '.join(shown(a.source) for a in attachments)}[/dim]", soft_wrap=True)
-    try:
+    completed = False
+
+    async def run() -> None:
+        nonlocal completed
         async with chat.turn(text, reasoning=state.effort, attachments=attachments) as events:
             async for event in events:
                 await view.show(event, chat)
+                completed = completed or isinstance(event, TurnCompleted)
+
+    view.begin_turn()
+    try:
+        await view.bars.while_drawing(run)
     finally:
-        view.bars.stop()
+        view.end_turn()
+        if not completed:
+            _keep_unfinished_answer(chat, view.said)
+
+
+def _keep_unfinished_answer(chat: Chat, said: str) -> None:
+    """After a cancelled turn: the answer so far goes into the conversation (the model and `/save` see it), and a
+    note where the model had said nothing yet, so that the user's next message does not follow their last one."""
+    transcript = chat.transcript()
+    last = transcript[-1].get("role") if transcript else None
+    if said.strip() or last == "user":
+        chat.load_messages([{"role": "assistant", "content": said if said.strip() else CANCELLED_NOTE}])
+
+
+async def _user_call(commands: SlashCommands, call: UserCall, view: TurnView) -> None:
+    """`/call`: the call's events shown as a turn's are, its approval asked the same way."""
+
+    async def show(event: Event, approvals: Approvals) -> None:
+        await view.show(event, commands.chat, approvals=approvals)
+
+    recorded = await view.bars.while_drawing(partial(commands.run_call, call, show))
+    view.end_line()
+    if recorded:
+        view.say("[dim]the call and its result are in the conversation: the model reads them next turn[/dim]")
 
 
 class TurnView:
@@ -192,7 +245,18 @@ class TurnView:
         self.answers = answers
         self.is_server = is_server  # a tool's prefix must name a server for its resource links to be hinted
         self.bars = ProgressBars(console)
+        self.said = ""  # the answer of the turn's current round, as far as it got
         self._mode = ""
+        self._in_turn = False
+
+    def begin_turn(self) -> None:
+        self.said = ""
+        self._in_turn = True
+        self.bars.waiting()
+
+    def end_turn(self) -> None:
+        self._in_turn = False
+        self.bars.stop()
 
     def end_line(self) -> None:
         if self._mode:
@@ -210,26 +274,41 @@ class TurnView:
     async def ask(self, prompt: str) -> str:
         return await self.answers.prompt_async(prompt)
 
-    async def show(self, event: Any, chat: Chat) -> None:
+    async def show(self, event: Any, chat: Chat, *, approvals: Approvals | None = None) -> None:
+        """Show `event`; a question is asked here and answered to `chat` (to `approvals` for a `/call`)."""
         out = self.console
-        if not isinstance(event, ToolCallProgress | ServerLog | ToolCallCreated | ToolCallResult | ErrorEvent):
-            self.bars.stop()  # streamed text and questions need the bottom line back
-        if isinstance(event, ReasoningDelta):
-            if not self.hide_reasoning:
-                self._switch("reasoning")
+        if isinstance(event, PromptProgress):
+            self.bars.prompt(event.done, event.total)
+        elif isinstance(event, ReasoningDelta):
+            if self.hide_reasoning:
+                self.bars.waiting("the model is thinking (reasoning hidden)")
+            else:
+                self._streaming("reasoning")
                 out.print(escape(event.text), style="dim", end="", highlight=False, soft_wrap=True)
         elif isinstance(event, MessageDelta):
-            self._switch("message")
+            self._streaming("message")
+            self.said += event.text
             out.print(escape(event.text), end="", highlight=False, soft_wrap=True)
         elif isinstance(event, ToolCallCreated):
             self.end_line()
+            self.bars.model_done()
             out.print(f"[cyan]→ {escape(event.tool)}[/cyan] {escape(_short(event.arguments, 200))}", soft_wrap=True)
+            self.bars.running(event.call_id, event.tool)
         elif isinstance(event, ApprovalRequired):
             self.end_line()
-            chat.answer(event.call_id, await self._ask(event))
+            self.bars.hide()  # a question needs the bottom line
+            answer = await self._ask(event)
+            (approvals or chat).answer(event.call_id, answer)
+            if answer.decision == "deny":
+                self.bars.finish(event.call_id)
+                self.bars.show()
+            else:
+                self.bars.running(event.call_id, event.tool)  # its clock starts now
         elif isinstance(event, ElicitationRequired):
             self.end_line()
+            self.bars.hide()
             await self._elicit(event, chat)
+            self.bars.show()
         elif isinstance(event, ToolCallProgress):
             self.bars.update(event)
         elif isinstance(event, ServerLog):
@@ -237,20 +316,30 @@ class TurnView:
             self.say(f"[dim]\\[{shown(event.server)}] {shown(event.level)}: {shown(event.text)}[/dim]")
         elif isinstance(event, ToolCallResult):
             self.bars.finish(event.call_id)
+            self.said = ""  # the round is in the conversation
             style = "red" if event.is_error else "green"
             out.print(f"[{style}]← {escape(_short(event.text, 160))}[/{style}]", soft_wrap=True)
             self._hint_links(event)
+            if self._in_turn:
+                self.bars.waiting()  # the model goes on with the results
         elif isinstance(event, ErrorEvent):
             self.end_line()
             out.print(f"[yellow]! {escape(event.message)}[/yellow]", soft_wrap=True)
         elif isinstance(event, TurnCompleted):
             self.end_line()
+            self.end_turn()
             stats = event.stats
             out.print(
                 f"[dim]{stats.rounds} round(s), {stats.tool_calls} tool call(s), "
                 f"{stats.prompt_tokens_evaluated} prompt tokens evaluated / {stats.prompt_tokens_reused} "
                 f"reused, {stats.tokens_per_second:.1f} tok/s ({event.stop_reason})[/dim]"
             )
+
+    def _streaming(self, mode: str) -> None:
+        """Text is streamed from here on: the bottom line is the text's own."""
+        self.bars.model_done()
+        self.bars.hide()
+        self._switch(mode)
 
     def _hint_links(self, event: ToolCallResult) -> None:
         server = event.tool.partition(".")[0]

@@ -7,12 +7,15 @@ Server features: `/resources`, `/prompts`, `/attach SERVER:URI` (read now, sent 
 `/detach`, `/SERVER.PROMPT arg=value ...` (the prompt's messages become the next user message),
 `/loglevel SERVER LEVEL`, `/roots SERVER PATH...`. A server that cannot answer is reported, never fatal.
 Plugins: `/plugins` (each with its state and whether this chat uses it), `/plugin on|off NAME`.
+`/call SERVER.TOOL {json}` runs a tool through the approval flow, its call and result going into the conversation
+(checked first: the JSON, the tool's name, its schema). A command's arguments are checked, and a wrong one named.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import get_args
 
@@ -20,7 +23,10 @@ import anyio
 import mcp_types
 from rich.console import Console
 
-from mcp_host.agent import Attachment, Chat
+from mcp_host.agent import ApprovalAnswer, Attachment, Chat
+from mcp_host.agent.calls import Approvals, CallPipeline, ToolCall
+from mcp_host.agent.events import Event, TurnStats
+from mcp_host.chat_call import CALL_USAGE, UserCall, parse_call
 from mcp_host.chat_forms import shown
 from mcp_host.errors import McpHostError, UsageError
 from mcp_host.host import Host
@@ -32,11 +38,30 @@ from mcp_host.servers.state import ServerState
 
 HELP = (
     "/tools  /servers  /resources [SERVER]  /prompts  /SERVER.PROMPT arg=value…  /attach SERVER:URI  /detach\n"
-    "/loglevel SERVER LEVEL  /roots SERVER PATH…  /plugins  /plugin on|off NAME  /reasoning low|medium|high\n"
-    "/reset  /save FILE  /help  /quit"
+    "/call SERVER.TOOL {json}  /loglevel SERVER LEVEL  /roots SERVER PATH…  /plugins  /plugin on|off NAME\n"
+    "/reasoning low|medium|high  /reset  /save FILE  /help  /quit"
 )
+USAGE = {  # each command's arguments (an empty string: none)
+    "/attach": "[SERVER:URI]",
+    "/call": CALL_USAGE,
+    "/detach": "",
+    "/help": "",
+    "/loglevel": "SERVER LEVEL",
+    "/plugin": "on|off NAME",
+    "/plugins": "",
+    "/prompts": "",
+    "/quit": "",
+    "/reasoning": "low|medium|high",
+    "/reset": "",
+    "/resources": "[SERVER]",
+    "/roots": "SERVER [PATH…]",
+    "/save": "FILE",
+    "/servers": "",
+    "/tools": "",
+}
 COMMANDS = (
     "/attach",
+    "/call",
     "/detach",
     "/help",
     "/loglevel",
@@ -62,6 +87,7 @@ class ChatState:
 
     effort: Effort
     attachments: list[Attachment] = field(default_factory=list)
+    calls_made: int = 0  # by `/call`, for their ids
 
     def take_attachments(self) -> list[Attachment]:
         taken, self.attachments = self.attachments, []
@@ -94,6 +120,36 @@ def parse_prompt_command(line: str) -> tuple[str, str, dict[str, str]]:
     return server, prompt, arguments
 
 
+class _UserApprovals(Approvals):
+    """The answer to a `/call`'s approval, remembering a denial (the call then stays out of the conversation)."""
+
+    denied = False
+
+    def answer(self, key: str, answer: ApprovalAnswer) -> None:
+        super().answer(key, answer)
+        self.denied = answer.decision == "deny"
+
+
+def _checked(command: str, rest: str) -> list[str]:
+    """The words of a command's arguments; raises `UsageError` (with the usage) when they cannot be right."""
+    usage = USAGE.get(command)
+    words = [rest] if command == "/save" and rest else rest.split()  # a file name may have spaces
+    if usage is None:  # an unknown command: the help says what there is
+        return words
+    required = [word for word in usage.split() if not word.startswith("[")]
+    optional = [word for word in usage.split() if word.startswith("[")]
+    wrong = ""
+    if len(words) < len(required):
+        wrong = f"needs {' '.join(required[len(words) :])}"
+    elif len(words) > len(required) + len(optional) and not any("…" in word for word in usage.split()):
+        wrong = "takes no arguments" if not usage else f"takes {usage}, not {rest!r}"
+    elif command == "/plugin" and words[0] not in SWITCHES:
+        wrong = f"{words[0]!r} is not on or off"
+    if wrong:
+        raise UsageError(f"{command}: {wrong}" + (f" (usage: {command} {usage})" if usage else ""))
+    return words
+
+
 class SlashCommands:
     """Runs one slash command line against the host and the chat."""
 
@@ -103,13 +159,16 @@ class SlashCommands:
         self.console = console
         self.state = state
 
-    async def run(self, line: str) -> str | None:
-        """Run `line`; the text to send as a turn when the command makes one (a prompt), else None."""
+    async def run(self, line: str) -> str | UserCall | None:
+        """Run `line`: the text to send as a turn when the command makes one (a prompt), the call to run for
+        `/call` (see `run_call`), else None. A mistake is said in red, never raised."""
         command, _, rest = line.partition(" ")
         rest = rest.strip()
         try:
             if command not in COMMANDS and "." in command:
                 return await self._prompt(line)
+            if command == "/call":
+                return self._call(rest)
             await self._builtin(command, rest)
         except McpHostError as exc:
             self.console.print(f"[red]{shown(str(exc))}[/red]", soft_wrap=True)
@@ -117,6 +176,7 @@ class SlashCommands:
 
     async def _builtin(self, command: str, rest: str) -> None:
         out = self.console
+        words = _checked(command, rest)
         if command == "/tools":
             for spec in self.host.registry:
                 off = " (plugin off in this chat)" if spec.origin == "plugin" and not self._uses(spec.server) else ""
@@ -127,17 +187,16 @@ class SlashCommands:
                     f"{status.name}  {status.state.value}  {status.tools} tools  {shown(status.error or '')}",
                     soft_wrap=True,
                 )
-        elif command == "/reasoning" and rest in EFFORTS:
-            self.state.effort = rest
-            out.print(f"[dim]reasoning effort: {rest}[/dim]")
+        elif command == "/reasoning":
+            self._reasoning(rest)
         elif command == "/reset":
             self.chat.reset()
             out.print("[dim]conversation cleared[/dim]")
-        elif command == "/save" and rest:
+        elif command == "/save":
             transcript = self.chat.transcript()
             target = await anyio.Path(rest).expanduser()
             await target.write_text(json.dumps(transcript, indent=2, ensure_ascii=False))
-            out.print(f"[dim]saved to {shown(rest)}[/dim]")
+            out.print(f"[dim]saved to {shown(rest)} ({len(transcript)} messages)[/dim]")
         elif command == "/attach":
             await self._attach(rest)
         elif command == "/detach":
@@ -147,19 +206,78 @@ class SlashCommands:
             await self._resources(rest or None)
         elif command == "/prompts":
             await self._prompts()
-        elif command == "/loglevel" and len(rest.split()) == 2:
-            await self._log_level(*rest.split())
-        elif command == "/roots" and rest:
+        elif command == "/loglevel":
+            await self._log_level(*words)
+        elif command == "/roots":
             await self._roots(rest)
-        elif command == "/plugins" and not rest:
+        elif command == "/plugins":
             self._plugins()
-        elif command == "/plugin" and len(rest.split()) == 2 and rest.split()[0] in SWITCHES:
-            switch, name = rest.split()
+        elif command == "/plugin":
+            switch, name = words
             self._switch_plugin(name, on=switch == "on")
         else:
             if command != "/help":
                 out.print(f"[yellow]unknown command or arguments: {shown(command)}[/yellow]")
             out.print(f"[dim]{HELP}[/dim]")
+
+    def _reasoning(self, effort: str) -> None:
+        if effort not in EFFORTS:
+            raise UsageError(f"/reasoning: {effort!r} is not one of {', '.join(EFFORTS)} (now: {self.state.effort})")
+        self.state.effort = effort
+        if self.chat.format == "harmony":
+            self.console.print(f"[dim]reasoning effort: {effort}[/dim]")
+        elif self.chat.format == "chat":
+            self.console.print(f"[dim]reasoning effort: {effort} (sent to the server; its model may ignore it)[/dim]")
+        else:
+            self.console.print(
+                f"[yellow]reasoning effort: {effort}, which does nothing for this model: only gpt-oss (Harmony) "
+                "has reasoning efforts[/yellow]"
+            )
+
+    def _call(self, rest: str) -> UserCall:
+        call = parse_call(rest, self.chat.tools)
+        if call.spec.origin == "plugin" and not self._uses(call.spec.server):
+            raise UsageError(f"/call: plugin {call.spec.server} is off in this chat (/plugin on {call.spec.server})")
+        return call
+
+    async def run_call(self, call: UserCall, show: Callable[[Event, Approvals], Awaitable[None]]) -> bool:
+        """Run a `/call` as the model's calls run: the policy, the approval (`approval.required` shown, and answered
+        in the `Approvals` given with it), the call, truncation, the audit log. Then the call and its result go
+        into the conversation, unless the user denied it; whether they did."""
+        approvals = _UserApprovals()
+
+        async def emit(event: Event) -> None:
+            await show(event, approvals)
+
+        self.state.calls_made += 1
+        call_id = f"user_call_{self.state.calls_made}"
+        host, chat = self.host, self.chat
+        pipeline = CallPipeline(
+            call_tool=lambda name, arguments, limit, asks: host.call_tool(name, arguments, timeout_s=limit, asks=asks),
+            natives=chat.natives,
+            approvals=approvals,
+            permissions=chat.permissions,
+            audit=chat.audit,
+            limits=chat.options.call_limits(),
+            next_call_id=lambda: call_id,
+        )
+        (outcome,) = await pipeline.run([ToolCall(call.function, call.arguments, call.spec)], emit, TurnStats())
+        if approvals.denied:
+            return False
+        arguments = json.dumps(outcome.arguments, ensure_ascii=False)
+        chat.load_messages(
+            [
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [
+                        {"id": call_id, "type": "function", "function": {"name": call.function, "arguments": arguments}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": call_id, "name": call.function, "content": outcome.text},
+            ]
+        )
+        return True
 
     def _uses(self, plugin: str) -> bool:
         enabled = self.chat.enabled_plugins

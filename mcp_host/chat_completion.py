@@ -3,8 +3,9 @@
     session = PromptSession(completer=SlashCompleter(host))
 
 Prompt and resource lists are fetched on the first Tab and kept for `CACHE_S`; an argument's values
-come from the server (`completion/complete`). Every server request is bounded by `timeout_s`, and a
-server that fails or is slow gives no suggestions: completion never gets in the way of typing.
+come from the server (`completion/complete`); `/call` completes the tools' names. Every server request is
+bounded by `timeout_s`, and a server that fails or is slow gives no suggestions: completion never gets in the
+way of typing.
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ class SlashCompleter(Completer):
             return _matching(current, self.host.plugins.names)
         if command == "/attach" and position == 1:
             return await self._attachable(current)
+        if command == "/call" and position == 1:
+            return _matching(current, [spec.name for spec in self.host.registry if spec.origin != "native"])
         if command not in COMMANDS and "." in command:
             return await self._prompt_argument(command, words[1:-1], current)
         return []

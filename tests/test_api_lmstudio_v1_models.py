@@ -177,3 +177,15 @@ async def test_a_stored_conversation_continues_on_a_real_model(tmp_path: Path, l
     # The continued prompt holds the first exchange: the user's words and the answer, on top of the fresh prompt.
     grown = continued["stats"]["input_tokens"] - fresh["stats"]["input_tokens"]
     assert grown >= first["stats"]["total_output_tokens"] + len("My favorite color is blue.".split())
+
+
+async def test_a_long_prompt_streams_its_processing_progress(tmp_path: Path, lmstudio_models: Path) -> None:
+    """llama.cpp reads a prompt longer than its batch (512) in batches: each is a `prompt_processing.progress`."""
+    async with v1_server(tmp_path, ModelRegistry(discover=discover_models)) as api:
+        long = "Summarise this: " + "the quick brown fox jumps over the lazy dog. " * 150  # about 1,500 tokens
+        events = await read_events(api.http, "/api/v1/chat", chat(SMOL, long, 1, stream=True))
+    names = [name for name, _ in events]
+    start, end = names.index("prompt_processing.start"), names.index("prompt_processing.end")
+    progress = [event["progress"] for name, event in events[start:end] if name == "prompt_processing.progress"]
+    assert progress[0] == 0.0 and progress[-1] == 1.0 and len(progress) >= 4  # 0, two batches at least, 1
+    assert progress == sorted(progress) and len(set(progress)) == len(progress)

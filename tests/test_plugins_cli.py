@@ -204,7 +204,7 @@ async def test_chat_plugin_commands_and_completion(home: Path) -> None:
         assert "calc  off in this chat" in await run("/plugins")  # bundled: off until turned on
         assert "no plugin named 'nope' (plugins: " in await run("/plugin on nope")
         assert f"plugin oops failed: {broken}:4" in await run("/plugin on oops")
-        assert "unknown command or arguments: /plugin" in await run("/plugin maybe greet")
+        assert "/plugin: 'maybe' is not on or off" in await run("/plugin maybe greet")
         assert "/plugin on|off NAME" in await run("/help")
 
         completer = SlashCompleter(host)

@@ -11,6 +11,7 @@ from mcp_host.agent.events import (
     ErrorEvent,
     Event,
     MessageDelta,
+    PromptProgress,
     ReasoningDelta,
     ServerLog,
     ToolCallCreated,
@@ -23,7 +24,6 @@ from mcp_host.agent.formats import TurnFormat
 from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions, Verdict, fingerprint
 
 __all__ = [
-    "EVENT_ADAPTER",
     "ApprovalAnswer",
     "ApprovalRequired",
     "Attachment",
@@ -33,12 +33,14 @@ __all__ = [
     "CallPipeline",
     "Chat",
     "ChatOptions",
+    "EVENT_ADAPTER",
     "ElicitationAnswer",
     "ElicitationRequired",
     "ErrorEvent",
     "Event",
     "MessageDelta",
     "Permissions",
+    "PromptProgress",
     "ReasoningDelta",
     "ServerLog",
     "ToolCall",

@@ -43,6 +43,7 @@ from mcp_host.agent.events import (
     ErrorEvent,
     Event,
     MessageDelta,
+    PromptProgress,
     ToolCallResult,
     TurnCompleted,
     TurnStats,
@@ -50,8 +51,10 @@ from mcp_host.agent.events import (
 from mcp_host.agent.formats import Round, TurnFormat, TurnTools, make_format
 from mcp_host.agent.hooks import TurnPlugins
 from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions
+from mcp_host.agent.selection import ToolSelection, ToolSelector, conversation_of, tool_cost_for
 from mcp_host.backends.base import Backend, ChatBackend, GenerationParams
 from mcp_host.config.paths import implicit_roots
+from mcp_host.config.settings import ToolSettings
 from mcp_host.errors import BackendError, ChatBusyError, ChatClosedError, TemplateError
 from mcp_host.prompt.harmony import Effort, HarmonyOptions, HarmonyRenderer
 from mcp_host.servers.asks import SamplingReply, ServerAsks
@@ -85,6 +88,7 @@ class ChatOptions:
     max_parallel_calls: int = 4
     plugins: tuple[str, ...] | None = None  # the plugins this chat uses (None: every one the host loaded)
     roots: tuple[str, ...] = ()  # the folders plugin tools may work in (empty: the working directory)
+    tool_selection: ToolSettings | None = None  # when a turn offers a selection of the tools (None: the defaults)
 
     def generation_params(self) -> GenerationParams:
         """Sampling for every round; the prompt format adds its stop tokens and grammar."""
@@ -242,6 +246,8 @@ class Chat:
         self._tasks: anyio.abc.TaskGroup | None = None
         self._running: _RunningTurn | None = None
         self._closed = False
+        self._selector: ToolSelector | None = None
+        self.tool_selection: ToolSelection | None = None  # the tools the last turn offered, and why
 
     def use_backend(self, backend: Backend | ChatBackend) -> None:
         """Generate with `backend` from the next turn on: the same model loaded again (the API's models come and go).
@@ -254,6 +260,7 @@ class Chat:
             raise ChatBusyError("the backend cannot change while a turn runs")
         self.turn_format.rebind(backend)
         self.backend = backend
+        self._selector = None  # it counted tokens with the model that went away
 
     @property
     def format(self) -> str:
@@ -554,6 +561,7 @@ class Chat:
             for problem in problems:
                 await emit(ErrorEvent(message=problem, kind="plugin"))
         tools, call_tool = self._turn_tools(turn_input.functions)
+        tools = self._offered_tools(tools, text)
         pipeline = CallPipeline(
             call_tool=call_tool,
             natives=self.natives,
@@ -575,7 +583,12 @@ class Chat:
             turn_format.start_turn(
                 with_attachments(text, attachments), TurnTools(tools, self.natives), turn_input.reasoning
             )
-        params = self.options.generation_params()
+
+        async def prompt_progress(done: int, total: int) -> None:
+            await emit(PromptProgress(done=done, total=total))
+
+        # Every format's rounds report how far the engine read a long prompt (engines that cannot tell never call it).
+        params = replace(self.options.generation_params(), on_prompt_progress=prompt_progress)
         outcome: Outcome = "max_rounds"
         for index in range(self.options.max_rounds):
             stats.rounds += 1
@@ -652,6 +665,24 @@ class Chat:
             return await self._call_tool(name, arguments, limit, asks)
 
         return registry, call
+
+    def _offered_tools(self, registry: ToolRegistry, text: str | None) -> ToolRegistry:
+        """The turn's tools: all of them, or a selection where they would crowd the context (`agent.selection`).
+        Chosen once, before the first round, so that every round of the turn offers the same tools."""
+        if self._selector is None:
+            cost = tool_cost_for(self.turn_format.name, self.backend, self.options.harmony, self._renderer)
+            self._selector = ToolSelector(self.options.tool_selection or ToolSettings(), cost)
+        earlier, used = conversation_of(self.turn_format.transcript(), registry.names)
+        self.tool_selection = self._selector.select(
+            registry,
+            context_tokens=self.backend.context_length,
+            message=text or "",
+            earlier=earlier,
+            used=used,
+            required=[self.options.required_tool] if self.options.required_tool else [],
+            natives=[tool.spec for tool in self.natives.values()],
+        )
+        return self.tool_selection.registry
 
     async def _postprocess(self, tool: str, arguments: dict[str, Any], result: ToolResult) -> ToolResult:
         assert self._plugins is not None

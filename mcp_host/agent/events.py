@@ -2,8 +2,8 @@
 
 One pydantic model per event, discriminated by `type`:
 
-    reasoning.delta · message.delta · tool_call.created · approval.required · tool_call.progress
-    elicitation.required · server.log · tool_call.result · turn.completed · error
+    prompt.progress · reasoning.delta · message.delta · tool_call.created · approval.required
+    tool_call.progress · elicitation.required · server.log · tool_call.result · turn.completed · error
 
     async for event in chat.send("What time is it?"):
         if isinstance(event, MessageDelta): print(event.text, end="")
@@ -20,6 +20,18 @@ from mcp_host.backends.base import GenerationStats
 
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+class PromptProgress(_Event):
+    """The model is reading a long prompt: `done` of `total` tokens evaluated (what it had cached is not counted).
+
+    Sent by engines that evaluate the prompt themselves (llama.cpp) when it is longer than one batch: first
+    `done=0`, then after each batch, `done == total` last, before the round's first delta.
+    """
+
+    type: Literal["prompt.progress"] = "prompt.progress"
+    done: int
+    total: int
 
 
 class ReasoningDelta(_Event):
@@ -140,7 +152,8 @@ class ErrorEvent(_Event):
 
 
 Event = Annotated[
-    ReasoningDelta
+    PromptProgress
+    | ReasoningDelta
     | MessageDelta
     | ToolCallCreated
     | ApprovalRequired

@@ -3,7 +3,8 @@
     output = V1Output("openai/gpt-oss-20b", tools, encoding)
     output.start()                     # chat.start
     output.load(event)                 # model_load.start / .progress / .end, from the model registry
-    output.begin()                     # prompt_processing.start and .progress 0 (end and 1 come with the first token)
+    output.begin()                     # prompt_processing.start and .progress 0 (end and 1 come with the first token;
+                                       # between, a progress event per batch of a long prompt the engine reads)
     output.of(event)                   # a loop event: reasoning.*, message.*, tool_call.*, error
     output.result(response_id=...)     # the non-streamed body, and the `result` of chat.end
 
@@ -32,6 +33,7 @@ from mcp_host.agent import (
     ErrorEvent,
     Event,
     MessageDelta,
+    PromptProgress,
     ReasoningDelta,
     ToolCallCreated,
     ToolCallResult,
@@ -133,6 +135,10 @@ class V1Output:
 
     def of(self, event: Event) -> list[V1Event]:
         out: list[V1Event] = []
+        if isinstance(event, PromptProgress):  # the engine reads a long prompt in batches
+            if self._processing and 0 < event.done < event.total:
+                out.append({"type": "prompt_processing.progress", "progress": event.done / event.total})
+            return out
         if self._processing:
             self._processing = False
             out += [{"type": "prompt_processing.progress", "progress": 1.0}, {"type": "prompt_processing.end"}]

@@ -14,7 +14,7 @@ Raises (from `generate` or while iterating): `BackendError` and its subclasses.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Protocol, runtime_checkable
@@ -32,6 +32,8 @@ StopReason = Literal["stop", "length", "cancelled", "error"]
 
 
 PromptFormat = Literal["harmony", "template", "chat"]
+# (prompt tokens evaluated so far, prompt tokens to evaluate); awaited on the event loop between the engine's batches.
+PromptProgressCallback = Callable[[int, int], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class GenerationParams:
     """Sampling and stopping. `grammar` is a GBNF grammar that constrains the output (llama.cpp only).
 
     `top_k = 0`, `min_p = 0` and `repeat_penalty = 1` leave sampling as it is (the defaults).
+    `on_prompt_progress` hears how far an engine that evaluates the prompt itself got with one longer than
+    its batch: `(0, total)` first, then after each batch, `(total, total)` last; it should return at once.
+    Engines that cannot tell (a server, MLX) never call it.
     """
 
     max_tokens: int = 2048
@@ -75,6 +80,7 @@ class GenerationParams:
     repeat_penalty: float = 1.0
     stop_tokens: frozenset[int] = frozenset()
     grammar: str | None = None
+    on_prompt_progress: PromptProgressCallback | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

@@ -8,7 +8,9 @@ Inference runs in a worker thread; one loaded model serves many chats, one gener
 in arrival order. Across the rounds of a tool loop the KV cache is reused for the longest common
 prefix, so a round evaluates only what was appended. Sliding-window models (gemma 3, gpt-oss)
 keep a full-size SWA cache by default (`swa_full`), without which llama.cpp cannot cut the cache
-at an arbitrary position and would re-evaluate the whole prompt.
+at an arbitrary position and would re-evaluate the whole prompt. A prompt longer than one batch is
+evaluated here batch by batch (the batches llama.cpp would use anyway), so that its progress is
+reported (`GenerationParams.on_prompt_progress`) and a cancelled generation stops between batches.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.from_thread
 
 from mcp_host.backends.base import (
     BackendUnavailableError,
@@ -30,6 +33,7 @@ from mcp_host.backends.base import (
     Embeddings,
     GenerationParams,
     GenerationStats,
+    PromptProgressCallback,
     StopReason,
     UnsupportedFeatureError,
     speaks_harmony,
@@ -82,12 +86,14 @@ class LlamaCppBackend:
         seed: int | None = None,
         embedding: bool = False,
         progress: Callable[[float], None] | None = None,
+        batch_size: int | None = None,
     ) -> LlamaCppBackend:
         """Load a model by path or id (see `find_model`). Blocking: call it from a thread in async code.
 
         Defaults: the context is the model's training context capped at 32,768; every layer goes to
         the GPU when llama.cpp was built with GPU support; one thread per core. `embedding` loads the model
         for `embed()` instead of generation; `progress` is called from the loading thread with 0.0 … 1.0.
+        `batch_size` is how many prompt tokens one step evaluates (llama.cpp's `n_batch`, 512 by default).
         Raises `ModelNotFoundError`, `BackendUnavailableError`, `ModelLoadError`.
         """
         llama_cpp = _import_llama()
@@ -105,6 +111,8 @@ class LlamaCppBackend:
         }
         if seed is not None:
             kwargs["seed"] = seed
+        if batch_size is not None:
+            kwargs["n_batch"] = batch_size
         from llama_cpp._utils import suppress_stdout_stderr
 
         try:
@@ -212,6 +220,8 @@ class LlamaCppBackend:
             reused = self._prepare_cache(prompt)
             stats.reused_prompt_tokens = reused
             stats.evaluated_prompt_tokens = len(prompt) - reused
+            if not self._evaluate_prompt(prompt, reused, cancel, params.on_prompt_progress):
+                return "cancelled"
             if params.seed is not None:
                 llama.set_seed(params.seed)
             grammar = llama_cpp.LlamaGrammar.from_string(params.grammar, verbose=False) if params.grammar else None
@@ -280,6 +290,7 @@ class LlamaCppBackend:
         if prefix == len(prompt):
             prefix -= 1  # the last prompt token is decoded again for fresh logits
         if prefix <= 0:
+            llama.reset()  # nothing in common: what is evaluated next starts at the first position
             return 0
         if not llama._ctx.kv_cache_seq_rm(-1, prefix, -1):
             logger.info("llama.cpp cannot cut this model's cache at %d; evaluating the whole prompt", prefix)
@@ -287,6 +298,27 @@ class LlamaCppBackend:
             return 0
         llama.n_tokens = prefix  # what the cache now holds; left longer, a repeated prompt decodes an empty batch
         return prefix
+
+    def _evaluate_prompt(
+        self, prompt: list[int], start: int, cancel: CancelFlag, on_progress: PromptProgressCallback | None
+    ) -> bool:
+        """Evaluate `prompt[start:]` batch by batch when it is longer than one batch; False if cancelled meanwhile.
+
+        The batches are those `Llama.eval` makes, so it costs nothing; `Llama.generate` then finds the whole
+        prompt in the cache and samples at once. A shorter prompt is left to `Llama.generate`.
+        """
+        llama = self._llama
+        total, batch = len(prompt) - start, int(llama.n_batch)
+        if total <= batch:
+            return True
+        report = _on_event_loop(on_progress)
+        report(0, total)
+        for begin in range(start, len(prompt), batch):
+            if cancel:
+                return False
+            llama.eval(prompt[begin : begin + batch])
+            report(min(begin + batch, len(prompt)) - start, total)
+        return True
 
     async def embed(self, texts: Sequence[str]) -> Embeddings:
         """One normalized vector per text, queued with generations. Raises `UnsupportedFeatureError`."""
@@ -311,6 +343,24 @@ class LlamaCppBackend:
         self._closed = True
         async with self._lock:
             await anyio.to_thread.run_sync(self._llama.close)
+
+
+def _on_event_loop(on_progress: PromptProgressCallback | None) -> Callable[[int, int], None]:
+    """The worker thread's way to report progress: awaited on the event loop (it only queues an event)."""
+
+    def report(done: int, total: int) -> None:
+        if on_progress is None:
+            return
+
+        async def deliver() -> None:
+            await on_progress(done, total)
+
+        try:
+            anyio.from_thread.run(deliver)
+        except Exception:  # noqa: BLE001 - an observer that went away (a closed stream) must not stop the model
+            logger.debug("prompt progress not delivered", exc_info=True)
+
+    return report
 
 
 # llama-cpp-python builds the model parameters inside `Llama()` and offers no way to pass llama.cpp's load
