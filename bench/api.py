@@ -28,16 +28,13 @@ from mcp_host.backends.base import OutputText
 from mcp_host.host import Host
 from mcp_host.prompt import STOP_TOKENS, HarmonyStreamParser, harmony_encoding
 
-
 MODEL = "scripted gpt-oss"
 
 
 def script(count: int, tokens: int, rate: float) -> ReplayBackend:
     text = "<|channel|>final<|message|>" + "word " * (tokens - 4) + "<|return|>"
     encoded = list(harmony_encoding().encode(text, allowed_special="all"))
-    return ReplayBackend(
-        [RecordedGeneration([], encoded, "stop")] * count, name=MODEL, tokens_per_second=rate
-    )
+    return ReplayBackend([RecordedGeneration([], encoded, "stop")] * count, name=MODEL, tokens_per_second=rate)
 
 
 def percentile(values: list[float], fraction: float) -> float:
