@@ -1,7 +1,8 @@
 """The client side of MCP beyond tools, against `@modelcontextprotocol/server-everything` over stdio and HTTP.
 
 Roots, elicitation (form and URL), sampling, progress, logging, resources (read, templates, subscribe),
-prompts with completion, and the task-only tool, each through the host's `ServerManager`.
+prompts with completion, and the task-only tool, each through the host's `ServerManager`; the sampling and
+elicitation the server sends as tasks are in test_client_tasks.py.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ EVERY_TOOL = {
     "trigger-url-elicitation",
     "trigger-sampling-request",
     "simulate-research-query",
+    "trigger-sampling-request-async",
+    "trigger-elicitation-request-async",
 }
 
 
@@ -115,7 +118,8 @@ async def connected(config: ServerConfig, user: NoOneToAsk) -> AsyncIterator[Ser
 async def test_every_tool_is_offered_and_roots_are_the_working_directory(everything: ServerConfig) -> None:
     async with connected(everything, ScriptedUser()) as manager:
         offered = {spec.tool for spec in manager.registry.server_tools("everything")}
-        # The async sampling/elicitation triggers need a client that runs tasks for the server: not offered.
+        # Every one, the async sampling/elicitation triggers too: the host runs tasks for the server
+        # (their calls are in test_client_tasks.py).
         assert offered == EVERY_TOOL
         roots = await manager.call_tool("everything.get-roots-list", {})
         assert Path(os.getcwd()).as_uri() in roots.text

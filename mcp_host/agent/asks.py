@@ -113,16 +113,19 @@ class TurnAsks:
             return None
         self._open.add(key)
         answer: Any | None = None
-        async with anyio.create_task_group() as tg:
+        try:
+            async with anyio.create_task_group() as tg:
 
-            async def on_close() -> None:
-                await self._closed.wait()
+                async def on_close() -> None:
+                    await self._closed.wait()
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(on_close)
+                answer = await pending.wait(key)
                 tg.cancel_scope.cancel()
-
-            tg.start_soon(on_close)
-            answer = await pending.wait(key)
-            tg.cancel_scope.cancel()
-        self._open.discard(key)
+        finally:  # answered, the call ended, or the server cancelled the question (a task cancelled, its TTL passed)
+            self._open.discard(key)
+            pending.drop(key)
         return answer
 
     async def elicit(self, server: str, params: mcp_types.ElicitRequestParams) -> mcp_types.ElicitResult:
@@ -152,8 +155,10 @@ class TurnAsks:
                 url=params.url if isinstance(params, mcp_types.ElicitRequestURLParams) else None,
             )
         )
-        answer: ElicitationAnswer | None = await self._wait(self.questions.pending, key)
-        self.questions.schemas.pop(key, None)
+        try:
+            answer: ElicitationAnswer | None = await self._wait(self.questions.pending, key)
+        finally:
+            self.questions.schemas.pop(key, None)
         answer = answer or ElicitationAnswer("cancel")
         self.audit.record(
             "elicitation", call_id=self.call_id, server=server, mode="url" if is_url else "form", action=answer.action

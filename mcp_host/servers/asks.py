@@ -3,7 +3,8 @@
 A server's requests arrive on its connection, not on the call that caused them. The connection
 hands each to the `ServerAsks` of its most recent call in flight (the chat turn that made it), else
 to the host's own (`ServerManager(asks=...)`), else to `NoOneToAsk`, which declines: nobody is there
-to answer.
+to answer. A 2025-11-25 server may send its sampling or elicitation as a task (`client_tasks`): the same
+answerer answers it, in the background, and cancelling the task cancels the question.
 
     class MyAsks(NoOneToAsk):
         async def elicit(self, server, params):

@@ -59,6 +59,7 @@ from mcp_host.servers.asks import (
     log_text,
     owner_of,
 )
+from mcp_host.servers.client_tasks import ClientTasks, TaskingClient
 from mcp_host.servers.describe import describe_exception, find_exception, leaf_exceptions
 from mcp_host.servers.oauth import auth_for
 from mcp_host.servers.state import ServerState, ServerStatus
@@ -181,6 +182,7 @@ class Connection:
         self.log_level = settings.log_level
         self._subscriptions: set[str] = set()
         self._relisten = anyio.Event()
+        self._tasks: ClientTasks | None = None  # what the server asked the host to run as tasks
         self.roots_served = 0  # how many times the server asked for the roots
         self.logs: deque[tuple[float, str, str]] = deque(maxlen=LOG_LINES)  # (time, level, text)
 
@@ -222,6 +224,11 @@ class Connection:
             server_version=info.version if info else None,
             pid=self._stdio.pid if self._stdio is not None and self._state is ServerState.READY else None,
         )
+
+    @property
+    def tasks(self) -> list[mcp_types.Task]:
+        """The tasks the server asked the host to run (sampling, elicitation) that it still holds."""
+        return self._tasks.states if self._tasks is not None else []
 
     async def wait_settled(self) -> None:
         """Wait until the first start attempt ended: `ready`, `failed` or `stopped`."""
@@ -333,8 +340,20 @@ class Connection:
 
     @asynccontextmanager
     async def _open_client(self) -> AsyncIterator[Client]:
+        # Tasks the server asks the host to run live as long as this session; the client closes first.
+        async with ClientTasks(self.name) as tasks:
+            self._tasks = tasks
+            try:
+                async with self._open_session(tasks) as client:
+                    yield client
+            finally:
+                self._tasks = None
+
+    @asynccontextmanager
+    async def _open_session(self, tasks: ClientTasks) -> AsyncIterator[Client]:
         config = self.config
         kwargs: dict[str, Any] = {
+            "tasks": tasks,
             "mode": self.settings.protocol,
             "client_info": CLIENT_INFO,
             "message_handler": self._on_message,
@@ -353,7 +372,7 @@ class Connection:
             StdioLaunch(config.command, config.args, config.env, config.cwd),
             stderr_lines=self.settings.stderr_lines,
         )
-        async with Client(self._stdio, **kwargs) as client:
+        async with TaskingClient(self._stdio, **kwargs) as client:
             yield client
 
     @asynccontextmanager
@@ -365,7 +384,7 @@ class Connection:
             if config.transport == "sse":
                 self._transport_label = "sse"
                 try:
-                    client = await stack.enter_async_context(Client(self._sse(config, auth), **kwargs))
+                    client = await stack.enter_async_context(TaskingClient(self._sse(config, auth), **kwargs))
                 except Exception as sse_error:
                     if (problem := auth.problem()) is not None:
                         raise problem from sse_error
@@ -376,7 +395,7 @@ class Connection:
                         create_mcp_http_client(headers=dict(config.headers), auth=auth)
                     )
                     client = await stack.enter_async_context(
-                        Client(streamable_http_client(config.url, http_client=http), **kwargs)
+                        TaskingClient(streamable_http_client(config.url, http_client=http), **kwargs)
                     )
                     self._transport_label = "http"
                 except Exception as http_error:  # noqa: BLE001 - either transport may be the right one
@@ -394,7 +413,7 @@ class Connection:
                     )
                     await stack.aclose()
                     try:
-                        client = await stack.enter_async_context(Client(self._sse(config, auth), **kwargs))
+                        client = await stack.enter_async_context(TaskingClient(self._sse(config, auth), **kwargs))
                     except Exception as sse_error:  # noqa: BLE001
                         raise ServerStartError(
                             f"{describe_exception(http_error)} "
