@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import mcp_host
+from tests.conftest import smollm2_path
 
 
 def test_all_is_sorted_and_complete() -> None:
@@ -46,9 +47,6 @@ def test_resources_close_with_async_with(resource: type) -> None:
         assert callable(getattr(resource, method, None)), f"{resource.__name__}.{method}"
 
 
-@pytest.mark.xfail(
-    strict=False, reason="backends have aclose() but no __aenter__/__aexit__ yet (mcp_host/backends, reported)"
-)
 @pytest.mark.parametrize(
     "backend",
     [
@@ -63,3 +61,12 @@ def test_resources_close_with_async_with(resource: type) -> None:
 def test_backends_close_with_async_with(backend: type) -> None:
     for method in ("__aenter__", "__aexit__", "aclose"):
         assert callable(getattr(backend, method, None)), f"{backend.__name__}.{method}"
+
+
+@pytest.mark.anyio
+async def test_a_backend_closes_at_the_end_of_its_block() -> None:
+    async with mcp_host.LlamaCppBackend.load(smollm2_path(), context_length=256) as backend:
+        assert backend.tokenize("hi", special=False)
+    with pytest.raises(mcp_host.BackendError):  # closed: nothing can be generated any more
+        async with backend.generate([1, 2], mcp_host.GenerationParams(max_tokens=1)) as generation:
+            [token async for token in generation]

@@ -53,14 +53,9 @@ DATE = "2026-01-02"  # a fixed date: every chat's prompt starts the same, as one
 
 
 def load(path: Path, **options: Any) -> LlamaCppBackend:
-    """The model on one thread: it is tiny, and on a busy 2-core machine llama.cpp's thread barriers stall.
-
-    `threads` sets only llama.cpp's decoding threads; prompt batches would still use one per core (see the
-    xfailed test below), which on a loaded CI machine made batches ~60× slower. So both are set here.
-    """
-    backend = LlamaCppBackend.load(path, context_length=CONTEXT, threads=1, **options)
-    llama_cpp.llama_set_n_threads(backend._llama.ctx, 1, 1)
-    return backend
+    """The model on one thread (decoding and prompt batches): it is tiny, and on a busy 2-core machine llama.cpp's
+    thread barriers stall (batches ran ~60× slower)."""
+    return LlamaCppBackend.load(path, context_length=CONTEXT, threads=1, **options)
 
 
 @pytest.fixture(scope="session")
@@ -204,12 +199,6 @@ async def test_the_tiny_gpt_oss_loads_in_llama_cpp_and_is_taken_for_harmony(
     assert engine._llama.detokenize(tokens, special=False) == "".join(shown).encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mcp_host picks Harmony by the model's name or a `<|channel|>` chat template (backends/base.py "
-    "speaks_harmony), never by `general.architecture`: a gpt-oss GGUF without a chat template and without "
-    "'gpt-oss' in its file name is rendered with the template fallback",
-)
 async def test_a_gpt_oss_file_is_harmony_by_its_architecture_alone(tmp_path_factory: pytest.TempPathFactory) -> None:
     path = tiny_gptoss(tmp_path_factory, "model.gguf", chat_template=None)
     backend = await anyio.to_thread.run_sync(lambda: LlamaCppBackend.load(path, context_length=512, threads=1))
@@ -221,12 +210,6 @@ async def test_a_gpt_oss_file_is_harmony_by_its_architecture_alone(tmp_path_fact
         path.unlink()  # 65 MB that no other test reads
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LlamaCppBackend.load passes `threads` as llama-cpp-python's n_threads only; n_threads_batch (prompt "
-    "batches) stays at one per core, so `threads` does not bound prompt evaluation (fix: also pass "
-    "n_threads_batch=threads or os.cpu_count())",
-)
 async def test_threads_bounds_prompt_evaluation_too(gptoss_path: Path) -> None:
     threads = (os.cpu_count() or 1) + 1  # never the default, whatever the machine
     backend = await anyio.to_thread.run_sync(
@@ -348,13 +331,6 @@ async def assert_fresh_evaluation_agrees(
     return difference
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with swa_full=False llama.cpp keeps only the window's last positions in its sliding-window layers, "
-    "yet `seq_rm` still succeeds when the cache is cut back further; LlamaCppBackend._prepare_cache trusts it "
-    "and reuses the prefix, so the logits are silently wrong (the fix: fall back to a full evaluation when "
-    "llama_memory_seq_pos_min(memory, 0) > max(0, prefix - llama_model_n_swa(model)), as llama-server does)",
-)
 async def test_cutting_the_cache_back_past_the_window_without_swa_full_gives_the_fresh_logits(
     gptoss_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, Self, runtime_checkable
 
 from mcp_host.errors import BackendConnectionError as BackendConnectionError
 from mcp_host.errors import BackendError as BackendError
@@ -56,9 +56,14 @@ class Capabilities:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-def speaks_harmony(name: str, chat_template: str | None) -> bool:
-    """gpt-oss speaks Harmony: known by its name or by a chat template that writes Harmony channels."""
-    return "gpt-oss" in name.lower() or (chat_template is not None and "<|channel|>" in chat_template)
+def speaks_harmony(name: str | None, chat_template: str | None, architecture: str | None = None) -> bool:
+    """gpt-oss speaks Harmony: known by its architecture (a model file's metadata), a chat template that writes
+    Harmony channels, or, where nothing else tells (a model on a server), its `name`."""
+    if chat_template is not None and "<|channel|>" in chat_template:
+        return True
+    if architecture == "gpt-oss":
+        return True
+    return name is not None and "gpt-oss" in name.lower()
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,21 @@ class Generation(Protocol):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+class ClosesWithBlock:
+    """What the engines share: `async with backend:` closes the model at the block's end (`aclose()`)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
 
 
 @runtime_checkable

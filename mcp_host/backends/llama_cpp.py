@@ -30,6 +30,7 @@ import anyio.from_thread
 from mcp_host.backends.base import (
     BackendUnavailableError,
     Capabilities,
+    ClosesWithBlock,
     Embeddings,
     GenerationParams,
     GenerationStats,
@@ -59,7 +60,7 @@ def _import_llama() -> Any:
     return llama_cpp
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(ClosesWithBlock):
     """A GGUF model loaded in this process. Use `load()`; `aclose()` frees it."""
 
     def __init__(self, llama: Any, *, name: str) -> None:
@@ -105,6 +106,7 @@ class LlamaCppBackend:
             "n_ctx": 0,  # first read the training context from the file, then cap it below
             "n_gpu_layers": gpu_layers,
             "n_threads": threads or os.cpu_count() or 1,
+            "n_threads_batch": threads or os.cpu_count() or 1,  # `threads` bounds reading the prompt too
             "swa_full": swa_full,
             "verbose": False,
             "embedding": embedding,
@@ -138,7 +140,10 @@ class LlamaCppBackend:
     def capabilities(self) -> Capabilities:
         template = self.chat_template
         return Capabilities(
-            prompt_format="harmony" if speaks_harmony(self.name, template) else "template",
+            # A model file says what it is: its architecture, or a template writing Harmony; never its name.
+            prompt_format="harmony"
+            if speaks_harmony(None, template, self.metadata.get("general.architecture"))
+            else "template",
             chat_template=template,
             bos_token=self.bos_token,
             end_tokens=self.eog_tokens or frozenset({self.eos_token}),
@@ -292,12 +297,26 @@ class LlamaCppBackend:
         if prefix <= 0:
             llama.reset()  # nothing in common: what is evaluated next starts at the first position
             return 0
+        if self._window_lost(prefix):
+            logger.info("the sliding-window cache no longer holds position %d; evaluating the whole prompt", prefix)
+            llama.reset()
+            return 0
         if not llama._ctx.kv_cache_seq_rm(-1, prefix, -1):
             logger.info("llama.cpp cannot cut this model's cache at %d; evaluating the whole prompt", prefix)
             llama.reset()
             return 0
         llama.n_tokens = prefix  # what the cache now holds; left longer, a repeated prompt decodes an empty batch
         return prefix
+
+    def _window_lost(self, prefix: int) -> bool:
+        """Whether the sliding-window layers forgot what a cut at `prefix` needs (a cache without `swa_full` keeps
+        only the window's last positions, yet llama.cpp still lets it be cut further back, giving wrong logits)."""
+        llama_cpp = _import_llama()
+        window = int(llama_cpp.llama_model_n_swa(self._llama.model))
+        if window <= 0:
+            return False
+        oldest = int(llama_cpp.llama_memory_seq_pos_min(llama_cpp.llama_get_memory(self._llama.ctx), 0))
+        return oldest > max(0, prefix - window)
 
     def _evaluate_prompt(
         self, prompt: list[int], start: int, cancel: CancelFlag, on_progress: PromptProgressCallback | None

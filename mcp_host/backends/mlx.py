@@ -18,6 +18,7 @@ import anyio
 from mcp_host.backends.base import (
     BackendUnavailableError,
     Capabilities,
+    ClosesWithBlock,
     GenerationParams,
     GenerationStats,
     StopReason,
@@ -39,7 +40,7 @@ def mlx_available() -> tuple[bool, str]:
     return True, ""
 
 
-class MlxBackend:
+class MlxBackend(ClosesWithBlock):
     """A model loaded with mlx-lm. Use `load()`."""
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str, context_length: int) -> None:

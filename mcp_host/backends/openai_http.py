@@ -25,6 +25,7 @@ import httpx2
 from mcp_host.backends.base import (
     BackendError,
     Capabilities,
+    ClosesWithBlock,
     GenerationParams,
     GenerationStats,
     ModelOutput,
@@ -86,7 +87,7 @@ def _sampling(params: GenerationParams) -> dict[str, Any]:
     return body
 
 
-class OpenAICompletionsBackend:
+class OpenAICompletionsBackend(ClosesWithBlock):
     """Raw mode: the host's prompt tokens to `/v1/completions`, the streamed text back as tokens."""
 
     def __init__(
@@ -199,7 +200,7 @@ class _PartialCall:
     arguments: list[str] = field(default_factory=list)
 
 
-class OpenAIChatBackend:
+class OpenAIChatBackend(ClosesWithBlock):
     """Chat mode: the server applies its own template; the host sends messages and tools."""
 
     def __init__(
