@@ -147,8 +147,12 @@ async def test_a_streamed_host_tools_completion_on_a_real_model(recorded: tuple[
     )
     chunks = [chunk async for chunk in stream]  # an error chunk would raise here
     finishes = [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices]
-    assert finishes[-1] == "stop" and chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
-    assert generations(recording)[-1]["stop_reason"] in ("stop", "length")
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    # The engine ends at an end token or the limit, or is stopped when the answer starts the next speaker's line;
+    # the client hears "length" exactly when the limit cut the answer.
+    engine = generations(recording)[-1]["stop_reason"]
+    assert engine in ("stop", "length", "cancelled")
+    assert finishes[-1] == ("length" if engine == "length" else "stop")
 
 
 async def test_host_tools_honour_temperature_and_seed(recorded: tuple[openai.AsyncOpenAI, Path]) -> None:
