@@ -17,7 +17,7 @@ import json
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import get_args
+from typing import Any, get_args
 
 import anyio
 import mcp_types
@@ -28,6 +28,7 @@ from mcp_host.agent.calls import Approvals, CallPipeline, ToolCall
 from mcp_host.agent.events import Event, TurnStats
 from mcp_host.chat_call import CALL_USAGE, UserCall, parse_call
 from mcp_host.chat_forms import shown
+from mcp_host.config.edit import add_server
 from mcp_host.errors import McpHostError, UsageError
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import Effort
@@ -38,10 +39,13 @@ from mcp_host.servers.state import ServerState
 
 HELP = (
     "/tools  /servers  /resources [SERVER]  /prompts  /SERVER.PROMPT arg=value…  /attach SERVER:URI  /detach\n"
+    "/add NAME -- COMMAND [ARGS…]  /add NAME --url URL\n"
     "/call SERVER.TOOL {json}  /loglevel SERVER LEVEL  /roots SERVER PATH…  /plugins  /plugin on|off NAME\n"
     "/reasoning low|medium|high  /reset  /save FILE  /help  /quit"
 )
+ADD_USAGE = "NAME -- COMMAND [ARGS…]  or  /add NAME --url URL"
 USAGE = {  # each command's arguments (an empty string: none)
+    "/add": ADD_USAGE,
     "/attach": "[SERVER:URI]",
     "/call": CALL_USAGE,
     "/detach": "",
@@ -60,6 +64,7 @@ USAGE = {  # each command's arguments (an empty string: none)
     "/tools": "",
 }
 COMMANDS = (
+    "/add",
     "/attach",
     "/call",
     "/detach",
@@ -169,6 +174,9 @@ class SlashCommands:
                 return await self._prompt(line)
             if command == "/call":
                 return self._call(rest)
+            if command == "/add":
+                await self._add(rest)
+                return None
             await self._builtin(command, rest)
         except McpHostError as exc:
             self.console.print(f"[red]{shown(str(exc))}[/red]", soft_wrap=True)
@@ -233,6 +241,26 @@ class SlashCommands:
                 f"[yellow]reasoning effort: {effort}, which does nothing for this model: only gpt-oss (Harmony) "
                 "has reasoning efforts[/yellow]"
             )
+
+    async def _add(self, rest: str) -> None:
+        """`/add NAME -- COMMAND [ARGS…]` or `/add NAME --url URL`: into mcp.json (checked, written atomically, as
+        `mcp-host config add` does); the host starts the server."""
+        try:
+            words = shlex.split(rest)
+        except ValueError as exc:
+            raise UsageError(f"/add: {exc} (usage: /add {ADD_USAGE})") from None
+        entry: dict[str, Any]
+        if len(words) == 3 and words[1] == "--url":
+            entry = {"url": words[2]}
+        elif len(words) >= 3 and words[1] == "--":
+            entry = {"command": words[2], "args": words[3:]}
+        else:
+            raise UsageError(f"/add: usage: /add {ADD_USAGE}")
+        path = self.host.config_path
+        await anyio.to_thread.run_sync(add_server, path, words[0], entry)
+        if not self.host.watch:  # a host that follows mcp.json's edits picks it up by itself
+            await self.host.reload()
+        self.console.print(f"[dim]added {shown(words[0])} to {shown(str(path))}; it starts now (/servers)[/dim]")
 
     def _call(self, rest: str) -> UserCall:
         call = parse_call(rest, self.chat.tools)

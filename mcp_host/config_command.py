@@ -76,6 +76,8 @@ def missing_config_note(path: Path, command: str) -> str:
         "  mcp-host config add NAME -- COMMAND [ARGS...]   e.g. mcp-host config add time -- uvx mcp-server-time",
         "  mcp-host config add NAME --url URL              a remote server (Streamable HTTP or SSE)",
     ]
+    if command == "chat":
+        lines.append("or, in the chat: /add NAME -- COMMAND [ARGS...]  (or /add NAME --url URL)")
     if command in ("chat", "serve"):
         lines.append(f"(from another terminal: the running {command} picks the new server up)")
     return "\n".join(lines)
@@ -107,7 +109,7 @@ def run_config(args: argparse.Namespace, command_line: list[str], path: Path, co
     if args.timeout_ms is not None:
         entry["timeout"] = args.timeout_ms
     add_server(path, args.name, entry, replace=args.replace)
-    console.print(f"added server [bold]{escape(args.name)}[/bold] to {escape(str(path))}")
+    console.print(f"added server [bold]{escape(args.name)}[/bold] to {escape(str(path))}", soft_wrap=True)
     return 0
 
 

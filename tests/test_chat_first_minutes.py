@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ from mcp_host.chat_cli import CANCELLED_NOTE, TurnView, run_turn
 from mcp_host.chat_commands import ChatState, SlashCommands
 from mcp_host.chat_completion import SlashCompleter
 from mcp_host.host import Host
-from tests.conftest import time_server_command, write_config
+from tests.conftest import fixture_entry, time_server_command, write_config
 
 pytestmark = pytest.mark.anyio
 TOKYO = '/call time.get_current_time {"timezone": "Asia/Tokyo"}'
@@ -267,3 +268,29 @@ async def test_progress_lines_show_the_prompt_read_and_the_calls_running() -> No
     await anyio.sleep(0.4)
     await view.bars.while_drawing(lambda: anyio.sleep(0.2))  # redrawn meanwhile, then gone
     assert "waiting for the model" in out.getvalue() and not view.bars.active
+
+
+async def test_add_puts_a_server_into_mcp_json_and_the_chat_uses_it(
+    tmp_path: Path, gemma: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no mcp.json yet at LM Studio's path: `/add` creates it, the running host starts the server."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = tmp_path / ".lmstudio" / "mcp.json"
+    async with Host(config, settings_path=tmp_path / "settings.toml", plugins=False) as host:
+        commands = Commands(host, host.chat(gemma))
+        entry = fixture_entry()
+        said = await commands.run(f"/add fx -- {shlex.join([entry['command'], *entry['args']])}")
+        assert "added fx to" in said and json.loads(config.read_text())["mcpServers"]["fx"] == entry
+        with anyio.fail_after(60):  # the host starts the server
+            while "fx.add" not in host.registry:
+                await anyio.sleep(0.1)
+        assert "fx" in await commands.run("/servers")
+        refused = {
+            "/add": "/add: usage: /add NAME -- COMMAND [ARGS…] or /add NAME --url URL",
+            "/add fx -- true": "fx",  # the name is taken: mcp.json stays as it was
+            "/add web --url ftp://nowhere": "web",
+        }
+        for line, named in refused.items():
+            said = await commands.run(line)
+            assert named in said and "added" not in said, (line, said)
+        assert list(json.loads(config.read_text())["mcpServers"]) == ["fx"]
