@@ -72,7 +72,11 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
     console.print("[dim]loading the model…[/dim]")
     loading = ProgressBars(console)
     loading.waiting("loading the model")
-    load = partial(pick_model, args.model, replay=args.replay, replay_speed=args.replay_speed)
+
+    def on_load(fraction: float) -> None:  # in the loading thread
+        anyio.from_thread.run_sync(loading.loaded, fraction)
+
+    load = partial(pick_model, args.model, replay=args.replay, replay_speed=args.replay_speed, progress=on_load)
     pick = await loading.while_drawing(partial(anyio.to_thread.run_sync, load))
     backend = pick.backend
     if args.record:

@@ -3,6 +3,7 @@
     bars = ProgressBars(console)
     await bars.while_drawing(work)    # spinners turn and clocks tick while `work()` runs
     bars.waiting("loading the model") # a spinner with its elapsed time (shown after a moment: quick work stays quiet)
+    bars.loaded(0.4)                  # a model loading: its line becomes a bar
     bars.prompt(done, total)          # a `prompt.progress`: reading the prompt 40% (1024/2578 tokens)
     bars.running(call_id, tool)       # a call runs: a spinner with its elapsed time
     bars.update(event)                # a `tool_call.progress`: the call's line gets the server's bar and message
@@ -81,6 +82,16 @@ class ProgressBars:
 
     def waiting(self, what: str = "waiting for the model") -> None:
         self._lines[MODEL] = _Line(what, quiet_until=time.monotonic() + QUIET_S)
+        self._changed()
+
+    def loaded(self, fraction: float) -> None:
+        """How much of the model's file is loaded (0.0 … 1.0): the model's line becomes a bar."""
+        line = self._lines.get(MODEL)
+        if line is None or line.description != "loading the model" or line.total is None:
+            quiet = line.quiet_until if line is not None else time.monotonic() + QUIET_S
+            started = line.started if line is not None else time.monotonic()
+            line = self._lines[MODEL] = _Line("loading the model", started=started, total=100, quiet_until=quiet)
+        line.completed, line.amount = round(100 * fraction), f"{fraction:.0%}"
         self._changed()
 
     def prompt(self, done: int, total: int) -> None:

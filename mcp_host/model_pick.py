@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -34,8 +35,16 @@ class Pick:
     path: Path | None = None  # the model file, for a model loaded here
 
 
-def pick_model(model: str | None, *, replay: Path | None = None, replay_speed: float = 0.0) -> Pick:
+def pick_model(
+    model: str | None,
+    *,
+    replay: Path | None = None,
+    replay_speed: float = 0.0,
+    progress: Callable[[float], None] | None = None,
+) -> Pick:
     """Load the model to chat with. Blocking (model loading): call it from a thread in async code.
+
+    `progress` hears how much of a model file is loaded (0.0 … 1.0), from the loading thread.
 
     Raises `ModelNotFoundError` (with how to get gpt-oss) or `BackendError`.
     """
@@ -45,17 +54,17 @@ def pick_model(model: str | None, *, replay: Path | None = None, replay_speed: f
     if model and model.startswith(("http://", "https://")):
         return _server(model, None)
     if model:
-        return _local(str(find_model(model).path), f"model {model}")
+        return _local(str(find_model(model).path), f"model {model}", progress)
     found = find_gpt_oss()
     if found is not None:
-        return _local(str(found.path), f"gpt-oss from {found.path}")
+        return _local(str(found.path), f"gpt-oss from {found.path}", progress)
     for label, url in LOCAL_SERVERS:
         served = _served_models(url)
         if served:
             return _server(url, label, served)
     demo = demo_model()
     if demo is not None:
-        pick = _local(str(demo.path), "")
+        pick = _local(str(demo.path), "", progress)
         return Pick(
             path=pick.path,
             backend=pick.backend,
@@ -68,10 +77,10 @@ def pick_model(model: str | None, *, replay: Path | None = None, replay_speed: f
     )
 
 
-def _local(path: str, notice: str) -> Pick:
+def _local(path: str, notice: str, progress: Callable[[float], None] | None) -> Pick:
     from mcp_host.backends.llama_cpp import LlamaCppBackend
 
-    backend = LlamaCppBackend.load(path)
+    backend = LlamaCppBackend.load(path, progress=progress)
     return Pick(backend, f"{notice} (llama.cpp in-process)" if notice else "", path=find_model(path).path)
 
 

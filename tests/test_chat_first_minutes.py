@@ -8,6 +8,7 @@ import io
 import json
 import shlex
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,10 @@ from mcp_host.chat_call import UserCall, example_call
 from mcp_host.chat_cli import CANCELLED_NOTE, TurnView, run_turn
 from mcp_host.chat_commands import ChatState, SlashCommands
 from mcp_host.chat_completion import SlashCompleter
+from mcp_host.chat_progress import ProgressBars
 from mcp_host.host import Host
-from tests.conftest import fixture_entry, time_server_command, write_config
+from mcp_host.model_pick import pick_model
+from tests.conftest import fixture_entry, gemma_path, time_server_command, write_config
 
 pytestmark = pytest.mark.anyio
 TOKYO = '/call time.get_current_time {"timezone": "Asia/Tokyo"}'
@@ -294,3 +297,22 @@ async def test_add_puts_a_server_into_mcp_json_and_the_chat_uses_it(
             said = await commands.run(line)
             assert named in said and "added" not in said, (line, said)
         assert list(json.loads(config.read_text())["mcpServers"]) == ["fx"]
+
+
+async def test_loading_the_model_shows_how_far_it_got(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chat loads its model in a thread; llama.cpp's load progress reaches the bottom line as a bar."""
+    monkeypatch.setattr("mcp_host.chat_progress.QUIET_S", 0.0)  # drawn however fast the machine loads it
+    out = io.StringIO()
+    bars = ProgressBars(console_to(out))
+    heard: list[float] = []
+
+    def on_load(fraction: float) -> None:
+        heard.append(fraction)
+        anyio.from_thread.run_sync(bars.loaded, fraction)
+
+    bars.waiting("loading the model")
+    load = partial(pick_model, str(gemma_path()), progress=on_load)
+    pick = await bars.while_drawing(partial(anyio.to_thread.run_sync, load))
+    await pick.backend.aclose()
+    assert heard and heard == sorted(heard) and heard[-1] == 1.0
+    assert "loading the model" in out.getvalue() and "100%" in out.getvalue()
