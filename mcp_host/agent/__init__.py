@@ -22,6 +22,7 @@ from mcp_host.agent.events import (
 )
 from mcp_host.agent.formats import TurnFormat
 from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions, Verdict, fingerprint
+from mcp_host.agent.selection import ToolChoice, ToolSelection
 
 __all__ = [
     "ApprovalAnswer",
@@ -47,6 +48,8 @@ __all__ = [
     "ToolCallCreated",
     "ToolCallProgress",
     "ToolCallResult",
+    "ToolChoice",
+    "ToolSelection",
     "TurnCompleted",
     "TurnEvents",
     "TurnFormat",

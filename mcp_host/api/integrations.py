@@ -47,9 +47,9 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 
+from anyio.abc import AsyncResource
 from pydantic import ValidationError
 
 from mcp_host.agent import Chat, ChatOptions
@@ -122,7 +122,7 @@ class ServerTools:
         return self.ref.name if isinstance(self.ref, ConfiguredServer) else self.ref.label
 
 
-class RequestTools:
+class RequestTools(AsyncResource):
     """The tools of one request's servers; an async context manager (see the module's docstring)."""
 
     def __init__(
@@ -152,11 +152,6 @@ class RequestTools:
                 self._offer(ref)
             stack.pop_all()
         return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the request's own connections (mcp.json servers keep running). Idempotent."""

@@ -33,11 +33,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import AsyncResource, TaskGroup, TaskStatus
 
 from mcp_host.agent import (
     ApprovalAnswer,
@@ -351,7 +350,7 @@ class LiveTurn:
         return tool.startswith(f"{FUNCTIONS}.") and self.tools.provider(tool) is None
 
 
-class LiveTurns:
+class LiveTurns(AsyncResource):
     """The live MCP turns of the server, by the id of the response that left each waiting; an async resource."""
 
     def __init__(self, host: Host, *, idle_expiry_s: float = IDLE_EXPIRY_S, unattended: bool = False) -> None:
@@ -368,11 +367,6 @@ class LiveTurns:
         self._keepers = await self._resources.enter_async_context(anyio.create_task_group())
         self._keepers.start_soon(self._expire_idle)
         return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close every live turn (their chats and connections). Idempotent."""

@@ -40,11 +40,10 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
+from anyio.abc import AsyncResource, TaskGroup, TaskStatus
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -142,7 +141,7 @@ class Session:
         return self.state.model
 
 
-class Sessions:
+class Sessions(AsyncResource):
     """Every open session; their chats share the host's tools and the server's models (each turn takes its own).
 
     An async resource: `async with sessions:` (the app's lifespan) before the first session.
@@ -173,11 +172,6 @@ class Sessions:
         self._keepers = await self._resources.enter_async_context(anyio.create_task_group())
         self._keepers.start_soon(self._expire_idle)
         return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close every session's chat (its tools stop; the host stops its servers). Idempotent."""

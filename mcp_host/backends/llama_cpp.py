@@ -26,11 +26,11 @@ from typing import Any
 
 import anyio
 import anyio.from_thread
+from anyio.abc import AsyncResource
 
 from mcp_host.backends.base import (
     BackendUnavailableError,
     Capabilities,
-    ClosesWithBlock,
     Embeddings,
     GenerationParams,
     GenerationStats,
@@ -60,7 +60,7 @@ def _import_llama() -> Any:
     return llama_cpp
 
 
-class LlamaCppBackend(ClosesWithBlock):
+class LlamaCppBackend(AsyncResource):
     """A GGUF model loaded in this process. Use `load()`; `aclose()` frees it."""
 
     def __init__(self, llama: Any, *, name: str) -> None:

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.abc import AsyncResource
 
 from mcp_host.backends.base import (
     BackendUnavailableError,
     Capabilities,
-    ClosesWithBlock,
     GenerationParams,
     GenerationStats,
     StopReason,
@@ -40,7 +40,7 @@ def mlx_available() -> tuple[bool, str]:
     return True, ""
 
 
-class MlxBackend(ClosesWithBlock):
+class MlxBackend(AsyncResource):
     """A model loaded with mlx-lm. Use `load()`."""
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str, context_length: int) -> None:

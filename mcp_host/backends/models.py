@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcp_host.backends.base import ModelNotFoundError
+from mcp_host.backends.gguf_info import read_gguf_info
+from mcp_host.errors import ModelLoadError
 
 HOW_TO_GET_GPT_OSS = (
     "To get gpt-oss: in LM Studio run `lms get openai/gpt-oss-20b`, or on a machine with internet download "
@@ -32,7 +34,13 @@ class FoundModel:
 
     @property
     def is_gpt_oss(self) -> bool:
-        return "gpt-oss" in self.id.lower() or "gpt-oss" in self.path.name.lower()
+        """By its id or file name, else by the architecture in its header (gpt-oss saved as `model.gguf`)."""
+        if "gpt-oss" in self.id.lower() or "gpt-oss" in self.path.name.lower():
+            return True
+        try:
+            return read_gguf_info(self.path).architecture == "gpt-oss"
+        except ModelLoadError:
+            return False
 
 
 def lmstudio_models_dir() -> Path:

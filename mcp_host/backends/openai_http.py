@@ -21,11 +21,11 @@ from types import TracebackType
 from typing import Any, Protocol
 
 import httpx2
+from anyio.abc import AsyncResource
 
 from mcp_host.backends.base import (
     BackendError,
     Capabilities,
-    ClosesWithBlock,
     GenerationParams,
     GenerationStats,
     ModelOutput,
@@ -87,7 +87,7 @@ def _sampling(params: GenerationParams) -> dict[str, Any]:
     return body
 
 
-class OpenAICompletionsBackend(ClosesWithBlock):
+class OpenAICompletionsBackend(AsyncResource):
     """Raw mode: the host's prompt tokens to `/v1/completions`, the streamed text back as tokens."""
 
     def __init__(
@@ -200,7 +200,7 @@ class _PartialCall:
     arguments: list[str] = field(default_factory=list)
 
 
-class OpenAIChatBackend(ClosesWithBlock):
+class OpenAIChatBackend(AsyncResource):
     """Chat mode: the server applies its own template; the host sends messages and tools."""
 
     def __init__(

@@ -21,11 +21,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Literal
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import AsyncResource, TaskGroup
 
 from mcp_host.backends.base import Backend, ChatBackend, Embedder, ModelNotFoundError, UnsupportedFeatureError
 from mcp_host.backends.gguf_info import GGUFInfo, read_gguf_info
@@ -130,7 +129,7 @@ def load_with_llama_cpp(path: Path, name: str, options: LoadOptions, progress: C
     return backend
 
 
-class ModelRegistry:
+class ModelRegistry(AsyncResource):
     """The models of one server; an async resource (`async with`) that unloads idle models in the background."""
 
     def __init__(
@@ -162,11 +161,6 @@ class ModelRegistry:
         self._tasks = await self._stack.enter_async_context(anyio.create_task_group())
         self._tasks.start_soon(self._evict_idle)
         return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop the eviction task and unload every model it loaded (and the preloaded one if owned). Idempotent."""

@@ -19,11 +19,11 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+from anyio.abc import AsyncResource
 
 from mcp_host.backends.base import (
     Backend,
     Capabilities,
-    ClosesWithBlock,
     Generation,
     GenerationParams,
     GenerationStats,
@@ -52,7 +52,7 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
-class ReplayBackend(ClosesWithBlock):
+class ReplayBackend(AsyncResource):
     """Plays recorded (or scripted) generations back in order, as a `Backend`.
 
     With `check_prompts`, a prompt that differs from the recorded one is an error (a faithful
@@ -183,7 +183,7 @@ class _ReplayGeneration:
         self.stats.finish(self._recorded.stop_reason)
 
 
-class RecordingBackend(ClosesWithBlock):
+class RecordingBackend(AsyncResource):
     """Wraps a backend and appends every generation it makes to a recording file."""
 
     def __init__(self, inner: Backend, path: Path) -> None:

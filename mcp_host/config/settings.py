@@ -59,6 +59,36 @@ class PromptSettings(BaseModel):
     tools_warn_share: float = Field(default=0.25, gt=0, le=1, description="Warn when tools take more than this.")
 
 
+class ToolSettings(BaseModel):
+    """`[tools]`: tools at scale. When every tool together takes more than `select_above_share` of the model's
+    context, each turn offers a selection instead: the pinned tools, those used earlier in the chat, and the
+    tools that best match the conversation, up to `budget_share` of the context (`mcp_host.agent.selection`).
+
+        [tools]
+        pinned = ["time.get_current_time", "fs.*"]
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    selection: Literal["auto", "always", "off"] = Field(
+        default="auto",
+        description="'auto': select above `select_above_share`; 'always': every turn; 'off': offer every tool.",
+    )
+    select_above_share: float = Field(
+        default=0.25, gt=0, le=1, description="Select when all the tools take more than this share of the context."
+    )
+    budget_share: float = Field(
+        default=0.15, gt=0, le=1, description="What the selected tools may take of the context (built-ins included)."
+    )
+    pinned: tuple[str, ...] = Field(
+        default=(), description="Tools every turn offers: qualified names (`server.tool`) or patterns (`fs.*`)."
+    )
+    pin_plugins: bool = Field(default=True, description="Every turn offers the plugins' tools (the chat's own).")
+    recent_messages: int = Field(
+        default=4, ge=0, description="Earlier messages that count in the ranking, each half as much as the next."
+    )
+
+
 Policy = Literal["allow", "ask", "deny"]
 
 
@@ -172,6 +202,7 @@ class HostSettings(BaseModel):
     browser: BrowserSettings = Field(default_factory=BrowserSettings)
     servers: ServerSettings = Field(default_factory=ServerSettings)
     prompt: PromptSettings = Field(default_factory=PromptSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
     permissions: PermissionSettings = Field(default_factory=PermissionSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     models: ModelSettings = Field(default_factory=ModelSettings)

@@ -31,12 +31,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 import anyio
 import anyio.abc
 import mcp_types
+from anyio.abc import AsyncResource
 from mcp import Client
 from mcp.client.session import ClientSession
 from mcp.shared.dispatcher import DispatchContext
@@ -120,7 +120,7 @@ def _dump(result: mcp_types.Result) -> dict[str, Any]:
     return result.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
-class ClientTasks:
+class ClientTasks(AsyncResource):
     """The tasks one connection runs for its server; an async resource owning their background work."""
 
     def __init__(self, server: str, *, max_ttl_ms: int = MAX_TTL_MS, max_tasks: int = MAX_TASKS) -> None:
@@ -134,11 +134,6 @@ class ClientTasks:
     async def __aenter__(self) -> ClientTasks:
         self._group = await self._stack.enter_async_context(anyio.create_task_group())
         return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Cancel every task still at work (its question or sampling with it) and forget them all."""

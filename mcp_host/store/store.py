@@ -35,11 +35,11 @@ import socket
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import anyio
 import anyio.to_thread
+from anyio.abc import AsyncResource
 
 from mcp_host.config.paths import state_dir
 from mcp_host.store.backend import Backend, Change, RowState
@@ -99,7 +99,7 @@ async def open_store(url: str | None = None, *, timeout_s: float = DEFAULT_TIMEO
     raise StoreError(f"store URL {mask_url(url)!r}: use sqlite:///abs/path.sqlite3 or postgresql://user@host/db")
 
 
-class Store:
+class Store(AsyncResource):
     """Records that survive restarts, on a `Backend`; an async resource (`async with`, `aclose()`)."""
 
     def __init__(self, backend: Backend) -> None:
@@ -124,14 +124,6 @@ class Store:
 
     def __repr__(self) -> str:
         return f"<Store {self.name} owner={self.owner} {self._state.value}>"
-
-    async def __aenter__(self) -> Store:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Mark this instance's unreleased claims interrupted and close the connection. Idempotent."""

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import contextlib
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from types import TracebackType
-from typing import Self
 
 import httpx2
+from anyio.abc import AsyncResource
 
 from mcp_host.errors import BrowserError
 from mcp_host.tools.native.browser.addresses import AddressGuard, IPAddress, numeric_address
@@ -30,7 +29,7 @@ USER_AGENT = "mcp-host-browser/0.1"
 _ENCODING_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
 
 
-class Fetcher:
+class Fetcher(AsyncResource):
     """An HTTP client for the browser; `get` raises `BrowserError` with text for the model, never httpx2's errors.
 
     Without `client`, one is made to fit: with a guard it keeps no connection alive and no cookie (see
@@ -49,14 +48,6 @@ class Fetcher:
         self._client = client or _new_client(pinned=guard is not None)
         self.max_redirects = max_redirects
         self.max_bytes = max_bytes
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self._client.aclose()  # idempotent
