@@ -672,13 +672,11 @@ class Chat:
         if self._selector is None:
             cost = tool_cost_for(self.turn_format.name, self.backend, self.options.harmony, self._renderer)
             self._selector = ToolSelector(self.options.tool_selection or ToolSettings(), cost)
-        earlier, used = conversation_of(self.turn_format.transcript(), registry.names)
         self.tool_selection = self._selector.select(
             registry,
             context_tokens=self.backend.context_length,
             message=text or "",
-            earlier=earlier,
-            used=used,
+            conversation=lambda: conversation_of(self.turn_format.transcript(), registry.names),
             required=[self.options.required_tool] if self.options.required_tool else [],
             natives=[tool.spec for tool in self.natives.values()],
         )

@@ -33,7 +33,7 @@ import fnmatch
 import functools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -119,6 +119,7 @@ class ToolSelector:
         self.cost = cost
         self._index: _Index | None = None
         self._previous: frozenset[str] = frozenset()
+        self._framed: tuple[tuple[str, int], int] | None = None
 
     def select(
         self,
@@ -130,17 +131,18 @@ class ToolSelector:
         used: Sequence[str] = (),
         required: Sequence[str] = (),
         natives: Sequence[ToolSpec] = (),
+        conversation: Callable[[], tuple[Sequence[str], Sequence[str]]] | None = None,
     ) -> ToolSelection:
         """The tools to offer with `message`. `earlier`: the chat's earlier messages, oldest first; `used`: the
-        tools it called; `required`: tools the chat must offer (qualified names or identifiers); `natives`:
-        its built-in tools."""
+        tools it called (or `conversation()` gives both, asked only when a selection is made); `required`: tools
+        the chat must offer (qualified names or identifiers); `natives`: its built-in tools."""
         settings = self.settings
         specs = list(registry)
         names = registry.names
         functions = [FunctionTool(names.to_identifier[spec.name], spec) for spec in specs]
         native_tokens = self.cost.natives(natives)
         costs = [self.cost.tool(tool) for tool in functions]
-        framing = self.cost.tools(functions[:1]) - costs[0] if functions else 0
+        framing = self._framing(functions[0], costs[0]) if functions else 0
         all_tokens = native_tokens + framing + sum(costs)
         threshold = math.floor(settings.select_above_share * context_tokens)
         budget = math.floor(settings.budget_share * context_tokens)
@@ -150,6 +152,8 @@ class ToolSelector:
                 False, registry, context_tokens, all_tokens, threshold, budget, all_tokens, native_tokens
             )
 
+        if conversation is not None:
+            earlier, used = conversation()
         scores = self._scores(specs, _weighted_queries(message, earlier, settings.recent_messages))
         used_set, required_set = set(used), set(required)
         reasons = {
@@ -183,6 +187,12 @@ class ToolSelector:
             native_tokens,
             tuple(choices),
         )
+
+    def _framing(self, first: FunctionTool, cost: int) -> int:
+        """What listing tools costs besides the tools: measured once per chat (a render), by the first tool."""
+        if self._framed is None or self._framed[0] != (first.identifier, cost):
+            self._framed = ((first.identifier, cost), self.cost.tools([first]) - cost)
+        return self._framed[1]
 
     def _kept(self, tool: FunctionTool, used: set[str], required: set[str]) -> tuple[str, ...]:
         """Why `tool` is offered whatever it costs (empty: it is not)."""

@@ -76,6 +76,7 @@ class HarmonyToolCost:
     """
 
     _shared: ClassVar[dict[int, dict[str, tuple[ToolSpec, int]]]] = {}  # by encoding, then by identifier
+    _natives: ClassVar[dict[tuple[int, str], int]] = {}  # by encoding and options
 
     def __init__(self, renderer: HarmonyRenderer, options: HarmonyOptions) -> None:
         self._renderer = renderer
@@ -84,10 +85,15 @@ class HarmonyToolCost:
         self._framing: int | None = None
 
     def natives(self, specs: Sequence[ToolSpec]) -> int:
-        # Harmony's built-in tools are what the options turn on, rendered in the system message.
+        # Harmony's built-in tools are what the options turn on, rendered in the system message; counted once
+        # per encoding and options (two renders a turn were most of what a turn's selection check cost).
         renderer, options = self._renderer, self._options
-        bare = renderer.render_message(renderer.system_message(options, builtins=False))
-        return len(renderer.render_message(renderer.system_message(options))) - len(bare)
+        key = (id(renderer.encoding), repr(options))
+        cached = self._natives.get(key)
+        if cached is None:
+            bare = renderer.render_message(renderer.system_message(options, builtins=False))
+            cached = self._natives[key] = len(renderer.render_message(renderer.system_message(options))) - len(bare)
+        return cached
 
     def tools(self, tools: Sequence[FunctionTool]) -> int:
         developer = self._renderer.developer_message(self._options, tools) if tools else None
