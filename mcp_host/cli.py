@@ -155,7 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--python", action="store_true", help="enable the built-in python tool")
     render.add_argument("--instructions", help="developer instructions")
     render.add_argument("--message", help="a user message to end the prompt with")
-    render.add_argument("--context", type=int, help="context window in tokens, for the warning (default: settings)")
+    render.add_argument(
+        "--model", help="a gpt-oss GGUF (id or path): its context length is used (read from its header, not loaded)"
+    )
+    render.add_argument(
+        "--context", type=int, help="context window in tokens, for the warning (default: the model's, or settings)"
+    )
     render.add_argument("--json", action="store_true", help="machine-readable output")
 
     add_config_parser(commands)

@@ -16,9 +16,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from mcp_host.agent.selection import ToolSelection, ToolSelector
+from mcp_host.backends.base import speaks_harmony
+from mcp_host.backends.gguf_info import read_gguf_info
+from mcp_host.backends.models import find_model
+from mcp_host.errors import UsageError
 from mcp_host.host import Host
 from mcp_host.prompt.budget import HarmonyToolCost, tool_budget_warning, tool_tokens
-from mcp_host.prompt.harmony import FunctionTool, HarmonyOptions, HarmonyRenderer, user_message
+from mcp_host.prompt.harmony import STOP_TOKENS, FunctionTool, HarmonyOptions, HarmonyRenderer, user_message
 
 
 def render_prompt(console: Console, host: Host, args: argparse.Namespace) -> int:
@@ -30,7 +34,8 @@ def render_prompt(console: Console, host: Host, args: argparse.Namespace) -> int
         instructions=args.instructions,
     )
     renderer = HarmonyRenderer()
-    context = args.context or prompt_settings.context_tokens
+    model = _model_facts(args.model) if args.model else None
+    context = args.context or (model or {}).get("context_length") or prompt_settings.context_tokens
     selector = ToolSelector(host.settings.tools, HarmonyToolCost(renderer, options))
     selection = selector.select(host.registry, context_tokens=context, message=args.message or "")
     tools = FunctionTool.from_specs(list(selection.registry), selection.registry.names)
@@ -48,6 +53,8 @@ def render_prompt(console: Console, host: Host, args: argparse.Namespace) -> int
             "parts": [{"label": part.label, "tokens": part.tokens} for part in parts],
             "tool_tokens": tool_tokens(parts),
             "context_tokens": context,
+            "stop_tokens": sorted(STOP_TOKENS),
+            "model": model,
             "warning": warning,
             "selection": _selection_json(selection),
         }
@@ -61,10 +68,32 @@ def render_prompt(console: Console, host: Host, args: argparse.Namespace) -> int
         table.add_row("[bold]total[/bold]", f"[bold]{len(tokens)}[/bold]", f"{len(tokens) / context:.1%}")
         console.print(table)
         console.print()
+        if model is not None:
+            console.print(
+                f"model {escape(str(model['id']))}: {escape(str(model['architecture']))}, context "
+                f"{model['context_length'] or 'not stated'} tokens; generation stops at "
+                + ", ".join(f"{renderer.encoding.decode([token])} ({token})" for token in sorted(STOP_TOKENS)),
+                soft_wrap=True,
+            )
         _print_selection(console, selection)
     if warning:
         Console(stderr=True, soft_wrap=True).print(f"[yellow]warning:[/yellow] {escape(warning)}")
     return 0
+
+
+def _model_facts(model: str) -> dict[str, Any]:
+    """What a model file says about itself (its header only: nothing is loaded). Raises `ModelNotFoundError`,
+    `ModelLoadError`, and `UsageError` for a model that does not speak Harmony (this prompt is gpt-oss's)."""
+    found = find_model(model)
+    info = read_gguf_info(found.path)
+    if not speaks_harmony(None, None, info.architecture):
+        raise UsageError(f"{found.id} is a {info.architecture} model: render shows gpt-oss's Harmony prompt")
+    return {
+        "id": found.id,
+        "path": str(found.path),
+        "architecture": info.architecture,
+        "context_length": info.context_length,
+    }
 
 
 def _print_selection(console: Console, selection: ToolSelection) -> None:

@@ -25,8 +25,8 @@ from mcp_host.backends.gguf_info import read_gguf_info
 from mcp_host.backends.llama_cpp import LlamaCppBackend
 from mcp_host.backends.registry import ModelRegistry
 from mcp_host.prompt.harmony import CALL_TOKEN, RETURN_TOKEN
-from tests.conftest import ROOT, fixture_entry, write_config
-from tests.gptoss_model import TinyShape, tiny_gptoss
+from tests.conftest import ROOT, fixture_entry, smollm2_path, write_config
+from tests.gptoss_model import tiny_gptoss
 from tests.test_chat_terminal import keys, screen, wait_for_prompt
 
 LAYOUTS = {
@@ -96,18 +96,12 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     )
 
 
-def test_render_cannot_take_a_model_so_its_context_is_the_settings_not_the_gguf(
-    gptoss_file: Path, tmp_path: Path
-) -> None:
+def test_render_takes_the_models_context_and_stop_tokens_from_its_gguf(gptoss_file: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
     settings = tmp_path / "settings.toml"
     settings.write_text("")
-    assert "--model" not in run_cli("render", "--help").stdout
-    refused = run_cli("--config", str(config), "render", "--model", str(gptoss_file))
-    assert refused.returncode == 2 and "unrecognized arguments: --model" in refused.stderr
-
     done = run_cli(
-        "--config", str(config), "--settings", str(settings), "render",
+        "--config", str(config), "--settings", str(settings), "render", "--model", str(gptoss_file),
         "--reasoning", "high", "--browser", "--python", "--json",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -115,15 +109,21 @@ def test_render_cannot_take_a_model_so_its_context_is_the_settings_not_the_gguf(
     prompt = document["prompt"]
     assert "Reasoning: high" in prompt and "## browser" in prompt and "## python" in prompt
     assert "namespace functions" in prompt and "fx__echo" in prompt
-    # The context is the settings' default; the model file says 131,072. Stop tokens are not part of the output.
-    assert document["context_tokens"] == 16384
-    assert read_gguf_info(gptoss_file).context_length == TinyShape().context_length == 131_072
-    assert not {"stop", "stop_tokens", "end_tokens"} & set(document)
+    # The context is the model file's (the settings say 16,384), read from its header; the stop tokens are Harmony's.
+    assert document["context_tokens"] == read_gguf_info(gptoss_file).context_length == 131_072
+    assert document["stop_tokens"] == [RETURN_TOKEN, CALL_TOKEN] == [200_002, 200_012]
+    assert document["model"]["architecture"] == "gpt-oss" and document["model"]["path"] == str(gptoss_file)
+    table = run_cli("--config", str(config), "--settings", str(settings), "render", "--model", str(gptoss_file))
+    assert "gpt-oss, context 131072 tokens; generation stops at <|return|> (200002), <|call|> (200012)" in " ".join(
+        table.stdout.split()
+    )
+    smol = run_cli("--config", str(config), "render", "--model", str(smollm2_path()))
+    assert smol.returncode == 2 and "render shows gpt-oss's Harmony prompt" in smol.stderr
 
 
 @pytest.mark.anyio
 async def test_the_model_itself_says_its_context_and_stop_tokens(gptoss_file: Path) -> None:
-    """What `render --model` would have to report: it comes from the GGUF, through the backend that loads it."""
+    """What `render --model` reports is what the engine reads from the file too."""
     backend = await anyio.to_thread.run_sync(lambda: LlamaCppBackend.load(gptoss_file, context_length=4096, threads=1))
     try:
         assert read_gguf_info(gptoss_file).context_length == 131_072
