@@ -20,6 +20,7 @@ import json
 import re
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -127,7 +128,12 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
     )
     state = ChatState(effort=harmony.reasoning_effort)
     try:
-        async with host.chat(backend, ChatOptions(harmony=harmony, format=pick.format, plugins=args.plugins)) as chat:
+        options = ChatOptions(harmony=harmony, format=pick.format, plugins=args.plugins)
+        if args.max_rounds is not None:
+            options = replace(options, max_rounds=args.max_rounds)
+        if args.max_tokens is not None:
+            options = replace(options, max_tokens_per_round=args.max_tokens)
+        async with host.chat(backend, options) as chat:
             if args.reasoning and chat.format == "template":
                 console.print("[yellow]--reasoning does nothing for this model: only gpt-oss (Harmony) has it[/yellow]")
             await _loop(SlashCommands(host, chat, console, state), session, view)

@@ -108,6 +108,13 @@ def _add_global_options(group: argparse._ActionsContainer, *, after: bool = Fals
     group.add_argument("-v", "--verbose", action="count", default=default(0), help="log more (-v info, -vv debug)")
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mcp-host", description="An MCP host for local models.", epilog=GLOBAL_OPTIONS_HELP
@@ -133,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--model", help="a .gguf path, an LM Studio id (openai/gpt-oss-20b) or an http:// server")
     chat.add_argument("--reasoning", choices=["low", "medium", "high"], help="reasoning effort (default: settings)")
     chat.add_argument("--hide-reasoning", action="store_true", help="do not show the model's reasoning")
+    chat.add_argument("--max-rounds", type=_at_least_one, help="model generations per turn at most (default 10)")
+    chat.add_argument("--max-tokens", type=_at_least_one, help="tokens per generation at most (default 4096)")
     chat.add_argument("--python", action="store_true", help="enable the python tool (asks before each run)")
     chat.add_argument(
         "--browser",
