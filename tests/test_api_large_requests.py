@@ -124,3 +124,45 @@ async def test_a_prompt_over_gemmas_context_is_a_400_not_a_502(gemma: LlamaCppBa
             assert_context_length_exceeded(near)
             fits = await http.post("/v1/chat/completions", json=over(20))
             assert fits.status_code == 200 and fits.json()["usage"]["completion_tokens"] <= 4
+
+
+async def test_long_ids_and_names_are_refused_without_being_echoed_back(tmp_path: Path) -> None:
+    """A 30 KB response id or a 100 KB model name: a clear 4xx whose message stays short."""
+    replay = ReplayBackend([RecordedGeneration([], [200005], "stop")], name="scripted gpt-oss")
+    long = "x" * 100_000
+    async with served(replay, tmp_path) as url, httpx2.AsyncClient(base_url=url, timeout=60) as http:
+        for method in ("GET", "DELETE"):
+            answer = await http.request(method, f"/v1/responses/resp_{long[:30_000]}")  # a URL under 64 KB
+            assert answer.status_code == 404 and len(answer.text) < 1_000, (method, len(answer.text))
+        for path in ("/v1/completions", "/api/v0/completions"):
+            answer = await http.post(path, json={"model": long, "prompt": "x", "max_tokens": 1})
+            assert answer.status_code == 400 and len(answer.text) < 2_000, (path, len(answer.text))
+        answer = await http.post("/v1/embeddings", json={"model": long, "input": "x"})
+        assert answer.status_code == 400 and len(answer.text) < 2_000
+
+
+async def test_the_model_the_server_started_with_cannot_be_unloaded(tmp_path: Path) -> None:
+    """It is no file here, so nothing could load it again: unloading it would leave the server without a model."""
+    final = harmony_encoding().encode("<|channel|>final<|message|>Still here.<|return|>", allowed_special="all")
+    replay = ReplayBackend([RecordedGeneration([], list(final), "stop")], name="scripted gpt-oss")
+    async with served(replay, tmp_path) as url, httpx2.AsyncClient(base_url=url, timeout=60) as http:
+        refused = await http.post("/api/v1/models/unload", json={"instance_id": "scripted gpt-oss"})
+        assert refused.status_code == 400 and "cannot be loaded again" in refused.text
+        assert [model["id"] for model in (await http.get("/v1/models")).json()["data"]] == ["scripted gpt-oss"]
+        answer = await http.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+        assert answer.json()["choices"][0]["message"]["content"] == "Still here."
+
+
+def test_request_models_never_show_credentials() -> None:
+    from mcp_host.api.integrations import EphemeralServer
+    from mcp_host.api.lmstudio_v1_requests import EphemeralIntegration
+    from mcp_host.api.responses_requests import McpTool
+
+    url = "https://user:pw@mcp.example/mcp?token=abc"
+    shown = [
+        repr(EphemeralServer("hf", url, {"Authorization": "Bearer SECRET"})),
+        repr(McpTool(type="mcp", server_label="hf", server_url=url, headers={"X": "SECRET"}, authorization="SECRET")),
+        repr(EphemeralIntegration(type="ephemeral_mcp", server_label="hf", server_url=url, headers={"X": "SECRET"})),
+    ]
+    assert not any("SECRET" in text for text in shown), shown
+    assert "pw" not in shown[0] and "abc" not in shown[0], shown[0]

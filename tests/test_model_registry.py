@@ -183,4 +183,7 @@ async def test_a_preloaded_backend_not_owned_is_never_closed(lmstudio_models: Pa
         assert models.resolve(None) == ("openai/gpt-oss-20b", None)
         async with models.use(GEMMA):  # the replay is not a file: it neither counts nor is unloaded
             assert {row.id for row in models.listing() if row.state == "loaded"} == {"openai/gpt-oss-20b", GEMMA}
+        with pytest.raises(UnsupportedFeatureError, match="cannot be loaded again"):  # nor unloaded on request
+            await models.unload("openai/gpt-oss-20b")
+        assert models.resolve(None) == ("openai/gpt-oss-20b", None)
     assert replay.remaining == 0  # still usable: nothing closed it

@@ -49,6 +49,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import httpx2
 from anyio.abc import AsyncResource
 from pydantic import ValidationError
 
@@ -59,6 +60,7 @@ from mcp_host.errors import ApiError, UnknownServerError, UnknownToolError
 from mcp_host.host import Host
 from mcp_host.servers.asks import ServerAsks
 from mcp_host.servers.connection import Connection
+from mcp_host.servers.describe import safe_url
 from mcp_host.servers.manager import ServerManager
 from mcp_host.servers.state import ServerState, ServerStatus
 from mcp_host.tools.registry import ToolRegistry
@@ -86,8 +88,16 @@ class EphemeralServer:
     allowed_tools: tuple[str, ...] | None = None
     param: str | None = None
 
-    def __repr__(self) -> str:  # headers carry credentials
-        return f"EphemeralServer(label={self.label!r}, url={self.url!r}, headers={sorted(self.headers)})"
+    def __repr__(self) -> str:  # headers, and a URL's userinfo or query, may carry credentials
+        return f"EphemeralServer(label={self.label!r}, url={self.shown_url!r}, headers={sorted(self.headers)})"
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as errors and logs may show it: no userinfo, no query (either may hold a token)."""
+        try:
+            return safe_url(httpx2.URL(self.url))
+        except (httpx2.InvalidURL, ValueError):
+            return "<an unreadable URL>"
 
 
 ServerRef = ConfiguredServer | EphemeralServer
@@ -215,7 +225,7 @@ class RequestTools(AsyncResource):
                 reason = connection.error or connection.state.value
                 raise ApiError(
                     502,
-                    f"cannot connect to the MCP server {ref.label!r} at {ref.url}: {reason}",
+                    f"cannot connect to the MCP server {ref.label!r} at {ref.shown_url}: {reason}",
                     param=ref.param,
                     code="mcp_connection_error",
                 )

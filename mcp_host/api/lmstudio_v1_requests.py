@@ -50,7 +50,7 @@ class EphemeralIntegration(ClosedShape):
     server_label: str = Field(pattern=LABEL)
     server_url: str = Field(pattern=r"^https?://", max_length=2048)
     allowed_tools: list[str] | None = Field(default=None, max_length=MAX_TOOL_NAMES)
-    headers: dict[str, str] | None = Field(default=None, max_length=64)
+    headers: dict[str, str] | None = Field(default=None, max_length=64, repr=False)  # credentials: never in a repr
 
 
 Integration = str | Annotated[PluginIntegration | EphemeralIntegration, Field(discriminator="type")]

@@ -133,11 +133,12 @@ class ResponsesRoutes:
     # -- retrieve, delete -------------------------------------------------------------------------
 
     async def _stored(self, response_id: str, param: str | None = None) -> StoredResponse:
-        record = await self.store.get(response_id)
+        record = await self.store.get(response_id) if len(response_id) <= MAX_ID_CHARS else None
         if record is None:
             raise ApiError(
                 404,
-                f"no stored response {response_id!r} (it was made with store: false, deleted, or never existed)",
+                f"no stored response {_shown_id(response_id)} (it was made with store: false, deleted, or never "
+                "existed)",
                 param=param,
                 code="not_found",
             )
@@ -151,8 +152,8 @@ class ResponsesRoutes:
 
     async def delete(self, request: Request) -> Response:
         response_id = request.path_params["id"]
-        if not await self.store.delete(response_id):
-            raise ApiError(404, f"no stored response {response_id!r}", code="not_found")
+        if len(response_id) > MAX_ID_CHARS or not await self.store.delete(response_id):
+            raise ApiError(404, f"no stored response {_shown_id(response_id)}", code="not_found")
         live = self.turns.waiting.pop(response_id, None)
         if live is not None:
             live.close()
@@ -391,3 +392,13 @@ class _Farewell(Sequence[ServerSentEvent]):
 
     def __iter__(self) -> Iterator[ServerSentEvent]:
         return iter([self[0]])
+
+
+MAX_ID_CHARS = 200  # as `previous_response_id`: a longer one names no response
+
+
+def _shown_id(response_id: str) -> str:
+    """An id as an error repeats it: a client's 100 KB are not echoed back."""
+    if len(response_id) <= MAX_ID_CHARS:
+        return repr(response_id)
+    return f"{response_id[:40]!r}… ({len(response_id)} characters)"

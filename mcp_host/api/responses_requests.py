@@ -216,8 +216,8 @@ class McpTool(_Shape):
     type: Literal["mcp"]
     server_label: str = Field(pattern=LABEL)
     server_url: str | None = Field(default=None, min_length=1, max_length=8192)
-    headers: dict[str, str] | None = None
-    authorization: str | None = None  # OpenAI's: an OAuth access token, sent as `Authorization: Bearer ...`
+    headers: dict[str, str] | None = Field(default=None, repr=False)  # credentials: never in a repr or a log
+    authorization: str | None = Field(default=None, repr=False)  # OpenAI's OAuth access token, sent as a Bearer
     allowed_tools: list[str] | ToolFilter | None = None
     require_approval: Literal["always", "never"] | ApprovalRules | None = None
     server_description: str | None = None

@@ -33,7 +33,7 @@ def _no_token_ids(value: Any, what: str) -> Any:
 class CompletionRequest(OpenAIShape):
     """`POST /v1/completions` and LM Studio's `/api/v0/completions`: raw text in, its continuation out."""
 
-    model: str | None = None
+    model: str | None = Field(default=None, max_length=500)
     prompt: str | list[str]
     max_tokens: int | None = Field(default=None, ge=-1)  # -1, 0 and absent: until the end (LM Studio's default)
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -118,7 +118,7 @@ class CompletionRequest(OpenAIShape):
 class EmbeddingRequest(OpenAIShape):
     """`POST /v1/embeddings` and LM Studio's `/api/v0/embeddings`: one vector per text."""
 
-    model: str | None = None
+    model: str | None = Field(default=None, max_length=500)
     input: str | list[str]
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: int | None = Field(default=None, ge=1)

@@ -306,18 +306,24 @@ class ModelRegistry(AsyncResource):
         return slot.key
 
     async def unload(self, instance_id: str) -> bool:
-        """Unload an instance once nobody uses it. False when no such instance is loaded."""
+        """Unload an instance once nobody uses it. False when no such instance is loaded.
+
+        Raises `UnsupportedFeatureError` for the model the registry was given loaded (it is no file here, so
+        nothing could load it again: unloading it would leave the server without a model until a restart).
+        """
         async with self._changed:
             slot = self._slots.get(instance_id)
             if slot is None or slot.backend is None:
                 return False
+            if slot.path is None:
+                raise UnsupportedFeatureError(
+                    f"{instance_id!r} was loaded when the server started and cannot be loaded again: it stays"
+                )
             while slot.users:
                 await self._changed.wait()
             if self._slots.get(instance_id) is not slot:
                 return False
             del self._slots[instance_id]
-            if self.default == instance_id and slot.path is None:
-                self.default = None
             self._changed.notify_all()
         if slot.owned:
             with anyio.CancelScope(shield=True):
