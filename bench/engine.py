@@ -128,13 +128,14 @@ async def main(model: Path, count: int, pairs: int, rounds: int, threads: list[i
     print("threads  bare tok/s  host tok/s  host/bare median [range]  median-gap ratio")
     for n in threads:
         await decode_speed(model, n, prompt, count, pairs)
-    reuse_tokens, reuse_s = await tool_loop(backend, prompt, rounds, reuse=True)
-    full_tokens, full_s = await tool_loop(backend, prompt, rounds, reuse=False)
-    print(
-        f"{rounds}-round tool loop ({max(threads)} threads)  prefix reuse: {reuse_tokens} prompt tokens evaluated, "
-        f"{reuse_s:.2f} s   re-evaluating: {full_tokens} tokens, {full_s:.2f} s   "
-        f"ratios: tokens {full_tokens / reuse_tokens:.1f}x, time {full_s / reuse_s:.2f}x"
-    )
+    if rounds > 0:  # `--rounds 0`: decode speed only
+        reuse_tokens, reuse_s = await tool_loop(backend, prompt, rounds, reuse=True)
+        full_tokens, full_s = await tool_loop(backend, prompt, rounds, reuse=False)
+        print(
+            f"{rounds}-round tool loop ({max(threads)} threads)  prefix reuse: {reuse_tokens} prompt tokens "
+            f"evaluated, {reuse_s:.2f} s   re-evaluating: {full_tokens} tokens, {full_s:.2f} s   "
+            f"ratios: tokens {full_tokens / reuse_tokens:.1f}x, time {full_s / reuse_s:.2f}x"
+        )
     await backend.aclose()
 
 
