@@ -48,7 +48,7 @@ class EphemeralIntegration(ClosedShape):
 
     type: Literal["ephemeral_mcp"]
     server_label: str = Field(pattern=LABEL)
-    server_url: str = Field(pattern=r"^https?://", max_length=2048)
+    server_url: str = Field(pattern=r"^https?://", max_length=2048, repr=False)  # its userinfo may hold a token
     allowed_tools: list[str] | None = Field(default=None, max_length=MAX_TOOL_NAMES)
     headers: dict[str, str] | None = Field(default=None, max_length=64, repr=False)  # credentials: never in a repr
 

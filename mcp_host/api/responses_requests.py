@@ -215,7 +215,7 @@ class McpTool(_Shape):
 
     type: Literal["mcp"]
     server_label: str = Field(pattern=LABEL)
-    server_url: str | None = Field(default=None, min_length=1, max_length=8192)
+    server_url: str | None = Field(default=None, min_length=1, max_length=8192, repr=False)  # may hold a token
     headers: dict[str, str] | None = Field(default=None, repr=False)  # credentials: never in a repr or a log
     authorization: str | None = Field(default=None, repr=False)  # OpenAI's OAuth access token, sent as a Bearer
     allowed_tools: list[str] | ToolFilter | None = None
