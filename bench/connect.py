@@ -1,8 +1,9 @@
 """Time to all-ready for N stdio servers: the host vs sequential and concurrent raw-SDK connections.
 
-    python bench/connect.py [--sizes 1 4 8 16] [--repeat 3]
+    python bench/connect.py [--sizes 1 4 8 16] [--repeat 3] [--server python|everything]
 
-All three are measured in one run on the same fixture server (tests/fixtures/server.py):
+All three are measured in one run on the same server: the Python fixture (tests/fixtures/server.py), or with
+`--server everything` the published node server-everything from node_modules (`npm ci`):
 - host:       `ServerManager.apply()` + `wait_settled()` (the host's own path, tools listed);
 - sequential: `mcp.Client` over stdio, one server after another (what fast-agent, mcp-use and mcphost do);
 - concurrent: `mcp.Client` over stdio, all at once in one task group (the raw SDK's best case).
@@ -28,13 +29,19 @@ from mcp_host.servers import ServerManager, ServerState
 
 # The raw SDK sends servers' stderr to a file; the host keeps it in memory. Neither prints it.
 DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark
-SERVER = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "server.py"
+ROOT = Path(__file__).resolve().parent.parent
+SERVERS = {
+    "python": (sys.executable, [str(ROOT / "tests" / "fixtures" / "server.py")]),
+    "everything": (
+        str(ROOT / "node_modules" / ".bin" / "node"),
+        [str(ROOT / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"), "stdio"],
+    ),
+}
+SERVER = SERVERS["python"]
 
 
 async def host_all_ready(n: int) -> float:
-    config = McpConfig(
-        servers={f"s{i}": StdioServerConfig(command=sys.executable, args=[str(SERVER)]) for i in range(n)}
-    )
+    config = McpConfig(servers={f"s{i}": StdioServerConfig(command=SERVER[0], args=SERVER[1]) for i in range(n)})
     async with ServerManager(ServerSettings(restart_attempts=0)) as manager:
         started = time.perf_counter()
         await manager.apply(config)
@@ -45,7 +52,7 @@ async def host_all_ready(n: int) -> float:
 
 
 async def _connect(stack: AsyncExitStack) -> None:
-    params = StdioServerParameters(command=sys.executable, args=[str(SERVER)])
+    params = StdioServerParameters(command=SERVER[0], args=SERVER[1])
     client = await stack.enter_async_context(Client(stdio_client(params, errlog=DEVNULL)))
     await client.list_tools()
 
@@ -106,5 +113,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--server", choices=sorted(SERVERS), default="python")
     options = parser.parse_args()
+    SERVER = SERVERS[options.server]
     anyio.run(main, options.sizes, options.repeat)

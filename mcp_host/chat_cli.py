@@ -58,9 +58,11 @@ from mcp_host.chat_progress import ProgressBars
 from mcp_host.config.paths import cache_dir
 from mcp_host.errors import ElicitationInputError, UnknownApprovalError, UsageError
 from mcp_host.host import Host
-from mcp_host.model_pick import pick_model
+from mcp_host.model_pick import Pick, pick_model
 from mcp_host.prompt.harmony import HarmonyOptions
 from mcp_host.servers.asks import SAMPLING_TOOL
+from mcp_host.servers.connection import Connection
+from mcp_host.servers.state import ServerState
 from mcp_host.tools.native.sandbox import detect_isolation
 
 RESOURCE_LINK = re.compile(r"\[resource link (\S+?)\]")
@@ -78,7 +80,7 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
         anyio.from_thread.run_sync(loading.loaded, fraction)
 
     load = partial(pick_model, args.model, replay=args.replay, replay_speed=args.replay_speed, progress=on_load)
-    pick = await loading.while_drawing(partial(anyio.to_thread.run_sync, load))
+    pick = await loading.while_drawing(partial(_load_while_servers_start, host, loading, load))
     backend = pick.backend
     if args.record:
         if not isinstance(backend, Backend):
@@ -105,13 +107,22 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
         isolation = await detect_isolation()
         if isolation.warning:  # never silently weaker: the user reads it before the first run
             console.print(f"[bold yellow]{escape(isolation.warning)}[/bold yellow]")
-    failed = [s.name for s in host.statuses() if s.state.value == "failed"]
-    servers = len(host.statuses()) - len(failed)
+    news = ServerNews(host)
+    statuses = host.statuses()
+    failed = [s.name for s in statuses if s.state is ServerState.FAILED]
+    starting = [s.name for s in statuses if s.state is ServerState.STARTING]
+    servers = len(statuses) - len(failed)
     failed += [f"plugin {p.name}" for p in host.plugins.statuses() if p.state == "failed"]
     console.print(
-        f"[dim]{len(host.registry)} tools from {servers} servers and {len(host.plugins.names)} plugins"
-        + (f"; failed: {', '.join(failed)}" if failed else "")
-        + f". {HELP}[/dim]"
+        escape(
+            f"{len(host.registry)} tools from {servers} servers and {len(host.plugins.names)} plugins"
+            + (f"; failed: {', '.join(failed)}" if failed else "")
+            + (f"; still starting: {', '.join(starting)} (a call waits for its server)" if starting else "")
+            + f". {HELP}"
+        ),
+        style="dim",
+        soft_wrap=True,
+        highlight=False,
     )
     history = FileHistory(str(_history_path())) if not args.no_history else InMemoryHistory()
     session: PromptSession[str] = PromptSession(
@@ -136,11 +147,59 @@ async def run_chat(host: Host, args: argparse.Namespace, console: Console) -> in
         async with host.chat(backend, options) as chat:
             if args.reasoning and chat.format == "template":
                 console.print("[yellow]--reasoning does nothing for this model: only gpt-oss (Harmony) has it[/yellow]")
-            await _loop(SlashCommands(host, chat, console, state), session, view)
+            await _loop(SlashCommands(host, chat, console, state), session, view, news)
             return 0
     finally:
         with anyio.CancelScope(shield=True):  # also when the chat is cancelled (SIGTERM)
             await pick.backend.aclose()
+
+
+async def _load_while_servers_start(host: Host, loading: ProgressBars, load: Callable[[], Pick]) -> Pick:
+    """The model loads (in a thread) while the servers start; done when both the model is loaded and every
+    server's tools are known (from the tool catalog at once; a server it does not know has a line until then)."""
+
+    async def tools_of(connection: Connection) -> None:
+        line = f"\0server {connection.name}"
+        loading.running(line, f"starting server {connection.name}")
+        await connection.wait_tools_known()
+        loading.finish(line)
+
+    async with anyio.create_task_group() as tg:
+        for connection in host.manager.connections:
+            if not connection.known_at_start:
+                tg.start_soon(tools_of, connection)
+        pick = await anyio.to_thread.run_sync(load)
+        host.start_deferred()
+    return pick
+
+
+class ServerNews:
+    """Servers that came up, failed or changed their tools since the chat last said so (a server still
+    starting when the chat began, a restart, a list change): the next turn offers their tools as they are now."""
+
+    def __init__(self, host: Host) -> None:
+        self._host = host
+        self._seen = self._now()
+
+    def _now(self) -> dict[str, tuple[ServerState, int]]:
+        return {status.name: (status.state, status.tools) for status in self._host.statuses()}
+
+    def lines(self) -> list[str]:
+        now = self._now()
+        said = []
+        for status in self._host.statuses():
+            before = self._seen.get(status.name)
+            if before == (status.state, status.tools) or status.state not in (ServerState.READY, ServerState.FAILED):
+                continue
+            if status.state is ServerState.FAILED:
+                if before is None or before[0] is not ServerState.FAILED:
+                    said.append(f"server {status.name} failed: {status.error}")
+            elif before is not None and before[0] is ServerState.READY:
+                said.append(f"server {status.name} now has {status.tools} tools")
+            else:
+                said.append(f"server {status.name} is ready: {status.tools} tools")
+        self._seen = now
+        return said
 
 
 def _check_plugins(host: Host, chosen: tuple[str, ...] | None) -> None:
@@ -151,9 +210,11 @@ def _check_plugins(host: Host, chosen: tuple[str, ...] | None) -> None:
         raise UsageError(f"--plugins: not loaded here: {', '.join(unknown)} (loaded plugins: {loaded})")
 
 
-async def _loop(commands: SlashCommands, session: PromptSession[str], view: TurnView) -> None:
+async def _loop(commands: SlashCommands, session: PromptSession[str], view: TurnView, news: ServerNews) -> None:
     console, chat, state = commands.console, commands.chat, commands.state
     while True:
+        for line in news.lines():  # said between turns: nothing is printed under the line being typed
+            console.print(escape(line), style="dim", soft_wrap=True, highlight=False)
         try:
             line = (await session.prompt_async("> ")).strip()
         except KeyboardInterrupt:

@@ -240,7 +240,13 @@ def _host(args: argparse.Namespace) -> Host:
     watch = args.command in ("chat", "serve")
     audit = audit_log_path() if args.command in ("chat", "serve") else None
     return Host(
-        path, settings_path=args.settings, only=only, watch=watch, audit_path=audit, plugins=not args.no_plugins
+        path,
+        settings_path=args.settings,
+        only=only,
+        watch=watch,
+        audit_path=audit,
+        plugins=not args.no_plugins,
+        defer_known_starts=watch,  # chat and serve start the servers the catalog knows once the model is loaded
     )
 
 

@@ -29,13 +29,14 @@ from mcp_host.agent.chat import Chat, ChatOptions
 from mcp_host.agent.permissions import AuditLog, Permissions
 from mcp_host.backends.base import Backend, ChatBackend
 from mcp_host.config.mcpjson import McpConfig, load_config
-from mcp_host.config.paths import default_config_path, default_settings_path, implicit_roots
+from mcp_host.config.paths import cache_dir, default_config_path, default_settings_path, implicit_roots
 from mcp_host.config.settings import HostSettings, load_settings
 from mcp_host.config.watch import watch_config
 from mcp_host.errors import ChatClosedError, ConfigError
 from mcp_host.plugins.manager import PluginManager
 from mcp_host.prompt.vocab import harmony_encoding
 from mcp_host.servers.asks import ServerAsks
+from mcp_host.servers.catalog import ToolCatalog
 from mcp_host.servers.features import resource_texts
 from mcp_host.servers.manager import ConfigDiff, ServerManager
 from mcp_host.servers.state import ServerState, ServerStatus
@@ -64,6 +65,7 @@ class Host:
         audit_path: Path | None = None,
         asks: ServerAsks | None = None,
         plugins: bool | PluginManager = True,
+        defer_known_starts: bool = False,
     ) -> None:
         self.config_path = config_path or default_config_path()
         self.audit_path = audit_path
@@ -75,6 +77,9 @@ class Host:
         self.asks = asks  # answers servers' requests made outside any chat's call (None: declined)
         # True: the bundled, user and installed plugins; False: none; or a manager built by the caller.
         self._plugin_choice = plugins
+        # True: servers whose tools the catalog knows start at `start_deferred()` (or their first use), so that
+        # they do not compete with the model's load for the processor.
+        self._defer_known_starts = defer_known_starts
         self._plugins: PluginManager | None = None
         self.registry = ToolRegistry()
         self.config: McpConfig | None = None
@@ -125,7 +130,10 @@ class Host:
             await anyio.to_thread.run_sync(manager.load_all)
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
-        self._manager = ServerManager(self.settings.servers, self.registry, asks=self.asks)
+        catalog = ToolCatalog(cache_dir() / "tools") if self.settings.servers.tool_catalog else None
+        self._manager = ServerManager(
+            self.settings.servers, self.registry, asks=self.asks, catalog=catalog, defer_known=self._defer_known_starts
+        )
         await self._manager.__aenter__()
         await self._manager.apply(config)
         if self.watch:
@@ -187,7 +195,17 @@ class Host:
                 self._on_reload(outcome)
 
     async def wait_settled(self) -> None:
+        """Wait until every server is ready or has failed its first start (each bounded by its timeout)."""
         await self.manager.wait_settled()
+
+    def start_deferred(self) -> None:
+        """Start the servers `defer_known_starts` held back (the model is loaded: they no longer compete with it)."""
+        self.manager.release()
+
+    async def wait_tools_known(self) -> None:
+        """Wait until every server's tools are known: at once for those the tool catalog knows (they go on
+        starting in the background; a call to one waits for it), else until its first start ended."""
+        await self.manager.wait_tools_known()
 
     def statuses(self) -> list[ServerStatus]:
         """Every configured server, disabled ones included (as `stopped`), sorted by name."""

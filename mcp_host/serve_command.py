@@ -96,9 +96,12 @@ async def serve(host: Host, args: argparse.Namespace, console: Console, stopping
 async def _serve(host: Host, args: argparse.Namespace, console: Console, stopping: anyio.Event, store: Store) -> int:
     api_key = args.api_key or os.environ.get("MCP_HOST_API_KEY") or None
     check_bind(args.host, args.allow_remote, api_key)
-    pick = await anyio.to_thread.run_sync(
-        lambda: pick_model(args.model, replay=args.replay, replay_speed=args.replay_speed)
-    )
+    async with anyio.create_task_group() as tg:  # the model loads while the servers start
+        tg.start_soon(host.wait_tools_known)
+        pick = await anyio.to_thread.run_sync(
+            lambda: pick_model(args.model, replay=args.replay, replay_speed=args.replay_speed)
+        )
+        host.start_deferred()
     if pick.notice:
         console.print(f"[dim]{pick.notice}[/dim]")
     allowed_hosts = [*args.allow_host, *_bound_name(args.host)]

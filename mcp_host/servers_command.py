@@ -26,6 +26,7 @@ GLANCE_S = 5.0
 
 _STATE_STYLE = {
     ServerState.READY: "green",
+    ServerState.IDLE: "dim",
     ServerState.STARTING: "yellow",
     ServerState.FAILED: "red",
     ServerState.STOPPED: "dim",
@@ -45,8 +46,14 @@ def add_listing_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 async def settle(host: Host, args: argparse.Namespace) -> None:
-    """Wait for the servers to be ready or failed; a glance only for `servers` without `--wait`."""
-    if args.command == "servers" and not args.wait:
+    """Wait for what the command needs of the servers: nothing for `chat` and `serve` (they wait for the tools
+    while the model loads); the tools for `tools` and `render` (at once for those the tool catalog knows);
+    a glance for `servers` without `--wait`; every server ready or failed for the rest."""
+    if args.command in ("chat", "serve"):
+        return
+    if args.command in ("tools", "render"):
+        await host.wait_tools_known()
+    elif args.command == "servers" and not args.wait:
         with anyio.move_on_after(GLANCE_S):
             await host.wait_settled()
     else:
@@ -73,6 +80,8 @@ def print_servers(console: Console, statuses: list[ServerStatus], as_json: bool,
         error = status.error or ""
         if status.state is ServerState.STARTING and not error:
             error = f"still starting after {GLANCE_S:g}s (--wait waits for it)"
+        elif status.state is ServerState.IDLE and not error:
+            error = "lazy: starts when first used (its tools are known from the catalog)"
         table.add_row(
             escape(status.name),
             f"[{style}]{status.state.value}[/{style}]",

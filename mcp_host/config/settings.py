@@ -47,6 +47,16 @@ class ServerSettings(BaseModel):
     log_level: Literal["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"] = Field(
         default="info", description="The least severe server log message the host asks servers to send."
     )
+    lazy: tuple[str, ...] = Field(
+        default=(),
+        description="Servers (by their mcp.json name) started only when a call or request first needs them; "
+        "until then their tools come from the tool catalog. One the catalog does not know yet starts at once.",
+    )
+    tool_catalog: bool = Field(
+        default=True,
+        description="Keep each server's tools in the cache folder, so the next start offers them at once "
+        "while the servers start.",
+    )
 
 
 class PromptSettings(BaseModel):

@@ -21,6 +21,7 @@ import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from mcp_host.servers.asks import (
     log_text,
     owner_of,
 )
+from mcp_host.servers.catalog import ToolCatalog
 from mcp_host.servers.client_tasks import ClientTasks, TaskingClient
 from mcp_host.servers.describe import describe_exception, find_exception, leaf_exceptions
 from mcp_host.servers.oauth import auth_for
@@ -156,6 +158,9 @@ class Connection:
         on_state_change: StateListener | None = None,
         asks: ServerAsks | None = None,
         on_change: ChangeListener | None = None,
+        catalog: ToolCatalog | None = None,
+        lazy: bool = False,
+        deferred: bool = False,
     ) -> None:
         self.name = name
         self.config = config
@@ -185,6 +190,23 @@ class Connection:
         self._tasks: ClientTasks | None = None  # what the server asked the host to run as tasks
         self.roots_served = 0  # how many times the server asked for the roots
         self.logs: deque[tuple[float, str, str]] = deque(maxlen=LOG_LINES)  # (time, level, text)
+        self._state_changed = anyio.Event()  # set, and replaced, at every change of state
+        self._wake = anyio.Event()  # a lazy server's first use; the end of a deferred start's wait
+        self._listed = False  # this connection has listed the server's tools at least once
+        self._catalog = catalog or ToolCatalog(None)
+        entry = self._catalog.get(config)
+        # Known: the catalog has its tools (offered at once, until the live listing replaces them) or knows
+        # that its last first start failed. Either way nobody needs to wait for this server to know its tools.
+        self.known_at_start = entry is not None
+        self.lazy = lazy and entry is not None and entry.failed is None
+        # Deferred: known to the catalog, it starts when `release()` says (once the model is loaded, so the two do
+        # not compete for the processor) or at its first use, whichever comes first.
+        self._deferred = deferred and self.known_at_start
+        if self.lazy:  # its tools come from the catalog; it starts when first used
+            self._state = ServerState.IDLE
+            self._settled.set()
+        if entry is not None and entry.tools:
+            registry.replace_server(name, [ToolSpec.from_mcp(name, tool) for tool in entry.tools])
 
     def __repr__(self) -> str:
         return f"<Connection {self.name!r} {self._state.value}>"
@@ -234,12 +256,32 @@ class Connection:
         """Wait until the first start attempt ended: `ready`, `failed` or `stopped`."""
         await self._settled.wait()
 
+    async def wait_tools_known(self) -> None:
+        """Wait until this server's tools are known: at once when the catalog knew them (or knew it fails),
+        else until its first start ended."""
+        if not self.known_at_start:
+            await self._settled.wait()
+
+    async def wait_started(self) -> None:
+        """Start a lazy or deferred server that waits; wait (up to the connect timeout) while it starts."""
+        self._wake.set()
+        with anyio.move_on_after(self.connect_timeout_s):
+            while self._state in (ServerState.IDLE, ServerState.STARTING):
+                await self._state_changed.wait()
+
+    def release(self) -> None:
+        """Let a deferred start begin; a lazy server goes on waiting for its first use."""
+        if self._state is not ServerState.IDLE:
+            self._wake.set()
+
     async def wait_finished(self) -> None:
         """Wait until `run()` returned (after `stop()`, or after the last restart failed)."""
         await self._finished.wait()
 
     def _set_state(self, state: ServerState, error: str | None = None) -> None:
         self._state, self._error = state, error
+        self._state_changed.set()
+        self._state_changed = anyio.Event()
         if state is not ServerState.STARTING:
             self._settled.set()
         if error:
@@ -258,11 +300,18 @@ class Connection:
             with anyio.CancelScope() as self._scope:
                 if self._stop_requested:
                     return
+                if self._state is ServerState.IDLE:
+                    await self._wake.wait()
+                    self._set_state(ServerState.STARTING)
+                elif self._deferred:
+                    await self._wake.wait()
                 while True:
                     started = time.monotonic()
                     retry, reason = await self._run_once()
                     self._client = None
                     self.registry.remove_server(self.name)
+                    if not self._listed:  # never came up: the next start need not wait for it
+                        await anyio.to_thread.run_sync(self._catalog.remember_failure, self.config, reason)
                     if time.monotonic() - started >= self.settings.stable_after_s:
                         failures = 0
                     failures += 1
@@ -508,6 +557,7 @@ class Connection:
 
     async def _list_tools(self, client: Client) -> None:
         tools: list[ToolSpec] = []
+        offered: list[mcp_types.Tool] = []
         cursor: str | None = None
         seen: set[str] = set()
         for _ in range(MAX_TOOL_PAGES):
@@ -525,6 +575,7 @@ class Connection:
                     )
                     continue
                 tools.append(spec)
+                offered.append(tool)
             cursor = page.next_cursor
             if cursor is None or cursor in seen:
                 break
@@ -532,6 +583,12 @@ class Connection:
         else:
             logger.warning("server %r: stopped listing tools after %d pages", self.name, MAX_TOOL_PAGES)
         self.registry.replace_server(self.name, tools)
+        self._listed = True
+        info = client.server_info
+        name, version = (info.name, info.version) if info is not None else (None, None)
+        await anyio.to_thread.run_sync(
+            partial(self._catalog.remember, self.config, offered, server_name=name, server_version=version)
+        )
         if self._on_state_change is not None and self._state is ServerState.READY:
             self._on_state_change(self)
 
@@ -617,7 +674,9 @@ class Connection:
         except (MCPError, TimeoutError) as exc:
             logger.info("server %r refused logging/setLevel %s: %s", self.name, level, describe_exception(exc))
 
-    def _ready_client(self) -> Client:
+    async def _ready_client(self) -> Client:
+        """The client, once the server is ready: a lazy server is started, a starting one waited for."""
+        await self.wait_started()
         client = self._client
         if client is None or self._state is not ServerState.READY:
             reason = f": {self._error}" if self._error else ""
@@ -626,7 +685,7 @@ class Connection:
 
     async def _request(self, what: str, request: Callable[[Client], Any]) -> Any:
         """One request to the ready server, bounded by its call timeout; failures as `ToolCallError`."""
-        client = self._ready_client()
+        client = await self._ready_client()
         try:
             with anyio.fail_after(self.call_timeout_s):
                 return await request(client)
@@ -641,18 +700,18 @@ class Connection:
                 f"{self.name}: {what} failed: {describe_exception(exc)}", server=self.name
             ) from exc
 
-    def _offers(self, capability: str) -> bool:
-        client = self._ready_client()
+    async def _offers(self, capability: str) -> bool:
+        client = await self._ready_client()
         return getattr(client.server_capabilities, capability) is not None
 
     async def list_resources(self) -> list[mcp_types.Resource]:
-        if not self._offers("resources"):
+        if not await self._offers("resources"):
             return []
         result: list[mcp_types.Resource] = await self._request("resources/list", features.list_resources)
         return result
 
     async def list_resource_templates(self) -> list[mcp_types.ResourceTemplate]:
-        if not self._offers("resources"):
+        if not await self._offers("resources"):
             return []
         result: list[mcp_types.ResourceTemplate] = await self._request(
             "resources/templates/list", features.list_resource_templates
@@ -675,7 +734,7 @@ class Connection:
         await self._resubscribe(uri, subscribe=False)
 
     async def _resubscribe(self, uri: str, *, subscribe: bool) -> None:
-        client = self._ready_client()
+        client = await self._ready_client()
         if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
             self._relisten.set()  # the listen stream re-opens with the new set
             return
@@ -688,7 +747,7 @@ class Connection:
                 await self._request(f"unsubscribing from {uri}", lambda c: c.unsubscribe_resource(uri))
 
     async def list_prompts(self) -> list[mcp_types.Prompt]:
-        if not self._offers("prompts"):
+        if not await self._offers("prompts"):
             return []
         result: list[mcp_types.Prompt] = await self._request("prompts/list", features.list_prompts)
         return result
@@ -707,7 +766,7 @@ class Connection:
         context: dict[str, str] | None = None,
     ) -> list[str]:
         """Suggestions for an argument of a prompt or resource template (`completion/complete`); [] if none."""
-        if not self._offers("completions"):
+        if not await self._offers("completions"):
             return []
         result: mcp_types.CompleteResult = await self._request(
             "completion/complete",
@@ -734,6 +793,7 @@ class Connection:
         `is_error=True`, since the model can correct itself. Raises `ServerNotReadyError` when the
         server is not ready and `ToolCallError` on timeout or when the connection fails during the call.
         """
+        await self.wait_started()
         client = self._client
         qualified = f"{self.name}.{tool}"
         if client is None or self._state is not ServerState.READY:

@@ -22,12 +22,15 @@ from mcp_host.config.mcpjson import McpConfig, ServerConfig
 from mcp_host.config.settings import ServerSettings
 from mcp_host.errors import UnknownServerError
 from mcp_host.servers.asks import ServerAsks
+from mcp_host.servers.catalog import ToolCatalog
 from mcp_host.servers.connection import ChangeListener, Connection
-from mcp_host.servers.state import ServerStatus
+from mcp_host.servers.state import ServerState, ServerStatus
 from mcp_host.tools.registry import ToolRegistry
 from mcp_host.tools.spec import ToolResult
 
 logger = logging.getLogger(__name__)
+
+STARTING_STATES = (ServerState.IDLE, ServerState.STARTING)
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,13 @@ class ServerManager:
         on_state_change: Callable[[Connection], None] | None = None,
         asks: ServerAsks | None = None,
         on_change: ChangeListener | None = None,
+        catalog: ToolCatalog | None = None,
+        defer_known: bool = False,
     ) -> None:
         self.settings = settings or ServerSettings()
+        self.catalog = catalog  # None: every start lists the tools before they are known
+        # Servers the catalog knows wait for `release()` (or their first use) before they start.
+        self._deferring = defer_known
         self.registry = registry if registry is not None else ToolRegistry()
         self._on_state_change = on_state_change
         self.asks = asks  # who answers servers' requests outside any chat turn (None: nobody, declined)
@@ -139,6 +147,9 @@ class ServerManager:
             on_state_change=self._on_state_change,
             asks=self.asks,
             on_change=self._on_change,
+            catalog=self.catalog,
+            lazy=name in self.settings.lazy,
+            deferred=self._deferring,
         )
         self._connections[name] = connection
         self._task_group.start_soon(connection.run, name=f"mcp server {name}")
@@ -183,6 +194,22 @@ class ServerManager:
             for connection in targets:
                 tg.start_soon(connection.wait_settled)
 
+    def release(self) -> None:
+        """Start the servers held back by `defer_known` (a lazy one still waits for its first use); later
+        starts are not held back."""
+        self._deferring = False
+        for connection in self._connections.values():
+            connection.release()
+
+    async def wait_tools_known(self, names: Iterable[str] | None = None) -> None:
+        """Wait until each server's tools are known: those the tool catalog knows at once (they start in the
+        background, their live listing replacing the catalog's when it comes), the others until their first
+        start ended. Bounded by each server's connect timeout."""
+        targets = self.connections if names is None else [self.connection(name) for name in names]
+        async with anyio.create_task_group() as tg:
+            for connection in targets:
+                tg.start_soon(connection.wait_tools_known)
+
     async def call_tool(
         self,
         name: str,
@@ -193,5 +220,9 @@ class ServerManager:
     ) -> ToolResult:
         """Call the tool with qualified name `name`. Raises `UnknownToolError`, `ServerNotReadyError`,
         `ToolCallError` (see `Connection.call_tool`); `asks` answers what the server asks meanwhile."""
+        if name not in self.registry:  # a tool of a server still starting, whose tools the catalog did not know
+            for connection in self.connections:
+                if name.startswith(f"{connection.name}.") and connection.state in STARTING_STATES:
+                    await connection.wait_started()
         spec = self.registry.get(name)
         return await self.connection(spec.server).call_tool(spec.tool, arguments, timeout_s=timeout_s, asks=asks)

@@ -1,8 +1,11 @@
 """A server connection's lifecycle, as the user sees it.
 
-starting ──▶ ready ──▶ failed ──(backoff)──▶ starting ...
-    │                    ▲
-    └────────────────────┘          any state ──stop()──▶ stopped
+idle ──(first use)──▶ starting ──▶ ready ──▶ failed ──(backoff)──▶ starting ...
+                         │                    ▲
+                         └────────────────────┘          any state ──stop()──▶ stopped
+
+`idle` is a lazy server (`[servers] lazy` in the host settings) that the tool catalog knows: its tools are
+offered from the catalog and it starts when a call or a request first needs it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 
 class ServerState(enum.StrEnum):
+    IDLE = "idle"
     STARTING = "starting"
     READY = "ready"
     FAILED = "failed"
