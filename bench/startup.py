@@ -95,6 +95,9 @@ def main(sizes: list[int], repeat: int, kind: str, hanging: bool, model: Path) -
         raise SystemExit("tmux is needed (apt-get install tmux)")
     folder = Path(tempfile.mkdtemp(prefix="mcp-host-bench-startup-"))
     catalog = folder / "cache" / "mcp-host" / "tools"
+    # One session lives through the whole run: the tmux server does not exit (and refuse a new session) between runs.
+    keeper = f"mcp-host-bench-keeper-{os.getpid()}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", keeper, "sleep 3600"], check=True)
     try:
         to_prompt(write_config(folder, 0, kind), model, folder)  # unpack the vocabulary, warm the disk cache
         loads = [model_load(model) for _ in range(repeat)]
@@ -113,6 +116,7 @@ def main(sizes: list[int], repeat: int, kind: str, hanging: bool, model: Path) -
             row = (f"{n}", f"{cold:.2f}", f"{warm:.2f}", f"{none:.2f}", f"{warm - none:+.2f}", f"{cold / warm:.2f}")
             print(" ".join(f"{cell:>{width}}" for cell, width in zip(row, WIDTHS, strict=True)), flush=True)
     finally:
+        subprocess.run(["tmux", "kill-session", "-t", keeper], check=False)
         shutil.rmtree(folder, ignore_errors=True)
 
 
