@@ -2,9 +2,10 @@
 
 1. `--model` (a path, an LM Studio id, or an `http://` address of an OpenAI-compatible server);
 2. gpt-oss found in LM Studio's model folder (or the Hugging Face cache);
-3. an OpenAI-compatible server already running on localhost (LM Studio on 1234, Ollama on 11434):
-   gpt-oss through raw Harmony on `/v1/completions` where the server offers it, else chat mode (the
-   server applies the model's template and reads its tool calls); the notice says which;
+3. a model server already running on localhost (LM Studio on 1234, Ollama on 11434, vLLM on 8000), asked what
+   it is and what it serves (`mcp_host.backends.served`): gpt-oss through raw Harmony where the server takes a
+   raw prompt (Ollama's `/api/generate` with `raw`, the others' `/v1/completions`), else chat mode (the server
+   applies the model's template and reads its tool calls); the notice says which, and how gpt-oss was known;
 4. the small demo model, if installed, said plainly to be a demo;
 5. otherwise a clear message on how to get gpt-oss.
 """
@@ -18,11 +19,15 @@ from typing import Literal
 
 import httpx2
 
+from mcp_host.backends import served
 from mcp_host.backends.base import Backend, ChatBackend, ModelNotFoundError
 from mcp_host.backends.models import HOW_TO_GET_GPT_OSS, demo_model, find_gpt_oss, find_model
 from mcp_host.backends.replay import ReplayBackend
+from mcp_host.backends.served import Survey
 
-LOCAL_SERVERS = (("LM Studio", "http://127.0.0.1:1234"), ("Ollama", "http://127.0.0.1:11434"))
+# Where each server listens by default; each is asked what it is (`mcp_host.backends.served`), not taken for it.
+DEFAULT_SERVED_CONTEXT = 131072  # gpt-oss's own, where the server does not say what it loaded
+LOCAL_SERVERS = ("http://127.0.0.1:1234", "http://127.0.0.1:11434", "http://127.0.0.1:8000")
 
 
 @dataclass(frozen=True)
@@ -52,16 +57,16 @@ def pick_model(
         backend = ReplayBackend.load(replay, tokens_per_second=replay_speed)
         return Pick(backend, f"replaying {replay} ({backend.remaining} recorded generations)", format="harmony")
     if model and model.startswith(("http://", "https://")):
-        return _server(model, None)
+        return _server(model)
     if model:
         return _local(str(find_model(model).path), f"model {model}", progress)
     found = find_gpt_oss()
     if found is not None:
         return _local(str(found.path), f"gpt-oss from {found.path}", progress)
-    for label, url in LOCAL_SERVERS:
-        served = _served_models(url)
-        if served:
-            return _server(url, label, served)
+    for url in LOCAL_SERVERS:
+        survey = served.survey(url)
+        if survey is not None and survey.models:
+            return _server(url, survey)
     demo = demo_model()
     if demo is not None:
         pick = _local(str(demo.path), "", progress)
@@ -72,7 +77,7 @@ def pick_model(
             "assistant; it will not answer well. " + HOW_TO_GET_GPT_OSS,
         )
     raise ModelNotFoundError(
-        f"no model to chat with: no gpt-oss on disk, no LM Studio or Ollama server running "
+        f"no model to chat with: no gpt-oss on disk, no LM Studio, Ollama or vLLM server running "
         f"on localhost, no demo model installed. {HOW_TO_GET_GPT_OSS}"
     )
 
@@ -86,13 +91,44 @@ def _local(path: str, notice: str, progress: Callable[[float], None] | None) -> 
     return Pick(backend, said, path=find_model(path).path)
 
 
-def _served_models(url: str) -> list[str]:
-    try:
-        response = httpx2.get(f"{url}/v1/models", timeout=0.5)
-        response.raise_for_status()
-        return [str(entry["id"]) for entry in response.json().get("data", [])]
-    except (httpx2.HTTPError, ValueError, KeyError, TypeError):
-        return []
+def _server(url: str, survey: Survey | None = None) -> Pick:
+    """The model server at `url`: raw Harmony where it takes raw prompts and the model is gpt-oss, else chat mode."""
+    from mcp_host.backends.openai_http import OllamaRawBackend, OpenAIChatBackend, OpenAICompletionsBackend
+    from mcp_host.prompt.vocab import harmony_encoding
+
+    survey = survey or served.survey(url)
+    model = survey.pick() if survey is not None else None
+    kind = survey.kind if survey is not None and survey.kind != "OpenAI-compatible" else "an OpenAI-compatible server"
+    where = f"{kind} at {url}"
+    if model is None:
+        raise ModelNotFoundError(f"{where}: no model is served there (or nothing answers /v1/models)")
+    context = model.context_length or DEFAULT_SERVED_CONTEXT
+    if model.harmony and survey is not None:
+        how = (
+            "gpt-oss by its architecture"
+            if model.known_by == "architecture"
+            else "gpt-oss by its name: the server does not say a model's architecture"
+        )
+        backend: OpenAICompletionsBackend | None = None
+        if survey.kind == "Ollama":
+            backend = OllamaRawBackend(url, model.id, harmony_encoding(), context_length=context)
+        elif _offers_raw_completions(url):
+            # vLLM and others take the prompt as token ids; LM Studio takes text, which it tokenizes again.
+            ids = survey.kind != "LM Studio"
+            backend = OpenAICompletionsBackend(
+                url, model.id, harmony_encoding(), context_length=context, send_token_ids=ids
+            )
+        if backend is not None:
+            sent = "token ids" if backend.send_token_ids else "a text prompt, tokenized again by the server"
+            said = f"model {model.id} on {where} (raw Harmony over {survey.raw_endpoint} as {sent}; {how})"
+            return Pick(backend, said, format="harmony")
+    reason = "not gpt-oss" if not model.harmony else "the server takes no raw prompt"
+    return Pick(
+        OpenAIChatBackend(url, model.id),
+        f"model {model.id} on {where} (chat mode, {reason}: the server applies the model's template and reads its "
+        "calls)",
+        format="chat",
+    )
 
 
 def _offers_raw_completions(url: str) -> bool:
@@ -102,22 +138,3 @@ def _offers_raw_completions(url: str) -> bool:
     except httpx2.HTTPError:
         return False
     return response.status_code not in (404, 405, 501)
-
-
-def _server(url: str, label: str | None, served: list[str] | None = None) -> Pick:
-    from mcp_host.backends.openai_http import OpenAIChatBackend, OpenAICompletionsBackend
-    from mcp_host.prompt.vocab import harmony_encoding
-
-    served = served if served is not None else _served_models(url)
-    preferred = [model for model in served if "gpt-oss" in model.lower()]
-    model = (preferred or served or ["gpt-oss-20b"])[0]
-    where = f"{label} at {url}" if label else url
-    if preferred and _offers_raw_completions(url):
-        backend = OpenAICompletionsBackend(url, model, harmony_encoding())
-        return Pick(backend, f"model {model} on {where} (raw Harmony over /v1/completions)", format="harmony")
-    reason = "not gpt-oss" if not preferred else "the server has no /v1/completions"
-    return Pick(
-        OpenAIChatBackend(url, model),
-        f"model {model} on {where} (chat mode, {reason}: the server applies the model's template and reads its calls)",
-        format="chat",
-    )

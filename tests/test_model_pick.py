@@ -48,7 +48,7 @@ def local_server() -> Iterator[str]:
 def empty_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LMSTUDIO_MODELS_DIR", str(tmp_path / "lmstudio"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(model_pick, "LOCAL_SERVERS", (("LM Studio", "http://127.0.0.1:9"),))
+    monkeypatch.setattr(model_pick, "LOCAL_SERVERS", ("http://127.0.0.1:9",))
     return tmp_path
 
 
@@ -64,11 +64,14 @@ def test_gpt_oss_on_disk_is_found_and_the_20b_preferred(empty_disk: Path) -> Non
 def test_a_local_server_is_used_when_no_model_is_on_disk(
     empty_disk: Path, local_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(model_pick, "LOCAL_SERVERS", (("Ollama", "http://127.0.0.1:9"), ("LM Studio", local_server)))
+    monkeypatch.setattr(model_pick, "LOCAL_SERVERS", ("http://127.0.0.1:9", local_server))
     pick = model_pick.pick_model(None)
     assert isinstance(pick.backend, OpenAICompletionsBackend)
     assert pick.backend.model == "openai/gpt-oss-20b"  # gpt-oss preferred among the served models
-    notice = f"model openai/gpt-oss-20b on LM Studio at {local_server} (raw Harmony over /v1/completions)"
+    notice = (
+        f"model openai/gpt-oss-20b on an OpenAI-compatible server at {local_server} (raw Harmony over "
+        "/v1/completions as token ids; gpt-oss by its name: the server does not say a model's architecture)"
+    )
     assert pick.notice == notice and pick.format == "harmony"
     anyio.run(pick.backend.aclose)
     explicit = model_pick.pick_model(local_server)
@@ -79,17 +82,18 @@ def test_a_local_server_is_used_when_no_model_is_on_disk(
 def test_chat_mode_is_picked_for_other_models_and_servers_without_raw_completions(
     empty_disk: Path, local_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(model_pick, "LOCAL_SERVERS", (("LM Studio", local_server),))
+    monkeypatch.setattr(model_pick, "LOCAL_SERVERS", (local_server,))
     monkeypatch.setattr(ModelsEndpoint, "served", ["qwen3-4b"])
     other = model_pick.pick_model(None)
     assert isinstance(other.backend, OpenAIChatBackend) and other.format == "chat"
-    assert other.notice.startswith(f"model qwen3-4b on LM Studio at {local_server} (chat mode, not gpt-oss")
+    said = f"model qwen3-4b on an OpenAI-compatible server at {local_server} (chat mode, not gpt-oss"
+    assert other.notice.startswith(said)
     anyio.run(other.backend.aclose)
     monkeypatch.setattr(ModelsEndpoint, "served", ["openai/gpt-oss-20b"])
     monkeypatch.setattr(ModelsEndpoint, "completions", False)
     chat_only = model_pick.pick_model(None)
     assert isinstance(chat_only.backend, OpenAIChatBackend) and chat_only.format == "chat"
-    assert "chat mode, the server has no /v1/completions" in chat_only.notice
+    assert "chat mode, the server takes no raw prompt" in chat_only.notice
     anyio.run(chat_only.backend.aclose)
 
 
@@ -106,7 +110,7 @@ def test_with_nothing_at_all_the_message_says_how_to_get_gpt_oss(
     with pytest.raises(ModelNotFoundError) as caught:
         model_pick.pick_model(None)
     message = str(caught.value)
-    assert "no gpt-oss on disk, no LM Studio or Ollama server" in message
+    assert "no gpt-oss on disk, no LM Studio, Ollama or vLLM server" in message
     assert "huggingface.co/ggml-org/gpt-oss-20b-GGUF" in message
     with pytest.raises(ModelNotFoundError, match="found: none"):
         model_pick.pick_model("openai/gpt-oss-20b")
