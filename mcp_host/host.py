@@ -43,7 +43,7 @@ from mcp_host.servers.state import ServerState, ServerStatus
 from mcp_host.tools.native import NativeTool, PythonTool
 from mcp_host.tools.native.browser import BrowserSession, browser_tools
 from mcp_host.tools.registry import ToolRegistry
-from mcp_host.tools.spec import ToolResult
+from mcp_host.tools.spec import ToolResult, ToolSpec
 
 logger = logging.getLogger(__name__)
 
@@ -202,10 +202,10 @@ class Host:
         """Start the servers `defer_known_starts` held back (the model is loaded: they no longer compete with it)."""
         self.manager.release()
 
-    async def wait_tools_known(self) -> None:
+    async def wait_tools_known(self, *, trust_failures: bool = True) -> None:
         """Wait until every server's tools are known: at once for those the tool catalog knows (they go on
         starting in the background; a call to one waits for it), else until its first start ended."""
-        await self.manager.wait_tools_known()
+        await self.manager.wait_tools_known(trust_failures=trust_failures)
 
     def statuses(self) -> list[ServerStatus]:
         """Every configured server, disabled ones included (as `stopped`), sorted by name."""
@@ -276,6 +276,7 @@ class Host:
             workdir=workdir,
             task_group=self._task_group,
             plugins=self._plugins,
+            live_spec=self._live_spec,
         )
         self._chats.add(chat)
         return chat
@@ -289,6 +290,15 @@ class Host:
         parts = resource_texts(result)
         mime = parts[0].mime_type if len(parts) == 1 else None
         return Attachment(f"{server}:{uri}", "\n".join(part.text for part in parts), mime)
+
+    async def _live_spec(self, spec: ToolSpec) -> ToolSpec | None:
+        """`spec` as its server lists it once started (it stood in from the tool catalog), or None."""
+        connections = {connection.name: connection for connection in self.manager.connections}
+        connection = connections.get(spec.server)
+        if connection is None:
+            return None
+        await connection.wait_started()
+        return self.registry.get(spec.name) if spec.name in self.registry else None
 
     async def _call_for_chat(
         self, name: str, arguments: dict[str, Any], timeout_s: float | None, asks: ServerAsks | None

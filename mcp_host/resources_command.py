@@ -74,23 +74,24 @@ async def run_feature_command(console: Console, host: Host, args: argparse.Names
     if args.command == "resources":
         return await _resources(console, host, args)
     if args.command == "read":
-        return await _read(console, _ready(host, args.server), args)
+        return await _read(console, await _ready(host, args.server), args)
     if args.command == "prompts":
         return await _prompts(console, host, args)
-    return await _prompt(console, _ready(host, args.server), args)
+    return await _prompt(console, await _ready(host, args.server), args)
 
 
-def _ready(host: Host, server: str) -> Connection:
+async def _ready(host: Host, server: str) -> Connection:
     connection = host.manager.connection(server)
+    await connection.wait_started()  # a lazy server starts for its first use
     if connection.state is not ServerState.READY:
         raise ServerNotReadyError(f"server {server!r} is {connection.state.value}: {connection.error}", server=server)
     return connection
 
 
-def _chosen(host: Host, server: str | None) -> list[Connection]:
+async def _chosen(host: Host, server: str | None) -> list[Connection]:
     """The named server (which must be ready), or every ready one, with a note on stderr for the others."""
     if server is not None:
-        return [_ready(host, server)]
+        return [await _ready(host, server)]
     ready = []
     for connection in host.manager.connections:
         if connection.state is ServerState.READY:
@@ -106,7 +107,7 @@ def _note(text: str) -> None:
 
 async def _resources(console: Console, host: Host, args: argparse.Namespace) -> int:
     listing: list[dict[str, Any]] = []
-    for connection in _chosen(host, args.server):
+    for connection in await _chosen(host, args.server):
         resources = await connection.list_resources()
         templates = await connection.list_resource_templates()
         listing.extend(
@@ -175,7 +176,7 @@ def _bytes(server: str, contents: mcp_types.TextResourceContents | mcp_types.Blo
 
 async def _prompts(console: Console, host: Host, args: argparse.Namespace) -> int:
     listing: list[dict[str, Any]] = []
-    for connection in _chosen(host, args.server):
+    for connection in await _chosen(host, args.server):
         listing.extend(
             {"server": connection.name, **_dump(p, exclude={"icons", "meta"})} for p in await connection.list_prompts()
         )

@@ -51,8 +51,8 @@ async def settle(host: Host, args: argparse.Namespace) -> None:
     a glance for `servers` without `--wait`; every server ready or failed for the rest."""
     if args.command in ("chat", "serve"):
         return
-    if args.command in ("tools", "render"):
-        await host.wait_tools_known()
+    if args.command in ("tools", "render"):  # they end at once: a server known to fail gets its chance first
+        await host.wait_tools_known(trust_failures=False)
     elif args.command == "servers" and not args.wait:
         with anyio.move_on_after(GLANCE_S):
             await host.wait_settled()

@@ -25,7 +25,7 @@ SCRIPT = [
 ]
 
 
-def write_recording(path: Path) -> None:
+def write_recording(path: Path, script: list[str] = SCRIPT) -> None:
     encoding = harmony_encoding()
     lines = [json.dumps({"type": "header", "version": 1, "backend": "scripted gpt-oss"})]
     lines += [
@@ -37,7 +37,7 @@ def write_recording(path: Path) -> None:
                 "stop_reason": "stop",
             }
         )
-        for text in SCRIPT
+        for text in script
     ]
     path.write_text("\n".join(lines) + "\n")
 

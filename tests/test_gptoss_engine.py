@@ -9,9 +9,12 @@ stops. Unforced, the model's garbage goes through the streaming Harmony parser a
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
+import threading
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +46,7 @@ from mcp_host.prompt import HarmonyOptions, harmony_encoding
 from mcp_host.prompt.harmony import CALL_TOKEN, RETURN_TOKEN, STOP_TOKENS
 from tests.conftest import fixture_entry, write_config
 from tests.gptoss_model import TinyShape, favoured_tokens, tiny_gptoss
+from tests.test_browser_tool import Handler as SiteHandler
 
 pytestmark = pytest.mark.anyio
 
@@ -437,3 +441,51 @@ async def test_random_weights_garbage_never_crashes_the_loop_and_every_fault_is_
         f"{dict(unreported)}, calls run {calls}; {sampled_tokens} tokens sampled, {favoured} of them Harmony-ish"
     )
     assert len(faults) >= 3  # the garbage does exercise the parser's faults
+
+
+@pytest.fixture
+async def browsing_host(tmp_path: Path) -> AsyncIterator[tuple[Host, str]]:
+    """A host whose browser may open the test's own site on 127.0.0.1 (the FAQ page of `test_browser_tool`)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SiteHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    site = f"http://127.0.0.1:{server.server_address[1]}"
+    settings = tmp_path / "settings.toml"
+    settings.write_text(f'[browser]\nsearch_url = "{site}"\nallow_private_addresses = true\n')
+    config = write_config(tmp_path / "mcp.json", {})
+    try:
+        async with Host(config, settings_path=settings, plugins=False) as running:
+            yield running, site
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_reasoning_effort_and_the_python_and_browser_built_ins_on_the_real_engine(
+    engine: LlamaCppBackend, hooks: EngineHooks, browsing_host: tuple[Host, str]
+) -> None:
+    host, site = browsing_host
+    rounds = (
+        "<|channel|>analysis<|message|>Compute first.<|end|><|start|>assistant<|channel|>analysis to=python code"
+        "<|message|>print(6 * 7)<|call|>",
+        f'<|channel|>analysis to=browser.open<|message|>{{"id": "{site}/faq.html"}}<|call|>',
+        "<|channel|>final<|message|>42, and MCP is open 【0†L0】.<|return|>",
+    )
+    hooks.force(*(text + JUNK for text in rounds))
+    harmony_options = HarmonyOptions(start_date=DATE, reasoning_effort="high", python=True, browser=True)
+    chat = host.chat(engine, ChatOptions(harmony=harmony_options))
+    events = await run_turn(chat, "What is 6 * 7, and is MCP open?", allow)
+    await chat.aclose()
+
+    assert [e.tool for e in of(ApprovalRequired, events)] == ["python", "browser.open"]  # both ask first
+    results = of(ToolCallResult, events)
+    assert [r.tool for r in results] == ["python", "browser.open"]
+    assert results[0].text.strip() == "42" and not results[0].is_error
+    assert "an open protocol" in results[1].text
+    (done,) = of(TurnCompleted, events)
+    assert (done.stop_reason, done.stats.rounds, done.answer) == ("answered", 3, "42, and MCP is open 【0†L0】.")
+    assert done.annotations and done.annotations[0].url == f"{site}/faq.html"
+    first = harmony_encoding().decode(hooks.prompts[0])
+    assert "Reasoning: high" in first and "namespace browser {" in first and "## python" in first
+    # Each round's prompt extends the last (the python and browser results appended): the cache is reused.
+    assert all(later[: len(earlier)] == earlier for earlier, later in itertools.pairwise(hooks.prompts))
+    assert all(stats.reused_prompt_tokens > 0 for stats in hooks.stats[1:])

@@ -18,6 +18,7 @@ from mcp_host.prompt import (
     HarmonyStreamParser,
     ParseFault,
     TokenLog,
+    harmony_encoding,
     tool_call_message,
     tool_result_message,
     user_message,
@@ -216,3 +217,15 @@ def test_misuse_is_an_error(renderer: HarmonyRenderer) -> None:
     log.append_generated(tokens("<|channel|>final<|message|>Hi<|end|>"))
     with pytest.raises(ValueError, match="does not end in <\\|start\\|>assistant"):
         log.append_fault(generated, parser)
+
+
+def test_a_call_token_ending_a_message_without_a_recipient_is_a_fault() -> None:
+    """A server that streamed `<|message|>` as text, or a model that forgot the recipient: nothing runs, it is said."""
+    encoding = harmony_encoding()
+    parser = HarmonyStreamParser({"fx__add"})
+    events = []
+    for token in encoding.encode('<|channel|>commentary<|message|>{"a": 1}<|call|>', allowed_special="all"):
+        events += parser.feed(token)
+    assert parser.stop_reason == "fault" and parser.last_call is None
+    (fault,) = [e for e in events if isinstance(e, ParseFault)]
+    assert fault.kind == "call_without_recipient" and "named no tool" in fault.text

@@ -12,6 +12,8 @@ import anyio
 import pytest
 from mcp_types import Tool
 
+from mcp_host.agent import ApprovalAnswer, ApprovalRequired, ToolCallResult
+from mcp_host.backends.replay import ReplayBackend
 from mcp_host.config.mcpjson import McpConfig, RemoteServerConfig, StdioServerConfig
 from mcp_host.host import Host
 from mcp_host.servers import ServerManager, ServerState
@@ -110,7 +112,8 @@ async def test_a_server_that_never_came_up_is_not_waited_for_next_time(tmp_path:
         await manager.wait_tools_known()  # cold: until its first start ended (its 1 s timeout)
         assert manager.connection("hung").state is ServerState.FAILED
     entry = catalog.get(config.servers["hung"])
-    assert entry is not None and entry.tools == () and entry.failed and "did not answer within 1s" in entry.failed
+    assert entry is not None and entry.tools == () and entry.failed
+    assert "did not answer" not in "".join(p.read_text() for p in (tmp_path / "catalog").iterdir())  # no stderr kept
 
     async with ServerManager(fast_settings(restart_attempts=0), catalog=catalog) as manager:
         await manager.apply(config)
@@ -122,9 +125,15 @@ async def test_a_server_that_failed_once_keeps_its_tools_in_the_catalog(tmp_path
     catalog = ToolCatalog(tmp_path / "catalog")
     config = config_of(fx=fixture_entry())
     await fill(catalog, config)
-    catalog.remember_failure(config.servers["fx"], "exit code 1")
+    catalog.remember_failure(config.servers["fx"])
     entry = catalog.get(config.servers["fx"])
-    assert entry is not None and entry.failed is None and entry.tools
+    assert entry is not None and entry.failed and entry.tools
+    async with ServerManager(fast_settings(lazy=("fx",)), catalog=catalog) as manager:
+        await manager.apply(config)
+        assert manager.connection("fx").state is ServerState.STARTING  # a server that failed last is not lazy
+        await manager.wait_settled()
+    entry = catalog.get(config.servers["fx"])
+    assert entry is not None and not entry.failed and entry.tools  # it came up: the failure is forgotten
 
 
 async def test_a_lazy_server_starts_when_first_called(tmp_path: Path) -> None:
@@ -162,14 +171,23 @@ async def test_a_lazy_server_starts_for_a_resource_read_too(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     "content",
-    [b"{not json", b'{"format": 99, "tools": []}', b'{"format": 1, "tools": [{"name": 3}]}', b"[]", b"\xff\xfe"],
+    [
+        b"{not json",
+        b'{"format": 99, "tools": []}',
+        b'{"format": 1, "key": "KEY", "tools": [{"name": 3}]}',
+        b'{"format": 1, "key": "KEY", "tools": [], "saved_at": 1' + b"0" * 400 + b"}",
+        b'{"format": 1, "key": "another server", "tools": []}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b"[]",
+        b"\xff\xfe",
+    ],
 )
 async def test_an_entry_that_cannot_be_read_means_a_cold_start_and_is_replaced(tmp_path: Path, content: bytes) -> None:
     catalog = ToolCatalog(tmp_path / "catalog")
     config = config_of(fx=fixture_entry())
     path = tmp_path / "catalog" / f"{catalog_key(config.servers['fx'])}.json"
     path.parent.mkdir(mode=0o700)
-    path.write_bytes(content)
+    path.write_bytes(content.replace(b"KEY", catalog_key(config.servers["fx"]).encode()))
     path.chmod(0o600)
     assert catalog.get(config.servers["fx"]) is None
     async with ServerManager(fast_settings(), catalog=catalog) as manager:
@@ -319,3 +337,70 @@ async def test_deferred_starts_wait_for_release_or_a_first_use(tmp_path: Path) -
         manager.release()
         await manager.wait_settled()
         assert manager.connection("b").state is ServerState.READY
+
+
+async def test_a_permission_reads_the_live_tool_not_the_catalogs_copy(tmp_path: Path, private_cache_dir: Path) -> None:
+    """A stale entry says `add` is read-only and the settings allow read-only tools: the call still asks, since
+    the running server's `add` says nothing of the kind (an updated server's changed tool must ask again)."""
+    gate = tmp_path / "gate"
+    config = write_config(tmp_path / "mcp.json", {"fx": gated(gate)})
+    server = StdioServerConfig.model_validate(gated(gate))
+    claimed = Tool(name="add", input_schema={"type": "object"}, annotations={"readOnlyHint": True})
+    ToolCatalog(private_cache_dir / "mcp-host" / "tools").remember(
+        server, [claimed], server_name="fixture", server_version="0"
+    )
+    (tmp_path / "settings.toml").write_text("[permissions]\nallow_read_only = true\n")
+    recording = tmp_path / "replay.jsonl"
+    write_recording(
+        recording,
+        [
+            '<|channel|>commentary to=functions.fx__add <|constrain|>json<|message|>{"a": 1}<|call|>',
+            "<|channel|>final<|message|>Three.<|return|>",
+        ],
+    )
+    async with Host(config, settings_path=tmp_path / "settings.toml", plugins=False) as host:
+        assert host.registry.get("fx.add").annotations == {"readOnlyHint": True}  # the catalog's word, for now
+        backend = ReplayBackend.load(recording)
+        asked = []
+        async with host.chat(backend) as chat:
+            gate.touch()
+            async for event in chat.send("1 + 2?"):
+                if isinstance(event, ApprovalRequired):
+                    asked.append(event)
+                    chat.answer(event.call_id, ApprovalAnswer("allow"))
+                if isinstance(event, ToolCallResult):
+                    assert event.text == "3"
+    assert len(asked) == 1 and "no annotations" in asked[0].reason
+
+
+def test_a_lazy_server_starts_for_a_call_from_the_command_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
+    (tmp_path / "s.toml").write_text('[servers]\nlazy = ["fx"]\n')
+    assert mcp_host(config, "tools").returncode == 0  # fills the catalog: from now on fx is lazy
+    assert json.loads(mcp_host(config, "servers", "--json").stdout)[0]["state"] == "idle"
+    called = mcp_host(config, "call", "fx.add", '{"a": 2}')
+    assert called.returncode == 0 and "4" in called.stdout, called.stderr
+    read = mcp_host(config, "resources", "fx", "--json")
+    assert read.returncode == 0, read.stderr
+
+
+def test_tools_waits_for_a_server_whose_last_start_failed(tmp_path: Path, private_cache_dir: Path) -> None:
+    config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
+    ToolCatalog(private_cache_dir / "mcp-host" / "tools").remember_failure(
+        StdioServerConfig.model_validate(fixture_entry())
+    )
+    listed = mcp_host(config, "tools", "--json", "--no-plugins")
+    assert "fx.add" in {tool["name"] for tool in json.loads(listed.stdout)}, listed.stderr
+
+
+def test_a_relative_path_puts_the_working_folder_in_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for project in ("one", "two"):
+        (tmp_path / project / "build").mkdir(parents=True)
+        (tmp_path / project / "build" / "index.js").write_text("")
+    local = StdioServerConfig(command="node", args=["build/index.js"])
+    published = StdioServerConfig(command="npx", args=["-y", "@modelcontextprotocol/server-everything"])
+    keys = []
+    for project in ("one", "two"):
+        monkeypatch.chdir(tmp_path / project)
+        keys.append((catalog_key(local), catalog_key(published)))
+    assert keys[0][0] != keys[1][0] and keys[0][1] == keys[1][1]

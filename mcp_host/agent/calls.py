@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
@@ -30,6 +30,8 @@ from mcp_host.tools.spec import ToolResult, ToolSpec
 Emit = Callable[[Event], Awaitable[None]]
 # (qualified name, arguments, timeout, who answers what the server asks during the call)
 ToolCaller = Callable[[str, dict[str, Any], float | None, ServerAsks | None], Awaitable[ToolResult]]
+# The tool as its running server lists it, for a spec the tool catalog stood in for (None: no longer offered).
+LiveSpec = Callable[[ToolSpec], Awaitable[ToolSpec | None]]
 # The answerer for one call: (call id, emit) -> it; closed when the call ends.
 AsksFactory = Callable[[str, Emit], "CallAsks"]
 A = TypeVar("A")
@@ -137,6 +139,7 @@ class CallPipeline:
     limits: CallLimits
     next_call_id: Callable[[], str]
     asks_for: AsksFactory | None = None
+    live_spec: LiveSpec | None = None
     # Every result (MCP, native, plugin) passes through this before the model reads it (plugins' postprocessors).
     postprocess: Callable[[str, dict[str, Any], ToolResult], Awaitable[ToolResult]] | None = None
     _seen: Counter[str] = field(default_factory=Counter)
@@ -174,6 +177,16 @@ class CallPipeline:
             self.audit.record("refused", call_id=entry.call_id, tool=entry.display, reason="not available")
             entry.result = ToolResult.error(f"{call.name} is not available here.")
             return entry
+        if spec.from_catalog and self.live_spec is not None:
+            # The policy reads the tool as the server lists it now (its annotations, its fingerprint for an
+            # "always"), never the catalog's copy: an updated server's changed tool asks again.
+            live = await self.live_spec(spec)
+            if live is None:
+                self.audit.record("refused", call_id=entry.call_id, tool=spec.name, reason="no longer offered")
+                entry.result = ToolResult.error(f"{spec.name} is no longer offered by its server.")
+                return entry
+            spec = live
+            entry.call = replace(call, spec=live)
         verdict = self.permissions.verdict(spec)
         self.audit.record(
             "decision", call_id=entry.call_id, tool=spec.name, policy=verdict.policy, reason=verdict.reason

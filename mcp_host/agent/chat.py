@@ -35,7 +35,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp_host.agent import sampling
 from mcp_host.agent.asks import ElicitationAnswer, TurnAsks, TurnQuestions
 from mcp_host.agent.attachments import Attachment, with_attachments
-from mcp_host.agent.calls import Approvals, CallLimits, CallPipeline, Emit, ToolCaller
+from mcp_host.agent.calls import Approvals, CallLimits, CallPipeline, Emit, LiveSpec, ToolCaller
 from mcp_host.agent.events import (
     Annotation,
     ApprovalRequired,
@@ -222,8 +222,10 @@ class Chat:
         workdir: Path | None = None,
         task_group: anyio.abc.TaskGroup | None = None,
         plugins: TurnPlugins | None = None,
+        live_spec: LiveSpec | None = None,
     ) -> None:
         self.backend = backend
+        self._live_spec = live_spec
         self.tools = tools
         self.permissions = permissions
         self.audit = audit or AuditLog(None)
@@ -571,6 +573,7 @@ class Chat:
             limits=self.options.call_limits(),
             next_call_id=self._next_call_id,
             asks_for=self._asks_for,
+            live_spec=self._live_spec,
             postprocess=self._postprocess if self._plugins is not None else None,
         )
         resumed: Round | None = None

@@ -200,7 +200,7 @@ class RequestTools(AsyncResource):
                 connection = self.host.manager.connection(ref.name)
             except UnknownServerError:  # mcp.json changed since the request was checked
                 raise ApiError(400, f"the MCP server {ref.name!r} is not in mcp.json", param=ref.param) from None
-            await connection.wait_settled()
+            await connection.wait_started()  # a lazy server starts for its first use
             if connection.state is not ServerState.READY:
                 reason = f": {connection.error}" if connection.error else ""
                 raise ApiError(

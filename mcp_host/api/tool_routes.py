@@ -57,5 +57,5 @@ class ToolRoutes:
             connection = await self.host.manager.restart(request.path_params["name"])
         except UnknownServerError as exc:
             raise ApiError(404, str(exc)) from exc
-        await connection.wait_settled()
+        await connection.wait_started()
         return JSONResponse(connection.status().to_json())

@@ -79,6 +79,7 @@ class ParseFault:
         "analysis_call",
         "truncated",
         "unterminated_call",
+        "call_without_recipient",
     ]
     text: str
     raw: str
@@ -175,6 +176,17 @@ class HarmonyStreamParser:
                     self.stop_reason, self.last_fault, self.faulted_call = "fault", fault, message
                     return [*events[:-1], fault]
                 self.last_call = checked
+            elif token == CALL_TOKEN and message is messages[-1]:
+                fault = ParseFault(
+                    "call_without_recipient",
+                    "Your last message ended with <|call|> but named no tool, so nothing was executed. A tool "
+                    "call names its tool in the header: <|channel|>commentary to=functions.NAME "
+                    "<|constrain|>json<|message|>{...}<|call|>.",
+                    self._render_raw(message),
+                    channel=message.channel or "commentary",
+                )
+                self.stop_reason, self.last_fault = "fault", fault
+                return [*events, fault]
             self.messages.append(message)
             self.clean_token_count = len(self._tokens)
         self._message_count = len(messages)

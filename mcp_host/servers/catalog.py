@@ -19,17 +19,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mcp_types import Tool
-from pydantic import ValidationError
 
 from mcp_host.config.files import read_private, write_atomically
-from mcp_host.config.mcpjson import RemoteServerConfig, ServerConfig
-from mcp_host.errors import ConfigError, ConfigWriteError
+from mcp_host.config.mcpjson import RemoteServerConfig, ServerConfig, StdioServerConfig
+from mcp_host.errors import ConfigWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -44,16 +45,26 @@ def catalog_key(config: ServerConfig) -> str:
             "transport": config.transport,
             "url": config.url,
             "headers": sorted(config.headers.items()),
+            "auth": config.auth.model_dump(mode="json") if config.auth is not None else None,
         }
     else:
         identity = {
             "transport": "stdio",
             "command": config.command,
             "args": config.args,
-            "cwd": config.cwd,
+            "cwd": config.cwd if config.cwd is not None or not _names_relative_path(config) else os.getcwd(),
             "env": sorted(config.env.items()),
         }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _names_relative_path(config: StdioServerConfig) -> bool:
+    """Whether the command or an argument is a relative path (`node build/index.js`, not `@scope/package`): then
+    the working folder the host runs in decides which server it is, and enters the key."""
+    return any(
+        not os.path.isabs(part) and (part.startswith(("./", "../")) or ("/" in part and os.path.exists(part)))
+        for part in (config.command, *config.args)
+    )
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,7 @@ class CatalogEntry:
     tools: tuple[Tool, ...]
     server_name: str | None = None
     server_version: str | None = None
-    failed: str | None = None  # the reason its last start without a listing failed
+    failed: bool = False  # its last start failed (with tools: it listed them before); no reason is kept
     saved_at: float = 0.0
 
 
@@ -85,23 +96,25 @@ class ToolCatalog:
         if path is None:
             return None
         try:
+            if path.is_file() and path.lstat().st_size > MAX_ENTRY_BYTES:
+                raise ValueError(f"larger than {MAX_ENTRY_BYTES} bytes")
             raw = read_private(path)
             if raw is None:
                 return None
-            if len(raw) > MAX_ENTRY_BYTES:
-                raise ValueError(f"larger than {MAX_ENTRY_BYTES} bytes")
             data = json.loads(raw)
             if not isinstance(data, dict) or data.get("format") != FORMAT:
                 raise ValueError("not an entry of this version")
+            if data.get("key") != catalog_key(config):
+                raise ValueError("it is another server's entry")
             tools = tuple(Tool.model_validate(tool) for tool in data.get("tools", []))
             return CatalogEntry(
                 tools=tools,
                 server_name=_text(data.get("server_name")),
                 server_version=_text(data.get("server_version")),
-                failed=_text(data.get("failed")),
+                failed=data.get("failed") is True,
                 saved_at=float(data.get("saved_at", 0.0)),
             )
-        except (ConfigError, ValueError, TypeError, ValidationError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a damaged entry (bad JSON, too deep, a number too large) is none
             logger.info("tool catalog entry %s not used: %s", path, exc)
             return None
 
@@ -112,7 +125,7 @@ class ToolCatalog:
         known = self.get(config)
         if (
             known is not None
-            and known.failed is None
+            and not known.failed
             and known.tools == tuple(tools)
             and (known.server_name, known.server_version) == (server_name, server_version)
         ):
@@ -120,18 +133,21 @@ class ToolCatalog:
         self._write(
             config,
             {
-                "tools": [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in tools],
+                "tools": _dumped(tools),
                 "server_name": server_name,
                 "server_version": server_version,
             },
         )
 
-    def remember_failure(self, config: ServerConfig, reason: str) -> None:
-        """Note that `config`'s server did not come up; an entry with tools is kept (it failed this once)."""
+    def remember_failure(self, config: ServerConfig) -> None:
+        """Note that `config`'s server did not come up (its tools, if it listed them before, are kept). What it
+        said is not written: a server's error output may hold a secret."""
         known = self.get(config)
-        if known is not None and (known.tools or known.failed is not None):
+        if known is not None and known.failed:
             return
-        self._write(config, {"tools": [], "failed": reason[:2000]})
+        tools = _dumped(known.tools) if known else []
+        names = {"server_name": known.server_name, "server_version": known.server_version} if known else {}
+        self._write(config, {"tools": tools, "failed": True, **names})
 
     def forget(self, config: ServerConfig) -> None:
         path = self._path(config)
@@ -142,7 +158,8 @@ class ToolCatalog:
         path = self._path(config)
         if path is None:
             return
-        text = json.dumps({"format": FORMAT, "saved_at": time.time(), **fields}, ensure_ascii=False)
+        entry = {"format": FORMAT, "key": catalog_key(config), "saved_at": time.time(), **fields}
+        text = json.dumps(entry, ensure_ascii=False)
         if len(text.encode()) > MAX_ENTRY_BYTES:
             logger.info("tool catalog: %s lists more than %d bytes of tools; not kept", path.name, MAX_ENTRY_BYTES)
             return
@@ -150,6 +167,10 @@ class ToolCatalog:
             write_atomically(path, text)
         except ConfigWriteError as exc:  # a cache that cannot be written costs a cold start, nothing more
             logger.info("tool catalog not written: %s", exc)
+
+
+def _dumped(tools: Iterable[Tool]) -> list[dict[str, Any]]:
+    return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in tools]
 
 
 def _text(value: object) -> str | None:

@@ -21,6 +21,7 @@ import warnings
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -198,7 +199,8 @@ class Connection:
         # Known: the catalog has its tools (offered at once, until the live listing replaces them) or knows
         # that its last first start failed. Either way nobody needs to wait for this server to know its tools.
         self.known_at_start = entry is not None
-        self.lazy = lazy and entry is not None and entry.failed is None
+        self.lazy = lazy and entry is not None and not entry.failed and bool(entry.tools)
+        self._known_failing = entry is not None and entry.failed
         # Deferred: known to the catalog, it starts when `release()` says (once the model is loaded, so the two do
         # not compete for the processor) or at its first use, whichever comes first.
         self._deferred = deferred and self.known_at_start
@@ -206,7 +208,8 @@ class Connection:
             self._state = ServerState.IDLE
             self._settled.set()
         if entry is not None and entry.tools:
-            registry.replace_server(name, [ToolSpec.from_mcp(name, tool) for tool in entry.tools])
+            cached = [replace(ToolSpec.from_mcp(name, tool), from_catalog=True) for tool in entry.tools]
+            registry.replace_server(name, [spec for spec in cached if spec.tool != SAMPLING_TOOL])
 
     def __repr__(self) -> str:
         return f"<Connection {self.name!r} {self._state.value}>"
@@ -256,10 +259,10 @@ class Connection:
         """Wait until the first start attempt ended: `ready`, `failed` or `stopped`."""
         await self._settled.wait()
 
-    async def wait_tools_known(self) -> None:
-        """Wait until this server's tools are known: at once when the catalog knew them (or knew it fails),
-        else until its first start ended."""
-        if not self.known_at_start:
+    async def wait_tools_known(self, *, trust_failures: bool = True) -> None:
+        """Wait until this server's tools are known: at once when the catalog knew them (or, `trust_failures`,
+        that its last start failed), else until its first start ended."""
+        if not self.known_at_start or (self._known_failing and not trust_failures):
             await self._settled.wait()
 
     async def wait_started(self) -> None:
@@ -268,6 +271,10 @@ class Connection:
         with anyio.move_on_after(self.connect_timeout_s):
             while self._state in (ServerState.IDLE, ServerState.STARTING):
                 await self._state_changed.wait()
+
+    def start_now(self) -> None:
+        """Start now, a lazy or deferred server included (a restart asked for by the user)."""
+        self._wake.set()
 
     def release(self) -> None:
         """Let a deferred start begin; a lazy server goes on waiting for its first use."""
@@ -311,7 +318,7 @@ class Connection:
                     self._client = None
                     self.registry.remove_server(self.name)
                     if not self._listed:  # never came up: the next start need not wait for it
-                        await anyio.to_thread.run_sync(self._catalog.remember_failure, self.config, reason)
+                        await anyio.to_thread.run_sync(self._catalog.remember_failure, self.config)
                     if time.monotonic() - started >= self.settings.stable_after_s:
                         failures = 0
                     failures += 1

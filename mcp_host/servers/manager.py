@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -166,7 +167,9 @@ class ServerManager:
         async with self._changing:
             config = self.connection(name).config
             await self._stop([name])
-            return self._start(name, config)
+            connection = self._start(name, config)
+            connection.start_now()  # a restart asked for runs the server, a lazy one included
+            return connection
 
     # -- state --------------------------------------------------------------------------
 
@@ -201,14 +204,15 @@ class ServerManager:
         for connection in self._connections.values():
             connection.release()
 
-    async def wait_tools_known(self, names: Iterable[str] | None = None) -> None:
+    async def wait_tools_known(self, names: Iterable[str] | None = None, *, trust_failures: bool = True) -> None:
         """Wait until each server's tools are known: those the tool catalog knows at once (they start in the
         background, their live listing replacing the catalog's when it comes), the others until their first
-        start ended. Bounded by each server's connect timeout."""
+        start ended (`trust_failures=False`: also those whose last start failed, for commands that end before a
+        server in the background could list its tools). Bounded by each server's connect timeout."""
         targets = self.connections if names is None else [self.connection(name) for name in names]
         async with anyio.create_task_group() as tg:
             for connection in targets:
-                tg.start_soon(connection.wait_tools_known)
+                tg.start_soon(partial(connection.wait_tools_known, trust_failures=trust_failures))
 
     async def call_tool(
         self,

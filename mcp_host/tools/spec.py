@@ -35,6 +35,8 @@ class ToolSpec:
     unsandboxed_code: bool = False
     # MCP tasks: "required" tools run only as tasks, "optional" ones run as tasks where the server can.
     task_support: Literal["forbidden", "optional", "required"] | None = None
+    # From the tool catalog, while its server starts: stands in for the listing, never trusted for a permission.
+    from_catalog: bool = field(default=False, compare=False)
 
     @property
     def name(self) -> str:
