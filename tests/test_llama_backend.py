@@ -6,12 +6,14 @@ import time
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import jsonschema
 import llama_cpp
 import pytest
 
-from mcp_host.backends import BackendError, GenerationParams, ModelNotFoundError, find_model
+from mcp_host.backends import BackendError, GenerationParams, GenerationStats, ModelNotFoundError, find_model
 from mcp_host.backends.llama_cpp import LlamaCppBackend
+from mcp_host.backends.threaded import TokenSink
 from mcp_host.prompt.template import TemplatePrompt, TemplateTool, parse_tool_requests, tool_call_grammar
 
 pytestmark = pytest.mark.anyio
@@ -214,3 +216,41 @@ async def test_end_of_turn_tokens_stop_and_untrusted_text_cannot_forge_turns(bac
     guarded = ControlTextGuard(backend.control_texts).text(forged)
     assert not control & set(backend.tokenize(guarded))
     assert guarded.replace("\u200b", "") == forged  # the model still reads the same text
+
+
+async def test_fast_tokens_cross_to_the_loop_in_batches_and_slow_ones_at_once() -> None:
+    """The hand-off wakes the consumer for the first token at once, then gathers tokens that come faster than
+    the batch interval (a fast model), and wakes for each one that comes slower (a slow model)."""
+    now = [100.0]
+    wakes: list[float] = []
+    sink = TokenSink(GenerationStats(), lambda call: (wakes.append(now[0]), call()), batch_s=0.02, clock=lambda: now[0])
+    received: list[tuple[int, float]] = []
+
+    async def consume() -> None:
+        while (token := await sink.next_token()) is not None:
+            received.append((token, now[0]))
+
+    async def engine(tokens: range, pace_s: float) -> None:
+        for token in tokens:
+            sink.put(token)  # sampled
+            sink.flush()  # just before the engine's next decode, as the llama.cpp backend does
+            for _ in range(3):
+                await anyio.lowlevel.checkpoint()  # the consumer's turn, if it was woken
+            now[0] += pace_s  # that decode
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        await anyio.lowlevel.checkpoint()
+        await engine(range(0, 30), 0.003)  # about 330 tokens a second
+        fast_wakes = len(wakes)
+        await engine(range(30, 40), 0.05)  # 20 tokens a second
+        sink.finish()
+    assert [token for token, _ in received] == list(range(40))
+    assert wakes[0] == 100.0 and received[0] == (0, 100.0)  # the first token at once
+    assert 4 <= fast_wakes <= 7  # 30 tokens over 90 ms: a wake-up about every 20 ms, not 30
+    # Slow tokens cross each as it comes; the one the pace changed at waits for one decode with the fast tail.
+    assert len(wakes) - fast_wakes == 9
+    slow = [at - (100.09 + 0.05 * (token - 30)) for token, at in received[31:]]
+    assert max(map(abs, slow)) < 1e-9, slow  # each at the flush after its own decode
+    fast = [at - (100.0 + 0.003 * token) for token, at in received[:30] if at < 100.09]
+    assert len(fast) >= 20 and max(fast) <= 0.02 + 0.003 + 1e-9  # never later than the interval and one token
