@@ -11,7 +11,8 @@ client tools or the host's own), OpenAI's Responses API (`POST /v1/responses`, `
 `POST /v1/embeddings`, LM Studio's `/api/v0/completions` and `/api/v0/embeddings`: `mcp_host.api.text_routes`),
 the sessions of `mcp_host.api.sessions` (`POST /v1/sessions/{id}/resume` goes on with a turn a restart
 interrupted), `GET /v1/tools`, `GET /v1/servers`, `POST /v1/servers/{name}/restart`, and each server's
-resources, prompts, completion, log and roots (`mcp_host.api.feature_routes`). Request bodies are the models
+resources, prompts, completion, log and roots (`mcp_host.api.feature_routes`), and the web chat page at `GET /`
+(`mcp_host.api.web_routes`). Request bodies are the models
 of `mcp_host.api.requests`; errors are OpenAI-shaped, answered by the handlers of `mcp_host.api.errors`.
 """
 
@@ -40,6 +41,7 @@ from mcp_host.api.sessions import IDLE_EXPIRY_S, Sessions
 from mcp_host.api.streaming import PING_S
 from mcp_host.api.text_routes import TextRoutes
 from mcp_host.api.tool_routes import ToolRoutes
+from mcp_host.api.web_routes import WebChatRoutes
 from mcp_host.backends.base import Backend, ChatBackend
 from mcp_host.backends.registry import ModelRegistry
 from mcp_host.host import Host
@@ -118,7 +120,7 @@ def create_app(
             )
         )
     if api_key is not None:
-        middleware.append(Middleware(ApiKeyMiddleware, api_key=api_key))
+        middleware.append(Middleware(ApiKeyMiddleware, api_key=api_key, public=WebChatRoutes.public))
     routes = [
         *OpenAIRoutes(host, registry, reader, completer, unattended=unattended_calls).routes(),
         *LMStudioV0Routes(registry, reader, completer).routes(),
@@ -136,6 +138,7 @@ def create_app(
         *ServerFeatureRoutes(host, reader).routes(),
         *sessions.routes(),
         *responses.routes(),
+        *WebChatRoutes().routes(),
     ]
     app = Starlette(
         routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=dict(EXCEPTION_HANDLERS)

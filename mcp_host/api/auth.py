@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -12,18 +13,26 @@ from mcp_host.errors import ApiError
 
 
 class ApiKeyMiddleware:
-    """Answers 401 to every HTTP request without `Authorization: Bearer <api_key>` (compared in constant time)."""
+    """Answers 401 to every HTTP request without `Authorization: Bearer <api_key>` (compared in constant time).
 
-    def __init__(self, app: ASGIApp, api_key: str) -> None:
+    A GET or HEAD of a path `public` accepts passes without it: the web chat's static files, which hold no
+    data (the page asks for the key, and sends it with each API request).
+    """
+
+    def __init__(self, app: ASGIApp, api_key: str, public: Callable[[str], bool] = lambda path: False) -> None:
         self.app = app
         self._key = api_key.encode()
+        self._public = public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._authorised(Headers(scope=scope)):
+        if scope["type"] == "http" and not self._open(scope) and not self._authorised(Headers(scope=scope)):
             refusal = ApiError(401, "a valid API key is required (Authorization: Bearer ...)", code="invalid_api_key")
             await error_response(refusal)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _open(self, scope: Scope) -> bool:
+        return scope.get("method") in ("GET", "HEAD") and self._public(scope["path"])
 
     def _authorised(self, headers: Headers) -> bool:
         given = headers.get("authorization", "").removeprefix("Bearer ").strip()

@@ -1,0 +1,267 @@
+"""The web chat page of `mcp-host serve`, in a real browser (Debian's chromium, driven by Playwright).
+
+Each test starts `mcp-host serve` as a user would, over the fixture MCP server, with a scripted gpt-oss
+(`--replay`): a tool call approved from the page, a long answer stopped, model output and a tool result that
+try to run script or load a remote image, and a server that needs an API key.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+from mcp_host.api.web_routes import ASSETS
+from tests.conftest import ROOT, fixture_entry, free_port, wait_for_port, write_config
+from tests.test_chat_terminal import write_recording
+
+CALL_ADD = (
+    "<|channel|>analysis<|message|>Use the add tool.<|end|><|start|>assistant<|channel|>commentary "
+    'to=functions.fx__add <|constrain|>json<|message|>{"a": 20, "b": 22}<|call|>'
+)
+SUM = "<|channel|>final<|message|>The sum is 42.<|return|>"
+LONG = "<|channel|>final<|message|>" + "This is a very long answer. " * 300 + "<|return|>"
+BACK = "<|channel|>final<|message|>Back again.<|return|>"
+HELLO = "<|channel|>final<|message|>Hello from the keyed server.<|return|>"
+HOSTILE_HOST = "203.0.113.1"
+XSS = (
+    "<script>window.pwned=1</script>\n\n"
+    '<img src=x onerror="window.pwned=1">\n\n'
+    "[click me](javascript:window.pwned=1) and [the docs](https://example.com/docs)\n\n"
+    f"![x](http://{HOSTILE_HOST}/x.png)"
+)
+CALL_ECHO = (
+    "<|channel|>commentary to=functions.fx__echo <|constrain|>json<|message|>" + json.dumps({"text": XSS}) + "<|call|>"
+)
+XSS_ANSWER = "<|channel|>final<|message|>" + XSS + "<|return|>"
+expect.set_options(timeout=15_000)
+
+CSP_DIRECTIVES = [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+]
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("chromium is not installed (apt-get install -y chromium; .ci/run does)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    # Root cannot use chromium's sandbox (it needs an unprivileged user); the page is our own.
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    launched = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=args)
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()  # a fresh sessionStorage for each test
+    context.set_default_timeout(20_000)
+    yield context.new_page()
+    context.close()
+
+
+@contextmanager
+def served(tmp_path: Path, script: list[str], *, speed: float = 40, api_key: str | None = None) -> Iterator[str]:
+    """`mcp-host serve` on 127.0.0.1 over the fixture server `fx`, replaying `script`; yields its base URL."""
+    config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
+    recording = tmp_path / "chat.jsonl"
+    write_recording(recording, script)
+    port = free_port()
+    command = [sys.executable, "-m", "mcp_host.cli", "--config", str(config), "--settings", str(tmp_path / "s.toml")]
+    command += ["serve", "--port", str(port), "--replay", str(recording), "--replay-speed", str(speed)]
+    if api_key is not None:
+        command += ["--api-key", api_key]
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("MCP_HOST_API_KEY", None)
+    output = (tmp_path / "serve.txt").open("wb")
+    process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for_port(port, process, limit_s=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        finally:
+            output.close()
+
+
+def record_answer_lengths(page: Page) -> None:
+    """Note each length the last answer's text has while it streams (in `window.answerLengths`)."""
+    page.evaluate(
+        """() => {
+            window.answerLengths = [];
+            new MutationObserver(() => {
+                const answers = document.querySelectorAll('.answer');
+                if (answers.length) window.answerLengths.push(answers[answers.length - 1].textContent.length);
+            }).observe(document.getElementById('log'), {childList: true, subtree: true, characterData: true});
+        }"""
+    )
+
+
+def test_a_tool_call_approved_from_the_page_and_the_answer_streamed(tmp_path: Path, page: Page) -> None:
+    with served(tmp_path, [CALL_ADD, SUM]) as url:
+        page.goto(url)
+        record_answer_lengths(page)
+        box = page.locator("#message")
+        box.fill("What is 20")
+        box.press("Shift+Enter")  # a new line, not a message
+        box.type("+ 22?")
+        expect(box).to_have_value("What is 20\n+ 22?")
+        expect(page.locator(".turn")).to_have_count(0)
+        box.press("Enter")
+        expect(page.locator(".turn.user")).to_have_text("What is 20\n+ 22?")
+        card = page.locator(".tool-card")
+        allow = card.get_by_role("button", name="Allow once")
+        expect(allow).to_be_visible()
+        expect(allow).to_be_focused()  # the keyboard lands on the question
+        expect(card.get_by_role("button", name="Always")).to_be_visible()
+        expect(card.get_by_role("button", name="Deny")).to_be_visible()
+        expect(card.locator(".tool-name")).to_have_text("fx.add")
+        assert json.loads(card.locator(".tool-arguments").text_content() or "") == {"a": 20, "b": 22}
+        expect(page.locator("details.reasoning").first).to_contain_text("Use the add tool.")
+        page.keyboard.press("Enter")  # Allow once, from the keyboard
+        expect(card.locator(".tool-result")).to_have_text("42")
+        expect(card.locator(".tool-decision")).to_have_text("Allowed once")
+        expect(card.locator(".tool-duration")).to_have_text(re.compile(r"^\d+(\.\d)? m?s$"))
+        expect(page.locator(".answer")).to_have_text("The sum is 42.")
+        lengths = page.evaluate("window.answerLengths")
+        assert len({n for n in lengths if 0 < n < len("The sum is 42.")}) >= 2, lengths  # it arrived in pieces
+        expect(page.locator("#send")).to_be_visible()
+        expect(page.locator("#stop")).to_be_hidden()
+
+
+def test_stop_cancels_a_long_answer_and_the_page_can_send_again(tmp_path: Path, page: Page) -> None:
+    with served(tmp_path, [LONG, BACK], speed=40) as url:  # about a minute of answer unless stopped
+        page.goto(url)
+        page.locator("#message").fill("Talk for a while.")
+        page.locator("#message").press("Enter")
+        expect(page.locator(".answer")).to_contain_text("This is a very long answer.")
+        page.get_by_role("button", name="Stop").click()
+        expect(page.locator(".note.stopped")).to_have_text("Stopped.")
+        expect(page.locator("#send")).to_be_visible()
+        expect(page.locator("#stop")).to_be_hidden()
+        stopped_at = len(page.locator(".answer").text_content() or "")
+        assert stopped_at < len("This is a very long answer. " * 300) // 2
+        page.locator("#message").fill("Again?")
+        page.get_by_role("button", name="Send").click()
+        expect(page.locator(".answer").nth(1)).to_have_text("Back again.")
+        assert len(page.locator(".answer").first.text_content() or "") == stopped_at  # the first turn stayed stopped
+
+
+def test_model_output_and_tool_results_never_run_script_or_load_remote_images(tmp_path: Path, page: Page) -> None:
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    with served(tmp_path, [CALL_ECHO, XSS_ANSWER], speed=400) as url:
+        response = page.goto(url)
+        assert response is not None and response.ok
+        headers = response.headers
+        for directive in CSP_DIRECTIVES:
+            assert directive in headers["content-security-policy"], directive
+        assert headers["x-content-type-options"] == "nosniff" and headers["referrer-policy"] == "no-referrer"
+        for asset in ("app.js", "app.css"):
+            served_asset = httpx2.get(f"{url}/web/{asset}", timeout=10)
+            assert (
+                served_asset.status_code == 200
+                and "script-src 'self'" in served_asset.headers["content-security-policy"]
+            )
+            assert served_asset.headers["x-content-type-options"] == "nosniff"
+        for name in ("__init__.py", "..%2Fapi%2Fapp.py", "missing.js"):
+            assert httpx2.get(f"{url}/web/{name}", timeout=10).status_code == 404, name
+
+        page.locator("#message").fill("Echo something nasty.")
+        page.locator("#message").press("Enter")
+        card = page.locator(".tool-card")
+        expect(card.locator(".tool-name")).to_have_text("fx.echo")
+        card.get_by_role("button", name="Allow once").click()
+        expect(card.locator(".tool-result")).to_have_text(XSS)  # shown as text
+        answer = page.locator(".answer")
+        expect(answer).to_contain_text("<script>window.pwned=1</script>")
+        expect(answer).to_contain_text('<img src=x onerror="window.pwned=1">')
+        expect(answer).to_contain_text("[click me](javascript:window.pwned=1)")
+        expect(page.locator(".note.stats")).to_be_visible()  # the turn completed
+
+        assert page.evaluate("typeof window.pwned") == "undefined"
+        expect(page.locator("img")).to_have_count(0)
+        scripts = page.locator("script")
+        expect(scripts).to_have_count(1)
+        assert scripts.get_attribute("src") == "/web/app.js"
+        expect(page.locator("a[href^='javascript']")).to_have_count(0)
+        docs = answer.get_by_role("link", name="the docs")
+        expect(docs).to_have_attribute("href", "https://example.com/docs")
+        expect(docs).to_have_attribute("rel", "noopener noreferrer")
+        image = answer.get_by_role("link", name="image: x")  # a link the user may follow, never loaded
+        expect(image).to_have_attribute("href", f"http://{HOSTILE_HOST}/x.png")
+    assert not [seen for seen in requests if HOSTILE_HOST in seen], requests
+    assert all(seen.startswith(url) or seen.startswith("data:") for seen in requests), requests
+
+
+def test_a_server_with_an_api_key_asks_for_it_once(tmp_path: Path, page: Page) -> None:
+    with served(tmp_path, [HELLO], api_key="s3cret-key") as url:
+        assert httpx2.get(f"{url}/v1/models", timeout=10).status_code == 401  # the API still needs the key
+        assert httpx2.post(f"{url}/", json={}, timeout=10).status_code == 401  # only reading the page is open
+        assert httpx2.get(f"{url}/web/__init__.py", timeout=10).status_code == 401
+        page.goto(url)
+        form = page.locator("#key-form")
+        expect(form).to_be_visible()
+        key = page.get_by_label("This server needs its API key")
+        expect(key).to_be_focused()
+        key.fill("wrong")
+        key.press("Enter")
+        expect(page.locator("#key-error")).to_have_text("The server refused this key.")
+        key.fill("s3cret-key")
+        page.get_by_role("button", name="Use key").click()
+        expect(form).to_be_hidden()
+        assert page.evaluate("sessionStorage.getItem('mcp-host-api-key')") == "s3cret-key"
+        page.locator("#message").fill("Hello?")
+        page.locator("#message").press("Enter")
+        expect(page.locator(".answer")).to_have_text("Hello from the keyed server.")
+        with page.expect_response(f"{url}/v1/models") as probe:
+            page.reload()  # kept for the tab: not asked again
+        assert probe.value.status == 200
+        expect(form).to_be_hidden()
+        expect(page.locator("#message")).to_be_focused()
+
+
+def test_every_asset_ships_in_the_package_data() -> None:
+    """A non-editable install has the page: each served file matches a package-data pattern of `mcp_host.web`."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "mcp_host.web"
+    ]
+    for name in ASSETS:
+        assert (ROOT / "mcp_host" / "web" / name).is_file(), name
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
