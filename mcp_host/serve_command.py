@@ -132,7 +132,10 @@ async def _serve(host: Host, args: argparse.Namespace, console: Console, stoppin
             app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S
         )
     )
-    console.print(f"serving on http://{args.host}:{args.port}/v1 (Ctrl-C stops it); state kept in {store}")
+    console.print(
+        f"serving the API on http://{args.host}:{args.port}/v1 and the web chat on http://{args.host}:{args.port}/ "
+        f"(Ctrl-C stops it); state kept in {store}"
+    )
     console.print(_browser_notice(args.cors_origin, allowed_hosts), style="dim", highlight=False)
     try:
         async with anyio.create_task_group() as tg:

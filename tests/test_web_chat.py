@@ -148,12 +148,17 @@ def test_a_tool_call_approved_from_the_page_and_the_answer_streamed(tmp_path: Pa
         card = page.locator(".tool-card")
         allow = card.get_by_role("button", name="Allow once")
         expect(allow).to_be_visible()
-        expect(allow).to_be_focused()  # the keyboard lands on the question
+        expect(box).to_be_focused()  # focus stays in the message box: typing never answers the question
+        box.type("and then ")
+        expect(card.locator(".tool-decision")).to_have_count(0)  # still unanswered
+        expect(box).to_have_value("and then ")
+        box.fill("")
         expect(card.get_by_role("button", name="Always")).to_be_visible()
         expect(card.get_by_role("button", name="Deny")).to_be_visible()
         expect(card.locator(".tool-name")).to_have_text("fx.add")
         assert json.loads(card.locator(".tool-arguments").text_content() or "") == {"a": 20, "b": 22}
         expect(page.locator("details.reasoning").first).to_contain_text("Use the add tool.")
+        allow.focus()  # Tab reaches the buttons; Enter answers
         page.keyboard.press("Enter")  # Allow once, from the keyboard
         expect(card.locator(".tool-result")).to_have_text("42")
         expect(card.locator(".tool-decision")).to_have_text("Allowed once")
@@ -171,7 +176,11 @@ def test_stop_cancels_a_long_answer_and_the_page_can_send_again(tmp_path: Path, 
         page.locator("#message").fill("Talk for a while.")
         page.locator("#message").press("Enter")
         expect(page.locator(".answer")).to_contain_text("This is a very long answer.")
-        page.get_by_role("button", name="Stop").click()
+        page.locator("#message").type("so what")  # typing the next message while it streams stops nothing
+        expect(page.locator("#message")).to_have_value("so what")
+        expect(page.locator(".note.stopped")).to_have_count(0)
+        expect(page.get_by_role("button", name="Stop")).to_be_visible()
+        page.keyboard.press("Escape")  # Esc stops, as the Stop button does
         expect(page.locator(".note.stopped")).to_have_text("Stopped.")
         expect(page.locator("#send")).to_be_visible()
         expect(page.locator("#stop")).to_be_hidden()
@@ -181,6 +190,20 @@ def test_stop_cancels_a_long_answer_and_the_page_can_send_again(tmp_path: Path, 
         page.get_by_role("button", name="Send").click()
         expect(page.locator(".answer").nth(1)).to_have_text("Back again.")
         assert len(page.locator(".answer").first.text_content() or "") == stopped_at  # the first turn stayed stopped
+
+
+def test_a_question_left_open_when_the_turn_stops_cannot_be_answered_any_more(tmp_path: Path, page: Page) -> None:
+    with served(tmp_path, [CALL_ADD, SUM]) as url:
+        page.goto(url)
+        page.locator("#message").fill("What is 20 + 22?")
+        page.locator("#message").press("Enter")
+        card = page.locator(".tool-card")
+        expect(card.get_by_role("button", name="Allow once")).to_be_visible()
+        expect(page.locator("#status")).to_contain_text("fx.add needs your approval")
+        page.keyboard.press("Escape")
+        expect(card.locator(".tool-decision")).to_have_text("Not run: the turn ended before an answer.")
+        expect(card.get_by_role("button")).to_have_count(0)
+        expect(card.locator(".tool-state")).to_have_text("not run")
 
 
 def test_model_output_and_tool_results_never_run_script_or_load_remote_images(tmp_path: Path, page: Page) -> None:

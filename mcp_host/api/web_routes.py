@@ -23,6 +23,7 @@ ASSETS = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
 }
+PUBLIC_PATHS = frozenset({"/", *(f"/web/{name}" for name in ASSETS if name != PAGE)})  # no API key needed
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'none'",
@@ -61,7 +62,7 @@ class WebChatRoutes:
     @staticmethod
     def public(path: str) -> bool:
         """Whether `path` is one of the page's files, which need no API key."""
-        return path == "/" or path.removeprefix("/web/") in ASSETS
+        return path in PUBLIC_PATHS
 
     async def page(self, request: Request) -> Response:
         return self._file(PAGE)

@@ -30,14 +30,20 @@
     const key = sessionStorage.getItem(KEY_STORAGE);
     if (key) headers.Authorization = "Bearer " + key;
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    const response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal,
-      credentials: "omit",
-      cache: "no-store",
-    });
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+        credentials: "omit",
+        cache: "no-store",
+      });
+    } catch (error) {
+      if (signal && signal.aborted) throw error;
+      throw new Error("The server cannot be reached: is mcp-host serve still running?");
+    }
     if (response.status === 401) {
       askForKey(key ? "The server refused this key." : "");
       throw new Unauthorised("This server needs its API key.");
@@ -353,6 +359,7 @@
   class ToolCard {
     constructor(callId, tool) {
       this.callId = callId;
+      this.tool = tool;
       this.started = performance.now();
       this.root = element("section", "tool-card");
       this.root.setAttribute("aria-label", `Tool call ${tool}`);
@@ -386,7 +393,17 @@
       );
       row.append(...buttons);
       this.actions.hidden = false;
-      buttons[0].focus();
+      this.buttons = buttons;
+      // Focus stays where the user is: a key typed for the next message must never answer this question.
+      setStatus(`${this.tool} needs your approval: Allow once, Always or Deny (Tab to the buttons).`);
+    }
+
+    // The turn ended while this card still asked: nothing was run, and nothing can be answered any more.
+    abandon() {
+      if (!this.root.classList.contains("asking")) return;
+      this.root.classList.remove("asking");
+      this.actions.replaceChildren(element("p", "tool-decision deny", "Not run: the turn ended before an answer."));
+      this.state.textContent = "not run";
     }
 
     async answer(decision, done, buttons) {
@@ -483,7 +500,8 @@
     const answer = (action) => async () => {
       decline.disabled = true;
       const response = await api("POST", path, { action }).catch((error) => error);
-      box.append(element("span", "", response.ok ? " (declined)" : " (could not answer)"));
+      box.append(element("span", "", response.ok ? " (declined)" : " (could not answer: try again)"));
+      if (!response.ok) decline.disabled = false;
     };
     const decline = button("Decline", "", answer("decline"));
     box.append(" ", decline, element("span", "hint", " Forms are not supported in the web chat yet."));
@@ -495,7 +513,6 @@
     sendButton.hidden = busy;
     stopButton.hidden = !busy;
     stopButton.disabled = false;
-    if (busy) stopButton.focus();
   }
 
   async function openSession() {
@@ -504,13 +521,16 @@
     sessionId = (await response.json()).id;
   }
 
+  let renewed = false; // the last message went to a new session: the model no longer sees the earlier turns
+
   async function postMessage(text, signal) {
     for (let attempt = 0; ; attempt += 1) {
       if (!sessionId) await openSession();
       const path = `/v1/sessions/${encodeURIComponent(sessionId)}/messages`;
       const response = await api("POST", path, { content: text }, signal);
       if (response.status === 404 && attempt === 0) {
-        sessionId = null; // closed after being idle: start another
+        sessionId = null; // closed after being idle: start another, and say so
+        renewed = true;
         continue;
       }
       if (!response.ok) throw new Error(await errorText(response));
@@ -544,7 +564,9 @@
     setBusy(true);
     setStatus("Sending…");
     try {
+      renewed = false;
       const response = await postMessage(text, controller.signal);
+      if (renewed) view.note("The earlier session had closed: a new one began, and the model no longer sees the messages above.", "stopped");
       for await (const message of serverSentEvents(response)) {
         let event;
         try {
@@ -568,6 +590,7 @@
       }
     } finally {
       if (controller.signal.aborted) await waitUntilIdle();
+      for (const card of view.cards.values()) card.abandon();
       turn = null;
       setBusy(false);
       input.focus();
@@ -587,11 +610,19 @@
     }
   });
 
-  stopButton.addEventListener("click", () => {
+  function stop() {
     if (!turn) return;
     stopButton.disabled = true;
     setStatus("Stopping…");
     turn.controller.abort();
+  }
+
+  stopButton.addEventListener("click", stop);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && turn) {
+      event.preventDefault();
+      stop();
+    }
   });
 
   $("new-chat").addEventListener("click", async () => {
