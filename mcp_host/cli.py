@@ -155,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--plugins", type=parse_plugin_names, metavar="A,B", help="only these plugins in this chat (default: all)"
     )
+    chat.add_argument(
+        "--web",
+        action="store_true",
+        help="chat in your browser instead: serve the web chat on 127.0.0.1 (as `serve`) and open it",
+    )
+    chat.add_argument("--port", type=int, default=8321, help="the web chat's port (with --web; default 8321)")
 
     add_serve_parser(commands)
 
@@ -189,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors = Console(stderr=True, soft_wrap=True)
     try:
         path = config_path(args)
+        if args.command == "chat" and args.web:
+            _as_web_chat(args)
         if args.command == "config":
             return run_config(args, command_line, path, console)
         if command_line:
@@ -209,6 +217,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def _as_web_chat(args: argparse.Namespace) -> None:
+    """`chat --web` is `serve` on 127.0.0.1 with the page opened in the user's browser once it listens.
+
+    Raises `UsageError` for the terminal chat's options, which the page's sessions do not take from here."""
+    given = {
+        "--python": args.python,
+        "--browser": args.browser,
+        "--reasoning": args.reasoning,
+        "--hide-reasoning": args.hide_reasoning,
+        "--max-rounds": args.max_rounds,
+        "--max-tokens": args.max_tokens,
+        "--record": args.record,
+        "--plugins": args.plugins,
+    }
+    ignored = [flag for flag, value in given.items() if value]
+    if ignored:
+        raise UsageError(
+            f"{', '.join(ignored)}: not with --web (the web chat's sessions take their options from the settings)"
+        )
+    args.command, args.host, args.allow_remote, args.api_key = "serve", "127.0.0.1", False, None
+    args.cors_origin, args.allow_host, args.session_idle, args.open_browser = [], [], 3600.0, True
 
 
 def _configure_logging(verbosity: int) -> None:

@@ -11,6 +11,8 @@ import contextlib
 import ipaddress
 import logging
 import os
+import socket
+import webbrowser
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,12 +151,21 @@ async def _serve(host: Host, args: argparse.Namespace, console: Console, stoppin
                 tg.cancel_scope.cancel()
 
             tg.start_soon(stop_when_asked)
+            if getattr(args, "open_browser", False):  # `chat --web`
+                tg.start_soon(_open_when_listening, server, f"http://{args.host}:{args.port}/", console)
             await server.serve()
             tg.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
             await pick.backend.aclose()
     return 0
+
+
+async def _open_when_listening(server: _Server, url: str, console: Console) -> None:
+    """Open the web chat in the user's browser once the server listens (`$BROWSER` is honoured)."""
+    await server.listening.wait()
+    if not await anyio.to_thread.run_sync(webbrowser.open, url):
+        console.print(f"no browser could be opened here: open {url} yourself")
 
 
 def _bound_name(address: str) -> list[str]:
@@ -184,6 +195,15 @@ class _Server(uvicorn.Server):
     process before the host has stopped its MCP servers unless something else catches it, and they flag
     sse-starlette's process-wide shutdown, which cuts open streams without their farewell.
     """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = anyio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.listening.set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

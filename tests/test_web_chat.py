@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -288,3 +289,44 @@ def test_every_asset_ships_in_the_package_data() -> None:
     for name in ASSETS:
         assert (ROOT / "mcp_host" / "web" / name).is_file(), name
         assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
+
+
+def test_chat_web_serves_the_page_and_opens_it_in_the_users_browser(tmp_path: Path, page: Page) -> None:
+    """`mcp-host chat --web`: the web chat on 127.0.0.1, opened with `$BROWSER`; the page answers there."""
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser"
+    script = f"import pathlib, sys\npathlib.Path({str(opened)!r}).write_text(sys.argv[1])\n"
+    browser.write_text(f"#!{sys.executable}\n{script}")
+    browser.chmod(0o755)
+    config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
+    recording = tmp_path / "chat.jsonl"
+    write_recording(recording, [BACK])
+    port = free_port()
+    command = [sys.executable, "-m", "mcp_host.cli", "--config", str(config), "--settings", str(tmp_path / "s.toml")]
+    env = {**os.environ, "BROWSER": str(browser), "XDG_STATE_HOME": str(tmp_path / "state")}
+    env.pop("MCP_HOST_API_KEY", None)
+    refused = subprocess.run([*command, "chat", "--web", "--python"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert refused.returncode == 2 and "--python: not with --web" in refused.stderr
+    output = (tmp_path / "chat.txt").open("wb")
+    process = subprocess.Popen(
+        [*command, "chat", "--web", "--port", str(port), "--replay", str(recording)],
+        cwd=ROOT,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    try:
+        wait_for_port(port, process, limit_s=60)
+        deadline = time.monotonic() + 30
+        while not opened.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert opened.read_text() == f"http://127.0.0.1:{port}/"
+        page.goto(opened.read_text())
+        page.locator("#message").fill("Hello?")
+        page.locator("#message").press("Enter")
+        expect(page.locator(".answer")).to_have_text("Back again.")
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl-C stops it, as it stops `serve`
+        code = process.wait(timeout=20)
+        output.close()
+    assert code == 0, (tmp_path / "chat.txt").read_text()
