@@ -330,3 +330,23 @@ def test_chat_web_serves_the_page_and_opens_it_in_the_users_browser(tmp_path: Pa
         code = process.wait(timeout=20)
         output.close()
     assert code == 0, (tmp_path / "chat.txt").read_text()
+
+
+def test_a_servers_question_is_a_form_built_from_its_schema(tmp_path: Path, page: Page) -> None:
+    ask = "<|channel|>commentary to=functions.fx__ask_name <|constrain|>json<|message|>{}<|call|>"
+    with served(tmp_path, [ask, "<|channel|>final<|message|>Nice to meet you.<|return|>"]) as url:
+        page.goto(url)
+        page.locator("#message").fill("Ask my name.")
+        page.locator("#message").press("Enter")
+        page.locator(".tool-card").get_by_role("button", name="Allow once").click()
+        form = page.locator(".elicitation-form")
+        expect(page.locator(".note.elicitation")).to_contain_text("fx asks: What is your name?")
+        field = form.locator("input[name=name]")
+        expect(field).to_have_value("Ada")  # the schema's default
+        expect(form).to_contain_text("Your name")  # its description
+        field.fill("Grace <b>Hopper</b>")
+        form.get_by_role("button", name="Send").click()
+        expect(form).to_have_text("Answered: sent.")
+        expect(page.locator(".tool-card .tool-result")).to_have_text("accept: Grace <b>Hopper</b>")
+        expect(page.locator(".answer")).to_have_text("Nice to meet you.")
+        assert page.locator(".tool-card b").count() == 0
