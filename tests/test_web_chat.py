@@ -350,3 +350,34 @@ def test_a_servers_question_is_a_form_built_from_its_schema(tmp_path: Path, page
         expect(page.locator(".tool-card .tool-result")).to_have_text("accept: Grace <b>Hopper</b>")
         expect(page.locator(".answer")).to_have_text("Nice to meet you.")
         assert page.locator(".tool-card b").count() == 0
+
+
+def test_arguments_edited_as_json_and_a_denial_with_its_reason(tmp_path: Path, page: Page) -> None:
+    with served(tmp_path, [CALL_ADD, SUM, CALL_ADD, BACK]) as url:
+        page.goto(url)
+        page.locator("#message").fill("What is 20 + 22?")
+        page.locator("#message").press("Enter")
+        card = page.locator(".tool-card").first
+        card.get_by_role("button", name="Edit…").click()
+        editor = card.locator("textarea.arguments-editor")
+        assert json.loads(editor.input_value()) == {"a": 20, "b": 22}
+        editor.fill("{not json")
+        card.get_by_role("button", name="Allow with these arguments").click()
+        expect(card.locator(".edit-arguments .error")).to_contain_text("Not JSON")
+        editor.fill("[1, 2]")
+        card.get_by_role("button", name="Allow with these arguments").click()
+        expect(card.locator(".edit-arguments .error")).to_have_text("The arguments must be a JSON object.")
+        editor.fill('{"a": 1, "b": 2}')
+        card.get_by_role("button", name="Allow with these arguments").click()
+        expect(card.locator(".tool-decision")).to_have_text("Allowed with edited arguments")
+        expect(card.locator(".tool-result")).to_have_text("3")
+        expect(page.locator(".note.stats").first).to_contain_text("first token after")
+
+        page.locator("#message").fill("And again?")
+        page.locator("#message").press("Enter")
+        second = page.locator(".tool-card").nth(1)
+        second.locator("input.deny-reason").fill("not now, thanks")
+        second.get_by_role("button", name="Deny").click()
+        expect(second.locator(".tool-decision")).to_have_text("Denied")
+        expect(second.locator(".tool-result")).to_contain_text("not now, thanks")
+        expect(page.locator(".answer").nth(1)).to_have_text("Back again.")

@@ -347,6 +347,12 @@
       if (stats.generated_tokens) parts.push(`${stats.generated_tokens} tokens`);
       if (stats.tokens_per_second) parts.push(`${stats.tokens_per_second.toFixed(1)} tokens/s`);
       if (stats.duration_s) parts.push(formatDuration(stats.duration_s * 1000));
+      if (typeof stats.time_to_first_token_s === "number") {
+        parts.push(`first token after ${formatDuration(stats.time_to_first_token_s * 1000)}`);
+      }
+      if (stats.prompt_tokens_reused || stats.prompt_tokens_evaluated) {
+        parts.push(`prompt: ${stats.prompt_tokens_reused || 0} tokens reused, ${stats.prompt_tokens_evaluated || 0} read`);
+      }
       if (parts.length) this.note(parts.join(" · "), "stats");
     }
   }
@@ -387,16 +393,50 @@
       this.root.classList.add("asking");
       this.actions.replaceChildren(element("p", "tool-reason", reason ? `Asking because: ${reason}` : ""));
       const row = this.actions.appendChild(element("div", "row"));
+      const why = element("input", "deny-reason");
+      why.type = "text";
+      why.placeholder = "reason (optional, for Deny)";
+      why.setAttribute("aria-label", "Reason for denying");
       const buttons = DECISIONS.map(([decision, label, done]) =>
         button(label, decision === "deny" ? "danger" : decision === "allow" ? "primary" : "", () =>
-          this.answer(decision, done, buttons),
+          this.answer(decision, done, buttons, decision === "deny" && why.value.trim() ? { reason: why.value.trim() } : {}),
         ),
       );
-      row.append(...buttons);
+      const edit = button("Edit…", "", () => this.editArguments(buttons));
+      buttons.splice(2, 0, edit);
+      row.append(...buttons, why);
       this.actions.hidden = false;
       this.buttons = buttons;
       // Focus stays where the user is: a key typed for the next message must never answer this question.
-      setStatus(`${this.tool} needs your approval: Allow once, Always or Deny (Tab to the buttons).`);
+      setStatus(`${this.tool} needs your approval: Allow once, Always, Edit… or Deny (Tab to the buttons).`);
+    }
+
+    // The arguments as editable JSON; allowed as edited once they parse to an object (the tool checks the rest).
+    editArguments(buttons) {
+      if (this.editor) return;
+      const box = (this.editor = this.actions.appendChild(element("div", "edit-arguments")));
+      const area = box.appendChild(element("textarea", "arguments-editor"));
+      area.setAttribute("aria-label", `Arguments for ${this.tool}`);
+      area.value = this.args.textContent || "{}";
+      area.rows = Math.min(12, area.value.split("\n").length + 1);
+      const problem = box.appendChild(element("p", "error"));
+      problem.hidden = true;
+      const allow = button("Allow with these arguments", "primary", () => {
+        let edited;
+        try {
+          edited = JSON.parse(area.value);
+        } catch (error) {
+          edited = error;
+        }
+        if (edited === null || typeof edited !== "object" || Array.isArray(edited) || edited instanceof Error) {
+          problem.textContent = edited instanceof Error ? `Not JSON: ${edited.message}` : "The arguments must be a JSON object.";
+          problem.hidden = false;
+          return;
+        }
+        this.answer("allow", "Allowed with edited arguments", [...buttons, allow], { arguments: edited });
+      });
+      box.append(allow);
+      area.focus();
     }
 
     // The turn ended while this card still asked: nothing was run, and nothing can be answered any more.
@@ -407,13 +447,13 @@
       this.state.textContent = "not run";
     }
 
-    async answer(decision, done, buttons) {
+    async answer(decision, done, buttons, extra = {}) {
       for (const node of buttons) node.disabled = true;
       try {
         const response = await api(
           "POST",
           `/v1/sessions/${encodeURIComponent(sessionId)}/approvals/${encodeURIComponent(this.callId)}`,
-          { decision },
+          { decision, ...extra },
         );
         if (!response.ok) throw new Error(await errorText(response));
         this.root.classList.remove("asking");
