@@ -381,3 +381,25 @@ def test_arguments_edited_as_json_and_a_denial_with_its_reason(tmp_path: Path, p
         expect(second.locator(".tool-decision")).to_have_text("Denied")
         expect(second.locator(".tool-result")).to_contain_text("not now, thanks")
         expect(page.locator(".answer").nth(1)).to_have_text("Back again.")
+
+
+def test_the_servers_panel_shows_each_server_and_restarts_one(tmp_path: Path, page: Page) -> None:
+    with served(tmp_path, [SUM]) as url:
+        before = httpx2.get(f"{url}/v1/servers").json()["data"][0]
+        page.goto(url)
+        toggle = page.get_by_role("button", name="Servers")
+        expect(toggle).to_have_attribute("aria-expanded", "false")
+        toggle.click()
+        expect(toggle).to_have_attribute("aria-expanded", "true")
+        item = page.locator("#servers-list li.server")
+        expect(item).to_have_count(1)
+        expect(item.locator(".server-name")).to_have_text("fx")
+        expect(item.locator(".server-state")).to_have_text("ready")
+        expect(item).to_contain_text(f"stdio · {before['tools']} tools")
+        item.locator("summary").click()
+        expect(item.locator(".server-tools")).to_contain_text("fx.add")
+        item.get_by_role("button", name="Restart fx").click()
+        expect(page.locator("#servers-list li.server .server-state")).to_have_text("ready")
+        after = httpx2.get(f"{url}/v1/servers").json()["data"][0]
+        assert after["state"] == "ready" and after["pid"] != before["pid"]
+        expect(page.locator("#servers-error")).to_be_hidden()

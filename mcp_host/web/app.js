@@ -760,6 +760,75 @@
     }
   });
 
+  // ---- the servers panel ---------------------------------------------------------------------------------
+
+  const serversPanel = $("servers");
+  const serversToggle = $("servers-toggle");
+  const serversList = $("servers-list");
+  const serversError = $("servers-error");
+
+  async function loadServers() {
+    serversError.hidden = true;
+    try {
+      const [servers, tools] = await Promise.all([api("GET", "/v1/servers"), api("GET", "/v1/tools")]);
+      if (!servers.ok) throw new Error(await errorText(servers));
+      if (!tools.ok) throw new Error(await errorText(tools));
+      const byServer = new Map();
+      for (const tool of (await tools.json()).data) {
+        if (!byServer.has(tool.server)) byServer.set(tool.server, []);
+        byServer.get(tool.server).push(tool);
+      }
+      serversList.replaceChildren(...(await servers.json()).data.map((server) => serverItem(server, byServer.get(server.name) || [])));
+      if (!serversList.childElementCount) serversList.append(element("li", "hint", "No servers: add one to mcp.json."));
+    } catch (error) {
+      serversError.textContent = error.message;
+      serversError.hidden = false;
+    }
+  }
+
+  function serverItem(server, tools) {
+    const item = element("li", `server state-${server.state}`);
+    item.dataset.server = server.name;
+    const head = item.appendChild(element("div", "server-head"));
+    head.append(element("strong", "server-name", server.name), element("span", "server-state", server.state));
+    head.append(element("span", "hint", `${server.transport} · ${server.tools} tools`));
+    if (server.error) item.append(element("p", "error server-error", server.error));
+    if (tools.length) {
+      const details = item.appendChild(element("details", "server-tools"));
+      details.append(element("summary", "", "Tools"));
+      const list = details.appendChild(element("ul"));
+      for (const tool of tools) {
+        const entry = list.appendChild(element("li"));
+        entry.append(element("code", "", tool.name));
+        const summary = String(tool.description || "").split("\n")[0];
+        if (summary) entry.append(" ", element("span", "hint", summary));
+      }
+    }
+    const restart = button("Restart", "quiet", async () => {
+      restart.disabled = true;
+      item.querySelector(".server-state").textContent = "restarting…";
+      try {
+        const response = await api("POST", `/v1/servers/${encodeURIComponent(server.name)}/restart`, {});
+        if (!response.ok) throw new Error(await errorText(response));
+      } catch (error) {
+        serversError.textContent = error.message;
+        serversError.hidden = false;
+      }
+      await loadServers();
+    });
+    restart.setAttribute("aria-label", `Restart ${server.name}`);
+    head.append(restart);
+    return item;
+  }
+
+  serversToggle.addEventListener("click", () => {
+    const open = serversPanel.hidden;
+    serversPanel.hidden = !open;
+    serversToggle.setAttribute("aria-expanded", String(open));
+    if (open) loadServers();
+  });
+  $("servers-refresh").addEventListener("click", loadServers);
+
   $("new-chat").addEventListener("click", async () => {
     if (turn) turn.controller.abort();
     const old = sessionId;
