@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,6 +122,31 @@ def served(tmp_path: Path, script: list[str], *, speed: float = 40, api_key: str
             output.close()
 
 
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Write the page as the README shows it, and check that it is not blank (many distinct pixel bytes)."""
+    path = SCREENSHOTS / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 900, "height": 640})
+    page.screenshot(path=str(path))
+    assert len(set(png_pixels(path.read_bytes()))) > 32, f"{path} looks blank"
+
+
+def png_pixels(data: bytes) -> bytes:
+    """The decompressed image data of a PNG (filter bytes included: enough to tell a blank image)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = [], 8
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        if kind == b"IDAT":
+            chunks.append(body)
+        at += 12 + length
+    return zlib.decompress(b"".join(chunks))
+
+
 def record_answer_lengths(page: Page) -> None:
     """Note each length the last answer's text has while it streams (in `window.answerLengths`)."""
     page.evaluate(
@@ -159,6 +185,7 @@ def test_a_tool_call_approved_from_the_page_and_the_answer_streamed(tmp_path: Pa
         expect(card.locator(".tool-name")).to_have_text("fx.add")
         assert json.loads(card.locator(".tool-arguments").text_content() or "") == {"a": 20, "b": 22}
         expect(page.locator("details.reasoning").first).to_contain_text("Use the add tool.")
+        screenshot(page, "web-chat-approval.png")  # for the README: a call awaiting approval
         allow.focus()  # Tab reaches the buttons; Enter answers
         page.keyboard.press("Enter")  # Allow once, from the keyboard
         expect(card.locator(".tool-result")).to_have_text("42")
@@ -397,6 +424,7 @@ def test_the_servers_panel_shows_each_server_and_restarts_one(tmp_path: Path, pa
         expect(item.locator(".server-state")).to_have_text("ready")
         expect(item).to_contain_text(f"stdio · {before['tools']} tools")
         item.locator("summary").click()
+        screenshot(page, "web-chat-servers.png")  # for the README: the servers panel
         expect(item.locator(".server-tools")).to_contain_text("fx.add")
         item.get_by_role("button", name="Restart fx").click()
         expect(page.locator("#servers-list li.server .server-state")).to_have_text("ready")
