@@ -431,3 +431,21 @@ def test_the_servers_panel_shows_each_server_and_restarts_one(tmp_path: Path, pa
         after = httpx2.get(f"{url}/v1/servers").json()["data"][0]
         assert after["state"] == "ready" and after["pid"] != before["pid"]
         expect(page.locator("#servers-error")).to_be_hidden()
+
+
+def test_options_for_new_chats_go_with_the_session_they_open(tmp_path: Path, page: Page) -> None:
+    with served(tmp_path, [BACK]) as url:
+        models = httpx2.get(f"{url}/v1/models").json()["data"]
+        sent: list[object] = []
+        page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/v1/sessions") else None)
+        page.goto(url)
+        page.get_by_role("button", name="Options").click()
+        model = page.locator("#option-model")
+        expect(model.locator("option")).to_have_count(1 + len(models))
+        model.select_option(models[0]["id"])
+        page.locator("#option-reasoning").select_option("high")
+        page.locator("#option-python").check()
+        page.locator("#message").fill("Hello?")
+        page.locator("#message").press("Enter")
+        expect(page.locator(".answer")).to_have_text("Back again.")
+        assert sent == [{"model": models[0]["id"], "reasoning_effort": "high", "python": True}]

@@ -649,8 +649,20 @@
     stopButton.disabled = false;
   }
 
+  // What the Options panel says for new sessions (only what was chosen: the rest takes the server's defaults).
+  function sessionOptions() {
+    const options = {};
+    const model = $("option-model").value;
+    const reasoning = $("option-reasoning").value;
+    if (model) options.model = model;
+    if (reasoning) options.reasoning_effort = reasoning;
+    if ($("option-python").checked) options.python = true;
+    if ($("option-browser").checked) options.browser = true;
+    return options;
+  }
+
   async function openSession() {
-    const response = await api("POST", "/v1/sessions", {});
+    const response = await api("POST", "/v1/sessions", sessionOptions());
     if (!response.ok) throw new Error(await errorText(response));
     sessionId = (await response.json()).id;
   }
@@ -820,6 +832,35 @@
     head.append(restart);
     return item;
   }
+
+  const optionsPanel = $("options");
+  const optionsToggle = $("options-toggle");
+
+  async function loadModels() {
+    const select = $("option-model");
+    try {
+      const response = await api("GET", "/v1/models");
+      if (!response.ok) throw new Error(await errorText(response));
+      const chosen = select.value;
+      const choices = (await response.json()).data.map((model) => {
+        const option = element("option", "", String(model.id));
+        option.value = String(model.id);
+        return option;
+      });
+      select.replaceChildren(element("option", "", "the server's default"), ...choices);
+      select.firstChild.value = "";
+      select.value = chosen;
+    } catch (error) {
+      setStatus(`Models could not be listed: ${error.message}`);
+    }
+  }
+
+  optionsToggle.addEventListener("click", () => {
+    const open = optionsPanel.hidden;
+    optionsPanel.hidden = !open;
+    optionsToggle.setAttribute("aria-expanded", String(open));
+    if (open) loadModels();
+  });
 
   serversToggle.addEventListener("click", () => {
     const open = serversPanel.hidden;
