@@ -449,3 +449,24 @@ def test_options_for_new_chats_go_with_the_session_they_open(tmp_path: Path, pag
         page.locator("#message").press("Enter")
         expect(page.locator(".answer")).to_have_text("Back again.")
         assert sent == [{"model": models[0]["id"], "reasoning_effort": "high", "python": True}]
+
+
+def test_a_reload_finds_the_chat_still_there(tmp_path: Path, page: Page) -> None:
+    with served(tmp_path, [CALL_ADD, SUM, BACK]) as url:
+        page.goto(url)
+        page.locator("#message").fill("What is 20 + 22?")
+        page.locator("#message").press("Enter")
+        page.locator(".tool-card").get_by_role("button", name="Allow once").click()
+        expect(page.locator(".answer")).to_have_text("The sum is 42.")
+        page.reload()
+        expect(page.locator(".turn.user")).to_have_text("What is 20 + 22?")
+        card = page.locator(".tool-card")
+        expect(card.locator(".tool-name")).to_have_text("fx.add")
+        expect(card.locator(".tool-result")).to_have_text("42")
+        expect(page.locator(".answer")).to_have_text("The sum is 42.")
+        page.locator("#message").fill("Thanks!")  # the same session goes on
+        page.locator("#message").press("Enter")
+        expect(page.locator(".answer").nth(1)).to_have_text("Back again.")
+        page.get_by_role("button", name="New chat").click()
+        page.reload()
+        expect(page.locator(".turn")).to_have_count(0)

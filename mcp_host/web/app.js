@@ -7,6 +7,7 @@
 
 (() => {
   const KEY_STORAGE = "mcp-host-api-key";
+  const SESSION_STORAGE = "mcp-host-session"; // the chat a reload comes back to (the server keeps it in its store)
   const $ = (id) => document.getElementById(id);
   const log = $("log");
   const statusLine = $("status");
@@ -665,6 +666,7 @@
     const response = await api("POST", "/v1/sessions", sessionOptions());
     if (!response.ok) throw new Error(await errorText(response));
     sessionId = (await response.json()).id;
+    localStorage.setItem(SESSION_STORAGE, sessionId);
   }
 
   let renewed = false; // the last message went to a new session: the model no longer sees the earlier turns
@@ -874,12 +876,91 @@
     if (turn) turn.controller.abort();
     const old = sessionId;
     sessionId = null;
+    localStorage.removeItem(SESSION_STORAGE);
     log.replaceChildren();
     setStatus("");
     if (old) await api("DELETE", `/v1/sessions/${encodeURIComponent(old)}`).catch(() => null);
     input.focus();
   });
 
-  checkAccess();
+  // ---- coming back to the chat after a reload --------------------------------------------------------------
+
+  function messageText(message) {
+    const content = message.content;
+    if (typeof content === "string") return content;
+    if (Array.isArray(content)) return content.map((part) => (part && typeof part.text === "string" ? part.text : "")).join("");
+    return "";
+  }
+
+  // The session's history as the server keeps it (Harmony messages, or chat messages for other models).
+  function showHistory(history, names) {
+    let view = null;
+    let lastCard = null;
+    history.forEach((message, index) => {
+      const role = message.role || (message.author && message.author.role);
+      const text = messageText(message);
+      if (role === "user") {
+        const mine = append(log, element("article", "turn user"));
+        mine.setAttribute("aria-label", "You");
+        mine.append(element("p", "", text));
+        view = null;
+        return;
+      }
+      if (role === "system" || role === "developer") return;
+      if (!view) view = new TurnView();
+      const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
+      if (role === "assistant" && message.recipient && message.recipient !== "assistant") {
+        const identifier = message.recipient.replace(/^functions\./, "");
+        lastCard = view.card(`restored-${index}`, names.get(identifier) || identifier);
+        view.last = "tool";
+        lastCard.setArguments(parseArguments(text));
+      } else if (role === "assistant" && calls.length) {
+        for (const call of calls) {
+          const identifier = call.function ? call.function.name : "tool";
+          lastCard = view.card(`restored-${index}-${call.id}`, names.get(identifier) || identifier);
+          lastCard.setArguments(parseArguments(call.function ? call.function.arguments : ""));
+        }
+      } else if (role === "assistant" && message.channel === "analysis") {
+        view.addReasoning(text);
+      } else if (role === "assistant") {
+        view.addAnswer(text);
+        view.drawAnswer();
+      } else if (role === "tool" && lastCard) {
+        lastCard.finish({ is_error: false, text });
+        lastCard.duration.textContent = "";
+      }
+    });
+  }
+
+  function parseArguments(text) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+
+  async function restoreSession() {
+    const stored = localStorage.getItem(SESSION_STORAGE);
+    if (!stored) return;
+    try {
+      const response = await api("GET", `/v1/sessions/${encodeURIComponent(stored)}`);
+      if (!response.ok) {
+        localStorage.removeItem(SESSION_STORAGE);
+        return;
+      }
+      const session = await response.json();
+      sessionId = stored;
+      const names = new Map(); // the model's identifiers (`fx__add`) back to the tools' names (`fx.add`)
+      const tools = await api("GET", "/v1/tools");
+      if (tools.ok) for (const tool of (await tools.json()).data) names.set(tool.identifier, tool.name);
+      showHistory(session.history || [], names);
+      if (session.state === "interrupted") setStatus("The last turn was interrupted by a restart of the server.");
+    } catch (error) {
+      if (!(error instanceof Unauthorised)) setStatus(error.message);
+    }
+  }
+
+  checkAccess().then(restoreSession);
   input.focus();
 })();
