@@ -284,3 +284,17 @@ def test_the_stop_a_server_cut_off_is_told_by_the_message_in_progress() -> None:
 )
 def test_a_special_token_split_across_pieces_is_held_until_it_is_whole(piece: str, now: str, held: str) -> None:
     assert _hold_open_marker(piece) == (now, held)
+
+
+def test_a_server_counting_the_prompt_otherwise_is_measured_and_said_once(caplog: pytest.LogCaptureFixture) -> None:
+    backend = OpenAICompletionsBackend("http://127.0.0.1:9", "m", harmony_encoding(), send_token_ids=False)
+    with caplog.at_level("WARNING", logger="mcp_host.backends.openai_http"):
+        backend.saw_prompt(100, 100, as_ids=False)
+        assert backend.prompt_drift == 0 and not caplog.records
+        backend.saw_prompt(100, 103, as_ids=False)  # e.g. नमस्ते split otherwise by the server's pre-tokenizer
+        backend.saw_prompt(120, 124, as_ids=False)
+    assert backend.prompt_drift == 4
+    (said,) = caplog.records
+    assert "read the prompt as 103 tokens where the host rendered 100" in said.getMessage()
+    assert "text (the server tokenizes it again)" in said.getMessage()
+    anyio.run(backend.aclose)
