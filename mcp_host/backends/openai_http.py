@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -49,32 +50,39 @@ class Tokenizer(Protocol):
     def decode(self, tokens: Sequence[int]) -> str: ...
 
 
-async def stream_sse(client: httpx2.AsyncClient, url: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-    """POST `body` and yield each `data:` JSON object of the event stream until `[DONE]`. Raises `BackendError`."""
+async def _post_lines(client: httpx2.AsyncClient, url: str, body: dict[str, Any]) -> AsyncGenerator[str, None]:
+    """POST `body` and yield the answer's lines; an HTTP error status or a failed connection is a `BackendError`."""
     try:
         async with client.stream("POST", url, json=body) as response:
             if response.status_code >= 400:
                 text = (await response.aread()).decode("utf-8", "replace")
                 raise BackendResponseError(f"{url} answered HTTP {response.status_code}: {text[:500]}")
             async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    return
-                try:
-                    chunk = json.loads(data)
-                except json.JSONDecodeError as exc:
-                    raise BackendResponseError(f"{url} sent a chunk that is not JSON: {data[:200]}") from exc
-                if isinstance(chunk, dict) and "error" in chunk:
-                    raise BackendResponseError(f"{url} reported an error: {chunk['error']}")
-                yield chunk
+                yield line
     except httpx2.TimeoutException as exc:
         raise BackendConnectionError(f"{url} did not answer in time ({type(exc).__name__})") from exc
     except httpx2.ConnectError as exc:
         raise BackendConnectionError(f"cannot reach {url}: {exc}") from exc
     except httpx2.HTTPError as exc:
         raise BackendConnectionError(f"the connection to {url} failed mid-stream: {type(exc).__name__}: {exc}") from exc
+
+
+async def stream_sse(client: httpx2.AsyncClient, url: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """POST `body` and yield each `data:` JSON object of the event stream until `[DONE]`. Raises `BackendError`."""
+    async with aclosing(_post_lines(client, url, body)) as lines:
+        async for line in lines:
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            try:
+                chunk = json.loads(data)
+            except json.JSONDecodeError as exc:
+                raise BackendResponseError(f"{url} sent a chunk that is not JSON: {data[:200]}") from exc
+            if isinstance(chunk, dict) and "error" in chunk:
+                raise BackendResponseError(f"{url} reported an error: {chunk['error']}")
+            yield chunk
     raise BackendResponseError(f"{url} ended the stream without [DONE]")
 
 
@@ -292,31 +300,21 @@ class _OllamaGeneration(_CompletionsGeneration):
 
 async def stream_ndjson(client: httpx2.AsyncClient, url: str, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     """POST `body` and yield each JSON line (Ollama's streaming) until one says `done`. Raises `BackendError`."""
-    try:
-        async with client.stream("POST", url, json=body) as response:
-            if response.status_code >= 400:
-                text = (await response.aread()).decode("utf-8", "replace")
-                raise BackendResponseError(f"{url} answered HTTP {response.status_code}: {text[:500]}")
-            async for line in response.aiter_lines():
-                if not line.strip():
-                    continue
-                try:
-                    chunk = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise BackendResponseError(f"{url} sent a line that is not JSON: {line[:200]}") from exc
-                if not isinstance(chunk, dict):
-                    raise BackendResponseError(f"{url} sent a line that is not an object: {line[:200]}")
-                if "error" in chunk:
-                    raise BackendResponseError(f"{url} reported an error: {chunk['error']}")
-                yield chunk
-                if chunk.get("done"):
-                    return
-    except httpx2.TimeoutException as exc:
-        raise BackendConnectionError(f"{url} did not answer in time ({type(exc).__name__})") from exc
-    except httpx2.ConnectError as exc:
-        raise BackendConnectionError(f"cannot reach {url}: {exc}") from exc
-    except httpx2.HTTPError as exc:
-        raise BackendConnectionError(f"the connection to {url} failed mid-stream: {type(exc).__name__}: {exc}") from exc
+    async with aclosing(_post_lines(client, url, body)) as lines:
+        async for line in lines:
+            if not line.strip():
+                continue
+            try:
+                chunk = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BackendResponseError(f"{url} sent a line that is not JSON: {line[:200]}") from exc
+            if not isinstance(chunk, dict):
+                raise BackendResponseError(f"{url} sent a line that is not an object: {line[:200]}")
+            if "error" in chunk:
+                raise BackendResponseError(f"{url} reported an error: {chunk['error']}")
+            yield chunk
+            if chunk.get("done"):
+                return
     raise BackendResponseError(f"{url} ended the stream before a line said done")
 
 
