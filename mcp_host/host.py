@@ -12,7 +12,6 @@ stop, changed ones restart; a broken edit is reported and the last good config k
 from __future__ import annotations
 
 import logging
-import tempfile
 import weakref
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,6 +25,7 @@ import anyio.abc
 from mcp_host.agent.attachments import Attachment
 from mcp_host.agent.calls import ToolCaller
 from mcp_host.agent.chat import Chat, ChatOptions
+from mcp_host.agent.chat_tools import ChatNatives, build_natives
 from mcp_host.agent.permissions import AuditLog, Permissions
 from mcp_host.backends.base import Backend, ChatBackend
 from mcp_host.config.mcpjson import McpConfig, load_config
@@ -34,14 +34,11 @@ from mcp_host.config.settings import HostSettings, load_settings
 from mcp_host.config.watch import watch_config
 from mcp_host.errors import ChatClosedError, ConfigError
 from mcp_host.plugins.manager import PluginManager
-from mcp_host.prompt.vocab import harmony_encoding
 from mcp_host.servers.asks import ServerAsks
 from mcp_host.servers.catalog import ToolCatalog
 from mcp_host.servers.features import resource_texts
 from mcp_host.servers.manager import ConfigDiff, ServerManager
 from mcp_host.servers.state import ServerState, ServerStatus
-from mcp_host.tools.native import NativeTool, PythonTool
-from mcp_host.tools.native.browser import BrowserSession, browser_tools
 from mcp_host.tools.registry import ToolRegistry
 from mcp_host.tools.spec import ToolResult, ToolSpec
 
@@ -243,27 +240,14 @@ class Host:
         options = options or ChatOptions()
         if options.tool_selection is None:  # `[tools]` of the settings: when and how a turn selects its tools
             options = replace(options, tool_selection=self.settings.tools)
-        natives: dict[str, NativeTool] = {}
-        session: BrowserSession | None = None
-        workdir: Path | None = None
-        if options.harmony.browser:
-            browser = self.settings.browser
-            key = browser.search_api_key.get_secret_value() if browser.search_api_key else None
-            session = BrowserSession(
-                search_url=browser.search_url,
-                allow_private_addresses=browser.allow_private_addresses,
-                search_api=browser.search_api,
-                search_api_key=key,
-                # Pages may contain text like "<|end|>": counted as text, never as special tokens.
-                count_tokens=lambda text: len(harmony_encoding().encode(text, disallowed_special=())),
-            )
-            natives.update(browser_tools(session))
-        if options.harmony.python:
-            workdir = Path(tempfile.mkdtemp(prefix="mcp-host-python-"))
-            python = PythonTool(workdir, time_limit_s=options.call_timeout_s or 30.0)
-            natives["python"] = python
-            # The model reads this tool's own limits and isolation, not the defaults.
-            options = replace(options, harmony=replace(options.harmony, python_description=python.spec.description))
+        time_limit_s = options.call_timeout_s or 30.0
+
+        def natives_for(browser: bool, python: bool) -> ChatNatives:
+            return build_natives(self.settings.browser, browser=browser, python=python, time_limit_s=time_limit_s)
+
+        natives = natives_for(options.harmony.browser, options.harmony.python)
+        if natives.python_description is not None:  # the model reads this tool's own limits and isolation
+            options = replace(options, harmony=replace(options.harmony, python_description=natives.python_description))
         chat = Chat(
             backend,
             tools=self.registry if tools is None else tools,
@@ -271,9 +255,10 @@ class Host:
             permissions=permissions,
             audit=AuditLog(self.audit_path),
             options=options,
-            natives=natives,
-            browser=session,
-            workdir=workdir,
+            natives=natives.tools,
+            browser=natives.browser,
+            workdir=natives.workdir,
+            build_natives=natives_for,
             task_group=self._task_group,
             plugins=self._plugins,
             live_spec=self._live_spec,

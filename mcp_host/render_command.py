@@ -15,14 +15,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mcp_host.agent.selection import ToolSelection, ToolSelector
+from mcp_host.agent.prompt_budget import prompt_budget, selection_json
+from mcp_host.agent.selection import ToolSelection
 from mcp_host.backends.base import speaks_harmony
 from mcp_host.backends.gguf_info import read_gguf_info
 from mcp_host.backends.models import find_model
 from mcp_host.errors import UsageError
 from mcp_host.host import Host
-from mcp_host.prompt.budget import HarmonyToolCost, tool_budget_warning, tool_tokens
-from mcp_host.prompt.harmony import STOP_TOKENS, FunctionTool, HarmonyOptions, HarmonyRenderer, user_message
+from mcp_host.prompt.harmony import STOP_TOKENS, HarmonyOptions, HarmonyRenderer
 
 
 def render_prompt(console: Console, host: Host, args: argparse.Namespace) -> int:
@@ -36,27 +36,21 @@ def render_prompt(console: Console, host: Host, args: argparse.Namespace) -> int
     renderer = HarmonyRenderer()
     model = _model_facts(args.model) if args.model else None
     context = args.context or (model or {}).get("context_length") or prompt_settings.context_tokens
-    selector = ToolSelector(host.settings.tools, HarmonyToolCost(renderer, options))
-    selection = selector.select(host.registry, context_tokens=context, message=args.message or "")
-    tools = FunctionTool.from_specs(list(selection.registry), selection.registry.names)
-    history = [user_message(args.message)] if args.message else []
-    tokens = renderer.render_prompt(options, tools, history)
-    parts = renderer.breakdown(options, tools, history)
-    every_tool = parts
-    if selection.active:  # the warning is about every tool, not the selection shown
-        every_tool = renderer.breakdown(options, FunctionTool.from_specs(list(host.registry), host.registry.names), [])
-    warning = tool_budget_warning(every_tool, context, prompt_settings.tools_warn_share, selecting=selection.active)
+    budget = prompt_budget(
+        host.registry, host.settings, options, context_tokens=context, message=args.message or "", renderer=renderer
+    )
+    tokens, parts, warning, selection = budget.prompt, budget.parts, budget.warning, budget.selection
     if args.json:
         document = {
             "prompt": renderer.encoding.decode(tokens),
             "tokens": len(tokens),
             "parts": [{"label": part.label, "tokens": part.tokens} for part in parts],
-            "tool_tokens": tool_tokens(parts),
+            "tool_tokens": budget.tool_tokens,
             "context_tokens": context,
             "stop_tokens": sorted(STOP_TOKENS),
             "model": model,
             "warning": warning,
-            "selection": _selection_json(selection),
+            "selection": selection_json(selection),
         }
         console.print_json(json.dumps(document))
     else:
@@ -109,19 +103,3 @@ def _print_selection(console: Console, selection: ToolSelection) -> None:
     if left_out:
         best = ", ".join(f"{c.name} ({c.score:.2f})" for c in left_out[:5])
         console.print(f"left out: {len(left_out)} tools; the best of them: {escape(best)}", soft_wrap=True)
-
-
-def _selection_json(selection: ToolSelection) -> dict[str, Any]:
-    return {
-        "active": selection.active,
-        "all_tokens": selection.all_tokens,
-        "threshold_tokens": selection.threshold_tokens,
-        "budget_tokens": selection.budget_tokens,
-        "selected_tokens": selection.selected_tokens,
-        "builtin_tokens": selection.builtin_tokens,
-        "offered": [
-            {"name": c.name, "tokens": c.tokens, "score": round(c.score, 4), "reasons": list(c.reasons)}
-            for c in selection.selected
-        ],
-        "left_out": len(selection.choices) - len(selection.selected),
-    }

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -24,6 +24,9 @@ from starlette.types import ASGIApp
 from mcp_host.backends import demo_model
 from mcp_host.backends.llama_cpp import LlamaCppBackend
 from mcp_host.config.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, Playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_SERVER = ROOT / "tests" / "fixtures" / "server.py"
@@ -265,3 +268,38 @@ async def serve_app(app: ASGIApp) -> AsyncIterator[str]:
             yield f"http://127.0.0.1:{port}"
         finally:
             server.should_exit = True
+
+
+# -- the web chat's browser: Debian's chromium driven by Playwright (imported only by the tests that use it) --
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("chromium is not installed (apt-get install -y chromium; .ci/run does)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    # Root cannot use chromium's sandbox (it needs an unprivileged user); the page is our own.
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    launched = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=args)
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()  # a fresh sessionStorage and localStorage for each test
+    context.set_default_timeout(20_000)
+    yield context.new_page()
+    context.close()

@@ -85,6 +85,13 @@ def test_json_errors_name_file_line_and_column(tmp_path: Path, text: str, line: 
     assert str(caught.value).startswith(f"{path}:{line}:{column}: invalid JSON")
 
 
+def test_json_nested_too_deeply_is_a_syntax_error_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text('{"mcpServers": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ConfigSyntaxError, match="nested too deeply"):
+        load_config(path)
+
+
 @pytest.mark.parametrize(
     ("servers", "server", "key", "fragment"),
     [

@@ -11,24 +11,20 @@ import fnmatch
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
 import tomllib
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
-import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from mcp_host.api.web_routes import ASSETS
 from tests.conftest import ROOT, fixture_entry, free_port, wait_for_port, write_config
 from tests.test_chat_terminal import write_recording
+from tests.web_page import screenshot, served
 
 CALL_ADD = (
     "<|channel|>analysis<|message|>Use the add tool.<|end|><|start|>assistant<|channel|>commentary "
@@ -61,90 +57,6 @@ CSP_DIRECTIVES = [
     "form-action 'none'",
     "frame-ancestors 'none'",
 ]
-
-
-def chromium_path() -> str:
-    found = shutil.which("chromium")
-    if found is None:
-        pytest.fail("chromium is not installed (apt-get install -y chromium; .ci/run does)")
-    return found
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    # Root cannot use chromium's sandbox (it needs an unprivileged user); the page is our own.
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
-    launched = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=args)
-    yield launched
-    launched.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()  # a fresh sessionStorage for each test
-    context.set_default_timeout(20_000)
-    yield context.new_page()
-    context.close()
-
-
-@contextmanager
-def served(tmp_path: Path, script: list[str], *, speed: float = 40, api_key: str | None = None) -> Iterator[str]:
-    """`mcp-host serve` on 127.0.0.1 over the fixture server `fx`, replaying `script`; yields its base URL."""
-    config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()})
-    recording = tmp_path / "chat.jsonl"
-    write_recording(recording, script)
-    port = free_port()
-    command = [sys.executable, "-m", "mcp_host.cli", "--config", str(config), "--settings", str(tmp_path / "s.toml")]
-    command += ["serve", "--port", str(port), "--replay", str(recording), "--replay-speed", str(speed)]
-    if api_key is not None:
-        command += ["--api-key", api_key]
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    env.pop("MCP_HOST_API_KEY", None)
-    output = (tmp_path / "serve.txt").open("wb")
-    process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, env=env)
-    try:
-        wait_for_port(port, process, limit_s=60)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-        finally:
-            output.close()
-
-
-SCREENSHOTS = ROOT / "docs" / "screenshots"
-
-
-def screenshot(page: Page, name: str) -> None:
-    """Write the page as the README shows it, and check that it is not blank (many distinct pixel bytes)."""
-    path = SCREENSHOTS / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.set_viewport_size({"width": 900, "height": 640})
-    page.screenshot(path=str(path))
-    assert len(set(png_pixels(path.read_bytes()))) > 32, f"{path} looks blank"
-
-
-def png_pixels(data: bytes) -> bytes:
-    """The decompressed image data of a PNG (filter bytes included: enough to tell a blank image)."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    chunks, at = [], 8
-    while at < len(data):
-        length = int.from_bytes(data[at : at + 4], "big")
-        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
-        if kind == b"IDAT":
-            chunks.append(body)
-        at += 12 + length
-    return zlib.decompress(b"".join(chunks))
 
 
 def record_answer_lengths(page: Page) -> None:
@@ -441,10 +353,12 @@ def test_options_for_new_chats_go_with_the_session_they_open(tmp_path: Path, pag
         page.goto(url)
         page.get_by_role("button", name="Options").click()
         model = page.locator("#option-model")
-        expect(model.locator("option")).to_have_count(1 + len(models))
+        expect(model.locator(f"option[value='{models[0]['id']}']")).to_have_count(1)
         model.select_option(models[0]["id"])
         page.locator("#option-reasoning").select_option("high")
-        page.locator("#option-python").check()
+        page.get_by_role("button", name="Tools").click()
+        page.locator("input[data-tool='native:python']").check()
+        expect(page.locator("#tools-budget")).to_contain_text("tokens")
         page.locator("#message").fill("Hello?")
         page.locator("#message").press("Enter")
         expect(page.locator(".answer")).to_have_text("Back again.")

@@ -20,7 +20,7 @@ import itertools
 import math
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +36,7 @@ from mcp_host.agent import sampling
 from mcp_host.agent.asks import ElicitationAnswer, TurnAsks, TurnQuestions
 from mcp_host.agent.attachments import Attachment, with_attachments
 from mcp_host.agent.calls import Approvals, CallLimits, CallPipeline, Emit, LiveSpec, ToolCaller
+from mcp_host.agent.chat_tools import ChatNatives, NativesBuilder, chosen_tools, switch_natives
 from mcp_host.agent.events import (
     Annotation,
     ApprovalRequired,
@@ -55,13 +56,13 @@ from mcp_host.agent.selection import ToolSelection, ToolSelector, conversation_o
 from mcp_host.backends.base import Backend, ChatBackend, GenerationParams
 from mcp_host.config.paths import implicit_roots
 from mcp_host.config.settings import ToolSettings
-from mcp_host.errors import BackendError, ChatBusyError, ChatClosedError, TemplateError
+from mcp_host.errors import BackendError, ChatBusyError, ChatClosedError, TemplateError, UnsupportedFeatureError
 from mcp_host.prompt.harmony import Effort, HarmonyOptions, HarmonyRenderer
 from mcp_host.servers.asks import SamplingReply, ServerAsks
 from mcp_host.tools.native.base import NativeTool
 from mcp_host.tools.native.browser import BrowserSession
 from mcp_host.tools.registry import ToolRegistry
-from mcp_host.tools.spec import ToolResult, ToolSpec
+from mcp_host.tools.spec import ToolResult
 
 Outcome = Literal["answered", "max_rounds", "length", "cancelled", "error"]
 DEFAULT_PLUGIN_TIMEOUT_S = 60.0
@@ -87,6 +88,7 @@ class ChatOptions:
     required_tool: str | None = None  # template path: the first round must call this tool (grammar-constrained)
     max_parallel_calls: int = 4
     plugins: tuple[str, ...] | None = None  # the plugins this chat uses (None: every one the host loaded)
+    servers: tuple[str, ...] | None = None  # the MCP servers whose tools it offers (None: every one of mcp.json)
     roots: tuple[str, ...] = ()  # the folders plugin tools may work in (empty: the working directory)
     tool_selection: ToolSettings | None = None  # when a turn offers a selection of the tools (None: the defaults)
 
@@ -220,11 +222,13 @@ class Chat:
         natives: Mapping[str, NativeTool] | None = None,
         browser: BrowserSession | None = None,
         workdir: Path | None = None,
+        build_natives: NativesBuilder | None = None,
         task_group: anyio.abc.TaskGroup | None = None,
         plugins: TurnPlugins | None = None,
         live_spec: LiveSpec | None = None,
     ) -> None:
         self.backend = backend
+        self._build_natives = build_natives  # None: the built-in tools cannot be switched (`select_tools`)
         self._live_spec = live_spec
         self.tools = tools
         self.permissions = permissions
@@ -236,6 +240,8 @@ class Chat:
         self._plugins = plugins
         # The plugins this chat uses, changeable between turns (None: all the host's).
         self.enabled_plugins: set[str] | None = None if self.options.plugins is None else set(self.options.plugins)
+        # The MCP servers this chat uses, changeable between turns (None: every one, those added later too).
+        self.enabled_servers: set[str] | None = None if self.options.servers is None else set(self.options.servers)
         self._call_tool = call_tool
         self._browser = browser
         self._workdir = workdir  # owned: removed on close
@@ -263,6 +269,55 @@ class Chat:
         self.turn_format.rebind(backend)
         self.backend = backend
         self._selector = None  # it counted tokens with the model that went away
+
+    async def select_tools(
+        self, *, servers: Collection[str] | None, plugins: Collection[str] | None, browser: bool, python: bool
+    ) -> None:
+        """Offer these tools from the next turn on: the MCP servers' (None: every one) and the plugins' (None: those
+        on by default), and the built-in browser and python; the conversation goes on. A built-in tool switched off
+        stops (python's working directory is removed), one switched on starts afresh.
+
+        Raises `ChatBusyError` mid-turn, `ChatClosedError`, and `UnsupportedFeatureError` to switch a built-in tool
+        of a chat that was given its built-in tools rather than a way to build them (`Host.chat` gives one).
+        """
+        if self._closed:
+            raise ChatClosedError("this chat is closed")
+        if self._running is not None:
+            raise ChatBusyError("the tools cannot change while a turn runs")
+        options = replace(
+            self.options,
+            servers=None if servers is None else tuple(dict.fromkeys(servers)),
+            plugins=None if plugins is None else tuple(dict.fromkeys(plugins)),
+        )
+        harmony = options.harmony
+        if (browser, python) != (harmony.browser, harmony.python):
+            if self._build_natives is None:
+                raise UnsupportedFeatureError("this chat's built-in tools were given to it: they cannot be switched")
+            self._running = _RunningTurn()  # no turn starts while the tools change
+            try:
+                owned = ChatNatives(self.natives, self._browser, self._workdir, harmony.python_description)
+                switched = await switch_natives(owned, self._build_natives, browser=browser, python=python)
+            finally:
+                self._running = None
+            if self._closed:  # closed meanwhile: what was built for it goes too
+                await switched.aclose()
+                raise ChatClosedError("this chat was closed while its tools changed")
+            self.natives, self._browser, self._workdir = switched.tools, switched.browser, switched.workdir
+            harmony = replace(harmony, browser=browser, python=python, python_description=switched.python_description)
+            options = replace(options, harmony=harmony)
+            # Harmony lists the built-in tools in the system message: the conversation goes on in a format made
+            # with the new ones (its history travels as a snapshot, as a restored session's does).
+            turn_format = make_format(self.backend, options, self._renderer)
+            turn_format.restore(self.turn_format.snapshot())
+            self.turn_format = turn_format
+            self._selector = None  # it counted the built-in tools that were
+        self.options = options
+        self.enabled_servers = None if options.servers is None else set(options.servers)
+        self.enabled_plugins = None if options.plugins is None else set(options.plugins)
+
+    def tool_registry(self) -> ToolRegistry:
+        """The MCP servers' and plugins' tools the next turn chooses from (before any selection), this chat's."""
+        return chosen_tools(self.tools, self._plugins, servers=self.enabled_servers, plugins=self.enabled_plugins)
 
     @property
     def format(self) -> str:
@@ -643,16 +698,13 @@ class Chat:
             from mcp_host.plugins.api import functions_plugin  # the plugins package imports the agent's
 
             extra = {tool.spec.name: tool for tool in functions_plugin(functions).tools}
-        plugin_servers = {spec.server for spec in self.tools if spec.origin == "plugin"}
-        added: list[ToolSpec] = [tool.spec for tool in extra.values()]
-        hidden: set[str] = set()
-        if self.enabled_plugins is not None:
-            hidden = plugin_servers - self.enabled_plugins
-            if self._plugins is not None:  # plugins this chat turned on that are off by default
-                added += self._plugins.specs(self.enabled_plugins - plugin_servers)
-        registry = self.tools
-        if hidden or added:
-            registry = self.tools.view(without=hidden, extra=added)
+        registry = chosen_tools(
+            self.tools,
+            self._plugins,
+            servers=self.enabled_servers,
+            plugins=self.enabled_plugins,
+            extra=[tool.spec for tool in extra.values()],
+        )
         timeout_s = self.options.call_timeout_s or DEFAULT_PLUGIN_TIMEOUT_S
         plugins = self._plugins
 
@@ -663,6 +715,8 @@ class Chat:
                 result: ToolResult = await extra[name].call(arguments, timeout_s=limit or timeout_s)
                 return result
             spec = registry.get(name) if name in registry else None
+            if spec is None and name in self.tools:  # a server or plugin this chat switched off is never reached
+                return ToolResult.error(f"{name} is switched off in this chat.")
             if spec is not None and spec.origin == "plugin" and plugins is not None:
                 return await plugins.call(name, arguments, timeout_s=limit or timeout_s, roots=self.roots)
             return await self._call_tool(name, arguments, limit, asks)

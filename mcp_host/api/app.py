@@ -11,8 +11,9 @@ client tools or the host's own), OpenAI's Responses API (`POST /v1/responses`, `
 `POST /v1/embeddings`, LM Studio's `/api/v0/completions` and `/api/v0/embeddings`: `mcp_host.api.text_routes`),
 the sessions of `mcp_host.api.sessions` (`POST /v1/sessions/{id}/resume` goes on with a turn a restart
 interrupted), `GET /v1/tools`, `GET /v1/servers`, `POST /v1/servers/{name}/restart`, and each server's
-resources, prompts, completion, log and roots (`mcp_host.api.feature_routes`), and the web chat page at `GET /`
-(`mcp_host.api.web_routes`). Request bodies are the models
+resources, prompts, completion, log and roots (`mcp_host.api.feature_routes`), the mcp.json editor's
+`GET`/`PUT /v1/config/mcp.json` and `POST /v1/config/mcp.json/validate` (`mcp_host.api.config_routes`), and the
+web chat page at `GET /` (`mcp_host.api.web_routes`). Request bodies are the models
 of `mcp_host.api.requests`; errors are OpenAI-shaped, answered by the handlers of `mcp_host.api.errors`.
 """
 
@@ -27,6 +28,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from mcp_host.api.auth import ApiKeyMiddleware
+from mcp_host.api.chat_tools_routes import ChatToolRoutes
+from mcp_host.api.config_routes import ConfigRoutes
 from mcp_host.api.errors import EXCEPTION_HANDLERS
 from mcp_host.api.feature_routes import ServerFeatureRoutes
 from mcp_host.api.guard import BrowserGuard
@@ -115,7 +118,7 @@ def create_app(
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(cors_origins),
-                allow_methods=["GET", "POST", "PUT", "DELETE"],
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                 allow_headers=["authorization", "content-type"],
             )
         )
@@ -136,7 +139,9 @@ def create_app(
         *TextRoutes(registry, reader, completer.renderer, ping_s=sse_ping_s).routes(),
         *ToolRoutes(host).routes(),
         *ServerFeatureRoutes(host, reader).routes(),
+        *ConfigRoutes(host, reader).routes(),
         *sessions.routes(),
+        *ChatToolRoutes(sessions, host, reader).routes(),
         *responses.routes(),
         *WebChatRoutes().routes(),
     ]

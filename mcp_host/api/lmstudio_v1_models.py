@@ -1,6 +1,7 @@
 """LM Studio 0.4's model endpoints: list, load, unload; downloads are refused (this host works offline).
 
     GET  /api/v1/models                       {"models": [...]}: every model found, loaded or not
+    GET  /v1/models/loading                   {"data": [{"model", "instance_id", "progress", "elapsed_s"}]}
     POST /api/v1/models/load                  {"model", "context_length", "echo_load_config", ...}
     POST /api/v1/models/unload                {"instance_id"}
     POST /api/v1/models/download              501: nothing is ever downloaded; the message says how to add models
@@ -9,12 +10,18 @@
 A model loaded here stays until it is unloaded (no idle TTL), as in LM Studio; loading one already loaded
 answers its instance. Of llama.cpp's load settings only `context_length` is applied, so `load_config` echoes
 only what is true of the instance: its context length.
+
+LM Studio's listing has no field for a load in progress (it streams `model_load.progress` events to the request
+that loads); here a model being loaded also carries `"loading": {"progress": 0.0 … 1.0, "elapsed_s"}`, absent
+otherwise, so that a model picker can show the load that someone else's request started. `/v1/models/loading`
+(this host's own) lists only the loads, without reading the disk: cheap enough to poll several times a second.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -25,7 +32,7 @@ from mcp_host.api.lmstudio_v1_requests import V1DownloadRequest, V1LoadRequest, 
 from mcp_host.api.requests import BodyReader
 from mcp_host.backends.base import Backend
 from mcp_host.backends.gguf_info import read_gguf_info
-from mcp_host.backends.registry import LoadedModel, ModelListing, ModelRegistry
+from mcp_host.backends.registry import LoadedModel, Loading, ModelListing, ModelRegistry
 from mcp_host.errors import ApiError, ModelLoadError
 
 NO_DOWNLOADS = (
@@ -46,6 +53,7 @@ class LMStudioV1ModelRoutes:
     def routes(self) -> list[Route]:
         return [
             Route("/api/v1/models", self.list_models, methods=["GET"]),
+            Route("/v1/models/loading", self.list_loads, methods=["GET"]),
             Route("/api/v1/models/load", self.load, methods=["POST"]),
             Route("/api/v1/models/unload", self.unload, methods=["POST"]),
             Route("/api/v1/models/download", self.download, methods=["POST"]),
@@ -54,8 +62,11 @@ class LMStudioV1ModelRoutes:
         ]
 
     async def list_models(self, request: Request) -> Response:
-        loaded = self.models.loaded()
-        return JSONResponse({"models": [describe_v1(row, loaded) for row in self.models.listing()]})
+        loaded, loading = self.models.loaded(), self.models.loading()
+        return JSONResponse({"models": [describe_v1(row, loaded, loading) for row in self.models.listing()]})
+
+    async def list_loads(self, request: Request) -> Response:
+        return JSONResponse({"data": [describe_load(load) for load in self.models.loading()]})
 
     async def load(self, request: Request) -> Response:
         body = await self.reader.read(request, V1LoadRequest)
@@ -96,8 +107,10 @@ class LMStudioV1ModelRoutes:
         raise ApiError(404, f"no download job {job!r}: {NO_DOWNLOADS}", param="job_id", code="job_not_found")
 
 
-def describe_v1(row: ModelListing, loaded: list[tuple[str, LoadedModel]]) -> dict[str, Any]:
-    """A model in `GET /api/v1/models`, with its loaded instances."""
+def describe_v1(
+    row: ModelListing, loaded: list[tuple[str, LoadedModel]], loading: Sequence[Loading] = ()
+) -> dict[str, Any]:
+    """A model in `GET /api/v1/models`, with its loaded instances and, while it loads, its progress."""
     instances = [
         {"id": instance, "config": {"context_length": backend.context_length}}
         for instance, backend in loaded
@@ -124,7 +137,19 @@ def describe_v1(row: ModelListing, loaded: list[tuple[str, LoadedModel]]) -> dic
     if row.kind == "llm":
         model["capabilities"] = {"vision": False, "trained_for_tool_use": _tool_use(row, loaded)}
         model["description"] = None
+    load = next((load for load in loading if load.model == row.id), None)
+    if load is not None:
+        model["loading"] = _progress(load)
     return model
+
+
+def describe_load(load: Loading) -> dict[str, Any]:
+    """A load in progress as `/v1/models/loading` lists it."""
+    return {"model": load.model, "instance_id": load.instance_id, **_progress(load)}
+
+
+def _progress(load: Loading) -> dict[str, float]:
+    return {"progress": round(load.progress, 4), "elapsed_s": round(load.elapsed_s, 3)}
 
 
 def _bits(quantization: str) -> int | None:

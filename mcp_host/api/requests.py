@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -27,6 +27,9 @@ IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"  # Harmony renders client tools as Type
 MAX_ATTACHMENTS = 16  # resources attached to one message, each read before the turn starts
 MAX_URI_CHARS = 8192
 MAX_ROOTS = 64
+MAX_NAMES = 100  # servers or plugins named in one body
+# A server's or a plugin's name: long enough for any real one, short enough to quote back in an error.
+Name = Annotated[str, Field(min_length=1, max_length=200)]
 LogLevel = Literal["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
 
 
@@ -176,7 +179,30 @@ class SessionCreate(ClosedShape):
     instructions: str | None = None
     browser: bool = False
     python: bool = False
-    plugins: list[str] | None = Field(default=None, max_length=100)  # None: every loaded plugin
+    plugins: list[Name] | None = Field(default=None, max_length=MAX_NAMES)  # None: every loaded plugin
+    servers: list[Name] | None = Field(default=None, max_length=MAX_NAMES)  # None: every server of mcp.json
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)  # each answer of the model; None: 4096
+
+
+class SessionTools(ClosedShape):
+    """`PATCH /v1/sessions/{id}/tools`: only the fields sent change (`model_fields_set`); `null` servers or plugins
+    means all of them."""
+
+    servers: list[Name] | None = Field(default=None, max_length=MAX_NAMES)
+    plugins: list[Name] | None = Field(default=None, max_length=MAX_NAMES)
+    python: bool = False
+    browser: bool = False
+
+
+class ToolBudgetBody(ClosedShape):
+    """`POST /v1/tools/budget`: what these tools would take of a prompt, as `mcp-host render` counts it."""
+
+    servers: list[Name] | None = Field(default=None, max_length=MAX_NAMES)  # None: every server
+    plugins: list[Name] | None = Field(default=None, max_length=MAX_NAMES)  # None: those on by default
+    python: bool = False
+    browser: bool = False
+    reasoning_effort: Effort | None = None
+    model: str | None = Field(default=None, max_length=500)  # whose context (None: the settings' context_tokens)
 
 
 class AttachmentRef(ClosedShape):
@@ -206,6 +232,14 @@ class ElicitationBody(ClosedShape):
 
     action: Literal["accept", "decline", "cancel"]
     content: dict[str, Any] | None = None
+
+
+class SessionRename(ClosedShape):
+    """`PATCH /v1/sessions/{id}`: `{"title": "Trip plans"}`, stripped, 1 to 200 characters."""
+
+    model_config = ConfigDict(str_strip_whitespace=True)  # merged with ClosedShape's
+
+    title: str = Field(min_length=1, max_length=200)
 
 
 # -- server features -------------------------------------------------------------------------------

@@ -6,9 +6,11 @@
     tg.start_soon(ledger.keep_claimed, state)  # ... renewed beside the turn
     await ledger.waiting(state)                # a call waits for approval: what a restart resumes
     await ledger.end_turn(state)               # the turn is over
+    await ledger.rename(state, "Trip plans")   # an edit at rest: refused if anything wrote the record since
     state = await ledger.load(session_id)      # after a restart: the record, or None
+    page = await ledger.page(limit=50, before=None)  # the most recently active sessions, for a list
 
-One record per session (kind `session`): the options it was made with, its model, the conversation as
+One record per session (kind `session`): the options it was made with, its model, its title, the conversation as
 `Chat.snapshot()` data, the calls waiting for approval and the answers given to them since a restart,
 and the user's words of a turn that was running. A turn claims its record under a lease that a task
 renews while the turn runs; when the server dies the lease runs out and the store reports the record
@@ -24,7 +26,7 @@ from typing import Any
 
 import anyio
 
-from mcp_host.store import DONE, INTERRUPTED, Store
+from mcp_host.store import DONE, INTERRUPTED, RUNNING, Record, Store
 
 KIND = "session"
 LEASE_S = 15.0  # a killed server's turns are reported interrupted this long after its last renewal
@@ -43,7 +45,9 @@ class SessionState:
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # answers to them given after a restart
     running_text: str | None = None  # the user's words of the turn that ran (kept if it was interrupted)
     interrupted: bool = False
+    title: str | None = None  # the user's name for it, or the first message's first line; None before any
     version: int = 0  # the store's version of the record this state was read from or written as
+    updated: float = field(default_factory=time.time)  # the record's last write (not stored: the store's clock)
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -54,10 +58,14 @@ class SessionState:
             "waiting": self.waiting,
             "answers": self.answers,
             "running_text": self.running_text,
+            "title": self.title,
         }
 
     @classmethod
-    def from_data(cls, id: str, data: dict[str, Any], *, status: str, version: int) -> SessionState:
+    def from_data(
+        cls, id: str, data: dict[str, Any], *, status: str, version: int, updated: float | None = None
+    ) -> SessionState:
+        title = data.get("title")  # absent from records written before sessions had titles
         return cls(
             id=id,
             model=str(data["model"]),
@@ -68,8 +76,19 @@ class SessionState:
             answers=dict(data.get("answers") or {}),
             running_text=data.get("running_text"),
             interrupted=status == INTERRUPTED,
+            title=title if isinstance(title, str) else None,
             version=version,
+            updated=time.time() if updated is None else updated,
         )
+
+
+@dataclass(frozen=True)
+class StoredPage:
+    """A page of stored sessions: each with whether a turn holds it now (on any server)."""
+
+    sessions: list[tuple[SessionState, bool]]
+    read: int  # records read, the unreadable ones included
+    last_updated: float | None  # the oldest record's `updated`: the `before` of the next page; None if none
 
 
 class SessionLedger:
@@ -86,9 +105,27 @@ class SessionLedger:
         if record is None:
             return None
         try:
-            return SessionState.from_data(session_id, record.data, status=record.status, version=record.version)
+            return SessionState.from_data(
+                session_id, record.data, status=record.status, version=record.version, updated=record.updated
+            )
         except (KeyError, TypeError, ValueError):
             return None  # a record this version cannot read is not a session it can serve
+
+    async def page(self, *, limit: int, before: float | None) -> StoredPage:
+        """Up to `limit` records, the most recently written first (`before`: those written strictly earlier),
+        as sessions; records this version cannot read are skipped but counted. Needs a store."""
+        assert self.store is not None, "without a store the sessions are the open ones"
+        records = await self.store.list(KIND, limit=limit, before=before)
+        sessions: list[tuple[SessionState, bool]] = []
+        for record in records:
+            try:
+                state = SessionState.from_data(
+                    record.id, record.data, status=record.status, version=record.version, updated=record.updated
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+            sessions.append((state, record.status == RUNNING))
+        return StoredPage(sessions, len(records), records[-1].updated if records else None)
 
     async def version(self, session_id: str) -> int | None:
         """The stored record's version (another instance may have moved the session on), or None."""
@@ -99,14 +136,15 @@ class SessionLedger:
 
     async def save(self, state: SessionState) -> None:
         """A session at rest: created, or its turn over."""
-        if self.store is not None:
-            state.version = (await self.store.put(KIND, state.id, state.to_data(), status=DONE)).version
+        if self.store is None:
+            state.updated = time.time()
+        else:
+            _written(state, await self.store.put(KIND, state.id, state.to_data(), status=DONE))
 
     async def save_interrupted(self, state: SessionState) -> None:
         """An interrupted session, with the answers given to its waiting calls since the restart."""
         if self.store is not None:
-            record = await self.store.put(KIND, state.id, state.to_data(), status=INTERRUPTED)
-            state.version = record.version
+            _written(state, await self.store.put(KIND, state.id, state.to_data(), status=INTERRUPTED))
 
     async def delete(self, session_id: str) -> None:
         if self.store is not None:
@@ -114,9 +152,11 @@ class SessionLedger:
 
     async def begin_turn(self, state: SessionState, text: str | None) -> None:
         """Claim the record for a turn. Raises `StoreConflictError` if another instance runs one."""
-        if self.store is not None:
+        if self.store is None:
+            state.updated = time.time()
+        else:
             state.running_text = text
-            state.version = (await self.store.claim(KIND, state.id, state.to_data(), lease_s=self.lease_s)).version
+            _written(state, await self.store.claim(KIND, state.id, state.to_data(), lease_s=self.lease_s))
 
     async def keep_claimed(self, state: SessionState) -> None:
         """Renew the turn's lease until cancelled: run it beside the turn."""
@@ -128,12 +168,31 @@ class SessionLedger:
     async def end_turn(self, state: SessionState) -> None:
         """The turn is over (answered, failed or cancelled): write the session at rest. Shielded."""
         state.running_text, state.waiting, state.answers, state.interrupted = None, [], {}, False
-        if self.store is not None:
+        if self.store is None:
+            state.updated = time.time()
+        else:
             with anyio.CancelScope(shield=True):
-                state.version = (await self.store.release(KIND, state.id, state.to_data(), status=DONE)).version
+                _written(state, await self.store.release(KIND, state.id, state.to_data(), status=DONE))
 
     async def waiting(self, state: SessionState) -> None:
         """Write what a restart needs to resume the turn: the snapshot and the calls waiting for approval."""
         if self.store is not None:
-            record = await self.store.claim(KIND, state.id, state.to_data(), lease_s=self.lease_s)
-            state.version = record.version
+            _written(state, await self.store.claim(KIND, state.id, state.to_data(), lease_s=self.lease_s))
+
+    async def rename(self, state: SessionState, title: str) -> None:
+        """Give the session at rest a new title, only if its record is still the one `state` was read as.
+
+        Raises `StoreConflictError` if the record was deleted, written since (another server moved the session
+        on: read it again), or a turn holds it; the state keeps its old title then.
+        """
+        if self.store is None:
+            state.title, state.updated = title, time.time()
+            return
+        record = await self.store.update(KIND, state.id, {**state.to_data(), "title": title}, version=state.version)
+        state.title = title
+        _written(state, record)
+
+
+def _written(state: SessionState, record: Record) -> None:
+    """What the store stamped on the state's record: the version a later edit checks, the time lists sort by."""
+    state.version, state.updated = record.version, record.updated

@@ -7,9 +7,11 @@
     POST   /v1/sessions/{id}/approvals/{call_id}     {"decision": "allow"|"always"|"deny", "reason", "arguments"}
     POST   /v1/sessions/{id}/elicitations/{id}       {"action": "accept"|"decline"|"cancel", "content": {...}}
     POST   /v1/sessions/{id}/resume                  -> text/event-stream of the interrupted turn, going on
-    GET    /v1/sessions/{id}                         state (idle, busy, interrupted), pending approvals and
-                                                     elicitations, history
+    GET    /v1/sessions/{id}                         state (idle, busy, interrupted), title, pending approvals
+                                                     and elicitations, history
+    PATCH  /v1/sessions/{id}                         {"title": "..."} -> the session as the list shows it
     DELETE /v1/sessions/{id}
+    GET    /v1/sessions?q=&limit=&before=            the stored sessions, newest first (`session_index`)
 
 With a state store (`create_app(store=...)`), sessions survive a restart, even `kill -9`: each is written
 when it is created, when a call starts waiting for approval (before the client hears of it) and when a
@@ -19,7 +21,9 @@ turn, and `POST .../resume` runs them (asking again for any not answered) and le
 interrupted turn with no waiting call answers the user's message afresh. A new message instead leaves the
 interrupted turn behind. Several servers may share a PostgreSQL store: a server that does not hold a
 session loads it from the store, and reloads one that moved on elsewhere; while one server runs a turn of
-a session, a message to another server is 409 (route a session's requests to one server).
+a session, a message to another server is 409 (route a session's requests to one server). A session is
+titled by its first message's first line until it is renamed; a rename while a turn runs (here or on another
+server) is 409, and so is one that lost a race with another server's write: it never undoes a turn's write.
 
 Attachments are resources read from their servers before the turn starts (an unknown server is 404,
 one not ready 503, a resource that cannot be read 400); the model reads them after the user's words.
@@ -39,7 +43,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -72,7 +76,9 @@ from mcp_host.api.requests import (
     ElicitationBody,
     SessionCreate,
     SessionMessage,
+    SessionRename,
 )
+from mcp_host.api.session_index import SessionIndex, default_title, summarise, title_of
 from mcp_host.api.session_ledger import SessionLedger, SessionState
 from mcp_host.api.streaming import (
     PING_S,
@@ -82,6 +88,7 @@ from mcp_host.api.streaming import (
     ServerSentEvent,
     event_stream,
 )
+from mcp_host.api.tool_choice import chosen_plugins, chosen_servers
 from mcp_host.backends.base import Backend, ChatBackend
 from mcp_host.backends.registry import ModelRegistry
 from mcp_host.errors import ApiError, ElicitationInputError, ServerError, StoreConflictError, UnknownApprovalError
@@ -119,6 +126,9 @@ class Session:
     questions: dict[str, ElicitationRequired] = field(default_factory=dict)  # elicitations waiting for an answer
     asked: set[str] = field(default_factory=set)  # every elicitation ever asked for, to tell 409 from 404
     turn: anyio.CancelScope | None = None  # the running turn, if any
+    # Held while the record is written at rest (a rename, an answer kept for a resume) and while a turn is
+    # taken: a turn never starts between a rename's check and its write, so neither write undoes the other.
+    writing: anyio.Lock = field(default_factory=anyio.Lock)
     last_used: float = field(default_factory=time.monotonic)
 
     def touch(self) -> None:
@@ -167,6 +177,7 @@ class Sessions(AsyncResource):
         self._resources = AsyncExitStack()
         self._keepers: TaskGroup | None = None
         self._expiry = anyio.CancelScope()
+        self.index = SessionIndex(self.ledger, self.sessions)
 
     async def __aenter__(self) -> Sessions:
         self._keepers = await self._resources.enter_async_context(anyio.create_task_group())
@@ -186,11 +197,13 @@ class Sessions(AsyncResource):
         return [
             Route("/v1/sessions", self.create, methods=["POST"]),
             Route("/v1/sessions/{id}", self.read, methods=["GET"]),
+            Route("/v1/sessions/{id}", self.rename, methods=["PATCH"]),
             Route("/v1/sessions/{id}", self.delete, methods=["DELETE"]),
             Route("/v1/sessions/{id}/messages", self.message, methods=["POST"]),
             Route("/v1/sessions/{id}/resume", self.resume, methods=["POST"]),
             Route("/v1/sessions/{id}/approvals/{call_id}", self.approve, methods=["POST"]),
             Route("/v1/sessions/{id}/elicitations/{elicitation_id}", self.answer_elicitation, methods=["POST"]),
+            *self.index.routes(),
         ]
 
     async def _get(self, request: Request) -> Session:
@@ -220,7 +233,7 @@ class Sessions(AsyncResource):
         """A chat for a stored session, its conversation restored."""
         if self._keepers is None:
             raise ApiError(503, "sessions are not open: the app's lifespan has not started or has ended")
-        options = self._options(SessionCreate.model_validate(state.options))
+        options = self._options(SessionCreate.model_validate(state.options), stored=True)
         async with self.models.use(state.model) as backend:
             session: Session = await self._keepers.start(self._keep, backend, options, state)
         if state.snapshot is not None:
@@ -231,18 +244,20 @@ class Sessions(AsyncResource):
         self.sessions[state.id] = session
         return session
 
-    def _options(self, body: SessionCreate) -> ChatOptions:
+    def _options(self, body: SessionCreate, *, stored: bool = False) -> ChatOptions:
+        """The chat's options; an unknown server or plugin is a 400, or, in a `stored` session's, left out."""
         harmony = HarmonyOptions(
             reasoning_effort=body.reasoning_effort or self.host.settings.prompt.reasoning_effort,
             instructions=body.instructions,
             browser=body.browser,
             python=body.python,
         )
-        plugins = None if body.plugins is None else tuple(dict.fromkeys(body.plugins))
-        unknown = [name for name in plugins or () if name not in self.host.plugins.names]
-        if unknown:
-            raise ApiError(400, f"unknown plugins {unknown}; loaded here: {self.host.plugins.names}", param="plugins")
-        return ChatOptions(harmony=harmony, plugins=plugins)
+        plugins = chosen_plugins(self.host, body.plugins, drop_unknown=stored)
+        servers = chosen_servers(self.host, body.servers, drop_unknown=stored)
+        options = ChatOptions(harmony=harmony, plugins=plugins, servers=servers)
+        if body.max_tokens is not None:
+            options = replace(options, max_tokens_per_round=body.max_tokens)
+        return options
 
     async def create(self, request: Request) -> Response:
         body = await self.reader.read(request, SessionCreate, empty=SessionCreate())
@@ -299,6 +314,8 @@ class Sessions(AsyncResource):
                 "id": session.id,
                 "object": "session",
                 "created": session.created,
+                "updated": session.state.updated,
+                "title": title_of(session.state),
                 "model": session.model,
                 "busy": session.busy,
                 "state": "busy" if session.busy else "interrupted" if session.state.interrupted else "idle",
@@ -311,6 +328,19 @@ class Sessions(AsyncResource):
             }
         )
 
+    async def rename(self, request: Request) -> Response:
+        """Give the session a title; 409 while a turn runs, or if another server wrote it meanwhile."""
+        session = await self._get(request)
+        body = await self.reader.read(request, SessionRename)
+        async with session.writing:
+            if session.busy:
+                raise ApiError(409, f"session {session.id} is answering a message; rename it when the turn ends")
+            try:
+                await self.ledger.rename(session.state, body.title)
+            except StoreConflictError as exc:
+                raise ApiError(409, f"session {session.id} cannot be renamed now: {exc}; read it again") from exc
+        return JSONResponse(summarise(session.state, busy=session.busy))
+
     async def delete(self, request: Request) -> Response:
         session = await self._get(request)
         del self.sessions[session.id]
@@ -322,12 +352,15 @@ class Sessions(AsyncResource):
     async def message(self, request: Request) -> Response:
         session = await self._get(request)
         body = await self.reader.read(request, SessionMessage)
-        self._take_turn(session)
+        async with session.writing:
+            self._take_turn(session)
         try:
             attachments = await self._read_attachments(body.attachments)
         except BaseException:
             session.turn = None
             raise
+        if session.state.title is None:  # the first message names the chat (an older record: its first one)
+            session.state.title = title_of(session.state) or default_title(body.content)
 
         def start(chat: Chat) -> AbstractAsyncContextManager[TurnEvents]:
             return chat.turn(body.content, attachments=attachments)
@@ -341,7 +374,8 @@ class Sessions(AsyncResource):
         state = session.state
         if not state.interrupted or not (state.waiting or state.running_text):
             raise ApiError(409, f"session {session.id} has no interrupted turn to resume")
-        self._take_turn(session)
+        async with session.writing:
+            self._take_turn(session)
         answers = dict(state.answers)
         call_ids = [str(call["call_id"]) for call in state.waiting]
         text = state.running_text
@@ -497,7 +531,8 @@ class Sessions(AsyncResource):
                 "reason": body.reason,
                 "arguments": body.arguments,
             }
-            await self.ledger.save_interrupted(session.state)
+            async with session.writing:  # not between a rename's check and its write
+                await self.ledger.save_interrupted(session.state)
             return JSONResponse(
                 {"call_id": call_id, "decision": body.decision, "resume": f"/v1/sessions/{session.id}/resume"}
             )

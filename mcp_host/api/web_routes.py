@@ -2,14 +2,16 @@
 
     routes = WebChatRoutes().routes()
 
-Only the files named in `ASSETS` are served (read once from the `mcp_host.web` package), each with a strict
-Content-Security-Policy: scripts and styles from this origin only, no inline code, requests to this origin
-only, never framed. They are public (no API key): they hold no data, and the page asks for the key itself.
+Only the files named in `ASSETS` are served (the page, its scripts and style sheets, read once from the
+`mcp_host.web` package), each with a strict Content-Security-Policy: scripts and styles from this origin only,
+no inline code, requests to this origin only, never framed. They are public (no API key): they hold no data,
+and the page asks for the key itself.
 """
 
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,11 +20,13 @@ from starlette.routing import Route
 from mcp_host.errors import ApiError
 
 PAGE = "index.html"
+_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+# The page's own files: index.html, its ES modules (app.js imports the others) and style sheets.
 ASSETS = {
-    PAGE: "text/html; charset=utf-8",
-    "app.js": "text/javascript; charset=utf-8",
-    "app.css": "text/css; charset=utf-8",
-}
+    entry.name: _TYPES[Path(entry.name).suffix]
+    for entry in resources.files("mcp_host.web").iterdir()
+    if Path(entry.name).suffix in _TYPES and entry.is_file()
+} | {PAGE: "text/html; charset=utf-8"}
 PUBLIC_PATHS = frozenset({"/", *(f"/web/{name}" for name in ASSETS if name != PAGE)})  # no API key needed
 CONTENT_SECURITY_POLICY = "; ".join(
     [

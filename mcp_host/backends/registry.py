@@ -4,6 +4,7 @@
         async with models.use("google/gemma-3-270m", progress=on_load) as backend:   # loads it if needed
             ...
         for model in models.listing(): print(model.id, model.state)
+        for load in models.loading(): print(load.model, load.progress)   # cheap: no disk read
 
 A request that names a model not loaded loads it (`on_load` receives `LoadStarted`, `LoadProgress`,
 `LoadFinished`); requests for a model being loaded wait for that load. At most `resident` models stay
@@ -83,6 +84,16 @@ class ModelListing:
     display_name: str
 
 
+@dataclass(frozen=True)
+class Loading:
+    """A model being loaded now: how far (0.0 … 1.0, never going back) and for how long."""
+
+    model: str
+    instance_id: str  # the instance it becomes (`<model>:embedding` for an embedding load)
+    progress: float
+    elapsed_s: float
+
+
 class Lease:
     """A model in use: not unloaded until `release()` (idempotent; may be called from any task)."""
 
@@ -102,6 +113,7 @@ class _Slot:
     """One model loaded or loading."""
 
     key: str
+    model: str
     path: Path | None
     options: LoadOptions
     backend: LoadedModel | None = None
@@ -154,7 +166,9 @@ class ModelRegistry(AsyncResource):
         self.default: str | None = None
         if preloaded is not None:
             key = _embedding_key(preloaded.name) if _embeds(preloaded) else preloaded.name
-            self._slots[key] = _Slot(key, preloaded_path, LoadOptions(), backend=preloaded, owned=own_preloaded)
+            self._slots[key] = _Slot(
+                key, preloaded.name, preloaded_path, LoadOptions(), backend=preloaded, owned=own_preloaded
+            )
             self.default = preloaded.name
 
     async def __aenter__(self) -> ModelRegistry:
@@ -198,6 +212,19 @@ class ModelRegistry(AsyncResource):
     def loaded(self) -> list[tuple[str, LoadedModel]]:
         """(instance id, backend) of every loaded model."""
         return [(slot.key, slot.backend) for slot in self._slots.values() if slot.backend is not None]
+
+    def loading(self) -> list[Loading]:
+        """Every model being loaded now, oldest load first. Reads nothing from disk, so it is cheap to poll.
+
+        A load is listed from the moment it is asked for (unloading a model to make room counts) until the model
+        is loaded or the load failed.
+        """
+        now = time.monotonic()
+        return [
+            Loading(slot.model, slot.key, slot.progress, now - slot.started)
+            for slot in self._slots.values()
+            if slot.backend is None
+        ]
 
     def _describe(self, name: str, path: Path | None, slot: _Slot | None) -> ModelListing:
         info = _info(path)
@@ -354,7 +381,7 @@ class ModelRegistry(AsyncResource):
                     if victims is None:  # every loaded model in the way is busy: wait for one to be free
                         await self._changed.wait()
                         continue
-                    slot = _Slot(key, path, options, users=1, ttl_s=self.idle_ttl_s if ttl else None)
+                    slot = _Slot(key, model, path, options, users=1, ttl_s=self.idle_ttl_s if ttl else None)
                     self._slots[key] = slot
                     break
             # Said outside the lock: a slow client must not hold up the registry.
@@ -403,7 +430,8 @@ class ModelRegistry(AsyncResource):
         done = anyio.Event()
 
         def report(value: float) -> None:
-            slot.progress = value
+            # A loader may start a phase over (or report NaN); whoever polls shows a bar that must not go back.
+            slot.progress = min(max(slot.progress, value), 1.0)
 
         def load() -> None:
             # Set here, not from the awaited result: a cancelled caller still waits for the thread, and the
@@ -419,12 +447,19 @@ class ModelRegistry(AsyncResource):
                 with anyio.move_on_after(0.1):
                     await done.wait()
 
+        failure: Exception | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(forward_progress)
             try:
                 await anyio.to_thread.run_sync(load)
+            except Exception as exc:
+                # Raised past the task group it would come out as an ExceptionGroup, which no caller's
+                # `except ModelLoadError` (nor the API's error mapping) recognises: a 500 instead of a clear error.
+                failure = exc
             finally:
                 done.set()
+        if failure is not None:
+            raise failure
         if progress is not None:
             await progress(LoadProgress(model, 1.0))
             await progress(LoadFinished(model, time.monotonic() - slot.started))

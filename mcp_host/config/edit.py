@@ -6,11 +6,10 @@ add_server(path, "time", {"command": "uvx", "args": ["mcp-server-time"]})
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from mcp_host.config.check import EveryVariableSet
 from mcp_host.config.files import write_atomically
 from mcp_host.config.mcpjson import parse_config
 from mcp_host.errors import ConfigSchemaError
@@ -28,7 +27,7 @@ def add_server(path: Path, name: str, entry: dict[str, Any], *, replace: bool = 
     document: dict[str, Any]
     if path.exists():
         text = path.read_text(encoding="utf-8")
-        parse_config(text, path=path, environ=_EveryVariableSet())  # refuses to rewrite a broken file
+        parse_config(text, path=path, environ=EveryVariableSet())  # refuses to rewrite a broken file
         document = json.loads(text)
     else:
         document = {"mcpServers": {}}
@@ -39,18 +38,5 @@ def add_server(path: Path, name: str, entry: dict[str, Any], *, replace: bool = 
         )
     servers[name] = entry
     new_text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    parse_config(new_text, path=path, environ=_EveryVariableSet())
+    parse_config(new_text, path=path, environ=EveryVariableSet())
     write_atomically(path, new_text)
-
-
-class _EveryVariableSet(Mapping[str, str]):
-    """An environment where every variable is set: the editor checks shape, not whether secrets are present."""
-
-    def __getitem__(self, key: str) -> str:
-        return os.environ.get(key) or "set"
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(os.environ)
-
-    def __len__(self) -> int:
-        return len(os.environ)

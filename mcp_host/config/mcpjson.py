@@ -222,6 +222,8 @@ def parse_config(text: str, *, path: Path, environ: Mapping[str, str] | None = N
         raise ConfigSyntaxError(
             f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}", path=path, line=exc.lineno, column=exc.colno
         ) from exc
+    except RecursionError as exc:  # `[[[[…` thousands deep: refused, not a crash of the CLI or the watcher
+        raise ConfigSyntaxError(f"{path}: invalid JSON: nested too deeply", path=path, line=1, column=1) from exc
     if not isinstance(document, dict):
         raise ConfigSchemaError(f"{path}: the top level must be a JSON object", path=path, server=None, key=None)
     raw_servers = document.get("mcpServers", {})

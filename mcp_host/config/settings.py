@@ -204,6 +204,11 @@ class ApiSettings(BaseModel):
         description="Where sessions, threads and responses are kept: `sqlite:///path` or `postgresql://…` "
         "(default: SQLite in the state directory).",
     )
+    config_editor: bool = Field(
+        default=True,
+        description="Clients of the API may read and replace mcp.json (`/v1/config/mcp.json`); whoever writes it "
+        "chooses the commands the host runs. Off: those endpoints answer 403.",
+    )
 
 
 class HostSettings(BaseModel):

@@ -29,6 +29,7 @@ class RowState:
     status: str
     owner: str | None
     lease_until: float | None
+    version: int
 
 
 @dataclass(frozen=True)

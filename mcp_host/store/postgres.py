@@ -193,7 +193,7 @@ class PostgresBackend:
                 )
                 while True:
                     row = await (await connection.execute(select, (kind, id))).fetchone()
-                    change = decide(None if row is None else RowState(*row[:3]), now)
+                    change = decide(None if row is None else RowState(row[0], row[1], row[2], row[5]), now)
                     if change is None:
                         return None
                     if row is not None:

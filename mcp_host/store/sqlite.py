@@ -96,7 +96,7 @@ class SqliteBackend:
                 row = connection.execute(
                     f"SELECT {columns} FROM {RECORDS} WHERE kind = ? AND id = ?", (kind, id)
                 ).fetchone()
-                change = decide(None if row is None else RowState(*row[:3]), now)
+                change = decide(None if row is None else RowState(row[0], row[1], row[2], row[5]), now)
                 if change is None:
                     return None
                 if row is None:

@@ -5,6 +5,8 @@
         rec = await store.claim("session", sid, data, lease_s=30.0)  # a turn starts
         ...                                                          # renew() every few seconds while it runs
         await store.release("session", sid, data)                    # the turn ends: final data, "done"
+        done = await store.get("session", sid)
+        await store.update("session", sid, edited, version=done.version)  # an edit, if nothing wrote since
 
 Records are JSON objects keyed by `(kind, id)`; each write is committed before it returns. A turn holds
 its record with `claim`: status `running`, owned by this instance (`store.owner`, random per instance)
@@ -194,6 +196,25 @@ class Store(AsyncResource):
             return Change(status, None, None)
 
         return await self._write(kind, id, data, create)
+
+    async def update(self, kind: str, id: str, data: dict[str, Any], *, version: int) -> Record:
+        """Replace the data of a record at rest only if it is still at `version` (compare-and-set), keeping its
+        status and owner: an edit (a session's title) that must neither undo a write it has not seen nor land
+        in the middle of a turn.
+
+        Raises `StoreConflictError` if the record was deleted, written since, or is `running` (a turn holds it).
+        """
+
+        def update(current: RowState | None, now: float) -> Change:
+            if current is None:
+                raise StoreConflictError(f"{kind}/{id} does not exist (deleted?)")
+            if current.status == RUNNING:
+                raise StoreConflictError(f"{kind}/{id} is running: a turn holds it ({current.owner})")
+            if current.version != version:
+                raise StoreConflictError(f"{kind}/{id} was written since version {version} (now {current.version})")
+            return Change(current.status, current.owner, current.lease_until)
+
+        return await self._write(kind, id, data, update)
 
     async def claim(self, kind: str, id: str, data: dict[str, Any], *, lease_s: float = DEFAULT_LEASE_S) -> Record:
         """Write the record `running`, owned by this instance until `lease_s` from now (see `renew`).
