@@ -24,7 +24,8 @@ import anyio.abc
 
 from mcp_host.agent.attachments import Attachment
 from mcp_host.agent.calls import ToolCaller
-from mcp_host.agent.chat import Chat, ChatOptions
+from mcp_host.agent.chat import Chat
+from mcp_host.agent.chat_options import ChatOptions
 from mcp_host.agent.chat_tools import ChatNatives, build_natives
 from mcp_host.agent.permissions import AuditLog, Permissions
 from mcp_host.backends.base import Backend, ChatBackend

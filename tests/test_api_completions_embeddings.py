@@ -28,8 +28,9 @@ from mcp_host.api import create_app
 from mcp_host.backends import RecordedGeneration, RecordingBackend, ReplayBackend, discover_models
 from mcp_host.backends.base import GenerationParams
 from mcp_host.backends.llama_cpp import LlamaCppBackend
+from mcp_host.backends.loading import LoadedModel, LoadOptions, load_with_llama_cpp
 from mcp_host.backends.openai_http import OpenAIChatBackend
-from mcp_host.backends.registry import LoadedModel, LoadOptions, ModelRegistry, load_with_llama_cpp
+from mcp_host.backends.registry import ModelRegistry
 from mcp_host.host import Host
 from mcp_host.prompt import harmony_encoding
 from tests.conftest import free_port, gemma_path, serve_app, smollm2_path, write_config

@@ -14,8 +14,9 @@ from typing import Any
 import anyio
 import pytest
 
+from mcp_host.backends.loading import LoadedModel, LoadOptions, load_with_llama_cpp
 from mcp_host.backends.models import discover_models
-from mcp_host.backends.registry import LoadedModel, LoadOptions, ModelRegistry, load_with_llama_cpp
+from mcp_host.backends.registry import ModelRegistry
 from tests.test_api_lmstudio_v1 import V1, read_events, v1_server
 
 pytestmark = pytest.mark.anyio

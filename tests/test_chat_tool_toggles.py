@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,6 @@ import pytest
 from starlette.applications import Starlette
 
 from mcp_host.api import create_app
-from mcp_host.api.app import MAX_BODY_BYTES
-from mcp_host.api.chat_tools_routes import ChatToolRoutes
-from mcp_host.api.requests import BodyReader
 from mcp_host.api.sessions import Sessions
 from mcp_host.backends import RecordedGeneration, ReplayBackend
 from mcp_host.host import Host
@@ -75,8 +72,6 @@ async def serving(
     )
     app: Starlette = create_app(host, backend, store=store)
     sessions: Sessions = app.state.sessions
-    # Until app.py wires them, the routes join the app here as they will there.
-    app.router.routes.extend(ChatToolRoutes(sessions, host, BodyReader(MAX_BODY_BYTES)).routes())
     async with serve_app(app) as url:
         yield Served(url, backend, sessions)
 
@@ -216,6 +211,51 @@ async def test_a_restored_session_keeps_its_tools(host: Host, tmp_path: Path) ->
             await turn(http, session, "Hello again.")
             tools = offered(second.backend.prompts[0])
             assert "alpha__echo" in tools and "beta__" not in tools and PYTHON_TOOL in tools
+
+
+async def test_a_change_on_one_server_while_another_runs_the_turn_is_409(host: Host, tmp_path: Path) -> None:
+    """Two servers over one store file: the one not running the turn cannot change its tools, nor undo its write."""
+    url = f"sqlite://{tmp_path}/api.sqlite3"
+    async with AsyncExitStack() as stack:
+        servers: list[Served] = []
+        clients: list[httpx2.AsyncClient] = []
+        for outputs in ((call("alpha__add", {"a": 40, "b": 2}), ANSWER, ANSWER), ()):
+            store = await stack.enter_async_context(await open_store(url))
+            servers.append(await stack.enter_async_context(serving(host, outputs, store=store)))
+            clients.append(await stack.enter_async_context(httpx2.AsyncClient(base_url=servers[-1].url, timeout=30)))
+        (first, _), (one, two) = servers, clients
+        session = (await one.post("/v1/sessions", json={})).json()["id"]
+        tools = f"/v1/sessions/{session}/tools"
+        assert (await two.get(tools)).json()["servers"] == ["alpha", "beta"]  # both servers hold the session now
+        events: list[dict[str, Any]] = []
+        async with one.stream("POST", f"/v1/sessions/{session}/messages", json={"content": "40 + 2?"}) as response:
+            async for line in response.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                events.append(json.loads(line[6:]))
+                if events[-1]["type"] == "approval.required":
+                    refused = await two.patch(tools, json={"servers": ["alpha"]})
+                    assert refused.status_code == 409, refused.text
+                    error = refused.json()["error"]
+                    assert error["type"] == "conflict_error" and "running" in error["message"], error
+                    # The second server's chat did not keep the change either: it reads the session as stored.
+                    assert (await two.get(tools)).json()["servers"] == ["alpha", "beta"]
+                    answer = {"decision": "allow"}
+                    approval = f"/v1/sessions/{session}/approvals/{events[-1]['call_id']}"
+                    assert (await one.post(approval, json=answer)).is_success
+        # The turn ended as it ran, its record released by the server that ran it.
+        assert events[-1]["type"] == "turn.completed" and events[-1]["stop_reason"] == "answered", events
+        assert [event["text"] for event in events if event["type"] == "tool_call.result"] == ["42"]
+
+        changed = await two.patch(tools, json={"servers": ["alpha"]})
+        assert changed.status_code == 200 and changed.json()["servers"] == ["alpha"], changed.text
+        history = (await two.get(f"/v1/sessions/{session}")).json()["history"]
+        assert any(message.get("recipient") == "functions.alpha__add" for message in history)  # the turn's write
+        # The server that ran the turn reads the change back, and offers alpha's tools alone from its next turn.
+        assert (await one.get(tools)).json()["servers"] == ["alpha"]
+        await turn(one, session, "Again.")
+        prompt = offered(first.backend.prompts[-1])
+        assert "alpha__echo" in prompt and "beta__" not in prompt and "40 + 2?" in decoded(first.backend.prompts[-1])
 
 
 def render_json(tmp_path: Path, *flags: str) -> dict[str, Any]:

@@ -19,9 +19,10 @@ from typing import Any
 import anyio
 import pytest
 
+from mcp_host.backends.loading import LoadedModel, LoadEvent, LoadOptions, LoadProgress
+from mcp_host.backends.loading import load_with_llama_cpp as llama_load
 from mcp_host.backends.models import FoundModel, discover_models
-from mcp_host.backends.registry import LoadedModel, LoadEvent, LoadOptions, LoadProgress, ModelRegistry
-from mcp_host.backends.registry import load_with_llama_cpp as llama_load
+from mcp_host.backends.registry import ModelRegistry
 from tests.test_api_lmstudio_v1 import V1, v1_server
 
 pytestmark = pytest.mark.anyio

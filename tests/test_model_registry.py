@@ -14,17 +14,17 @@ import pytest
 
 from mcp_host.backends.base import Backend, GenerationParams, ModelNotFoundError, UnsupportedFeatureError
 from mcp_host.backends.gguf_info import read_gguf_info
-from mcp_host.backends.models import discover_models
-from mcp_host.backends.registry import (
+from mcp_host.backends.loading import (
     LoadedModel,
     LoadEvent,
     LoadFinished,
     LoadOptions,
     LoadProgress,
     LoadStarted,
-    ModelRegistry,
     load_with_llama_cpp,
 )
+from mcp_host.backends.models import discover_models
+from mcp_host.backends.registry import ModelRegistry
 from mcp_host.errors import ModelLoadError
 from tests.test_api_openai import scripted
 

@@ -22,7 +22,7 @@ import pytest
 
 from mcp_host.api import create_app
 from mcp_host.api.session_index import MAX_SEARCHED, default_title, shown_messages, summarise
-from mcp_host.api.session_ledger import SessionState
+from mcp_host.api.session_ledger import SessionLedger, SessionState
 from mcp_host.backends import ReplayBackend
 from mcp_host.host import Host
 from mcp_host.store import INTERRUPTED, StoreConflictError, open_store
@@ -369,6 +369,37 @@ async def test_update_writes_only_over_the_version_it_read(url: str) -> None:
         with pytest.raises(StoreConflictError, match="does not exist"):
             await store.update("session", "s1", {"title": "e"}, version=got.version)
         assert await store.get("session", "s1") is None
+
+
+async def test_the_ledger_edits_a_record_only_as_it_was_read(tmp_path: Path) -> None:
+    """`SessionLedger.edit`, which renames and tool changes share: over the version read, the status kept."""
+    url = f"sqlite://{tmp_path}/api.sqlite3"
+    async with await open_store(url) as store, await open_store(url) as other:
+        ledger = SessionLedger(store)
+        waiting = [{"call_id": "call_1", "tool": "fx.add", "arguments": {}}]
+        await store.put("session", "s1", SessionState("s1", "m", {}, waiting=waiting).to_data(), status=INTERRUPTED)
+        state = await ledger.load("s1")
+        assert state is not None and state.interrupted
+        await ledger.edit(state, title="Sums", options={"python": True})
+        record = await store.get("session", "s1")
+        assert record is not None and record.status == INTERRUPTED and record.version == state.version
+        assert (record.data["title"], record.data["options"]) == ("Sums", {"python": True})
+        assert record.data["waiting"] == waiting and (state.title, state.options) == ("Sums", {"python": True})
+
+        stale = await ledger.load("s1")
+        assert stale is not None
+        await other.put("session", "s1", {**record.data, "snapshot": {"turn": 2}}, status=INTERRUPTED)  # elsewhere
+        with pytest.raises(StoreConflictError, match="written since"):
+            await ledger.edit(stale, title="Lost")
+        assert (stale.title, stale.version) == ("Sums", record.version)  # the state keeps what it was read as
+        with pytest.raises(ValueError, match="snapshot"):  # a turn's fields are the turn's to write
+            await ledger.edit(stale, snapshot=None)
+        got = await store.get("session", "s1")
+        assert got is not None and got.data["title"] == "Sums" and got.data["snapshot"] == {"turn": 2}
+
+        unstored = SessionState("s2", "m", {}, updated=0.0)
+        await SessionLedger(None).edit(unstored, title="Kept in memory")
+        assert unstored.title == "Kept in memory" and unstored.updated > 0
 
 
 async def test_two_updates_of_one_version_at_once_one_wins(url: str) -> None:

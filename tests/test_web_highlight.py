@@ -1,9 +1,10 @@
 """highlight.js, the web chat's syntax highlighter, in a real browser (Debian's chromium, driven by Playwright).
 
-The module is imported from `mcp-host serve` the way the page imports it (same origin, under the page's CSP). The
-code it colours comes from a model, so: the text always comes back exactly, the DOM it builds holds nothing but
-Text nodes and `<span class="hl-...">`, hostile input stays text, and pathological input costs linear work
-(counted by `tokenize` in characters examined, with a generous clock bound besides).
+The module, with the highlight-*.js modules it imports, is loaded from `mcp-host serve` the way the page loads it
+(same origin, under the page's CSP). The code it colours comes from a model, so: the text always comes back exactly,
+the DOM it builds holds nothing but Text nodes and `<span class="hl-...">`, hostile input stays text, and
+pathological input costs linear work (counted by `tokenize` in characters examined, with a generous clock bound
+besides).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from tests.conftest import ROOT
 from tests.web_page import served
 
-SOURCE = ROOT / "mcp_host" / "web" / "highlight.js"
+WEB = ROOT / "mcp_host" / "web"
+SOURCES = sorted(WEB.glob("highlight*.js"))  # highlight.js and the scanner modules it imports
 KINDS = ["keyword", "string", "number", "comment", "function", "builtin", "literal", "property", "punct"]
 KINDS += ["added", "removed"]
 LANGUAGES = ["python", "javascript", "typescript", "json", "bash", "console", "html", "xml", "css", "sql", "rust"]
@@ -215,11 +217,20 @@ const check = (code, language) => {
 )
 
 
-def test_the_module_never_parses_markup() -> None:
-    source = SOURCE.read_text()
-    for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "DOMParser", "createContextual"]:
-        assert sink not in source, sink
-    assert not re.search(r"\beval\(|new Function|setAttribute", source)
+def test_the_modules_never_parse_markup_and_import_only_each_other() -> None:
+    assert WEB / "highlight.js" in SOURCES and len(SOURCES) > 1, SOURCES
+    imported: set[str] = set()
+    for path in SOURCES:
+        source = path.read_text()
+        for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "DOMParser", "createContextual"]:
+            assert sink not in source, (path.name, sink)
+        assert not re.search(r"\beval\(|new Function|setAttribute|\bimport\(", source), path.name
+        # relative, so they load from the page's origin under script-src 'self'; and only the highlighter's own
+        for specifier in re.findall(r"^(?:import|export)\b[^;]*?\bfrom\s*[\"']([^\"']*)[\"']", source, re.MULTILINE):
+            assert re.fullmatch(r"\./highlight-[a-z]+\.js", specifier), (path.name, specifier)
+            assert (WEB / specifier).is_file(), (path.name, specifier)
+            imported.add(specifier.removeprefix("./"))
+    assert imported == {path.name for path in SOURCES} - {"highlight.js"}  # every module is in use
 
 
 def test_language_of_a_fence_info_string(chat_page: Page) -> None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import httpx2
 from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import fixture_entry
+from tests.conftest import everything_command, fixture_entry, free_port
+from tests.test_api_server_features import ARCHITECTURE
 from tests.web_page import screenshot, served
 
 BACK = "<|channel|>final<|message|>Back again.<|return|>"
@@ -233,3 +235,84 @@ def test_a_phone_sized_dark_page_fits_and_keeps_the_chats_in_a_drawer(tmp_path: 
             assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     finally:
         context.close()
+
+
+def test_the_chats_are_reached_from_the_keyboard(tmp_path: Path, page: Page) -> None:
+    with served(tmp_path, [BACK, SUM]) as url:
+        page.goto(url)
+        say(page, "First question")
+        expect(page.locator(".answer")).to_have_text("Back again.")
+        page.get_by_role("button", name="New chat").click()
+        say(page, "Second question")
+        expect(page.locator(".answer")).to_have_text("The sum is 42.")
+        expect(page.locator("#message")).to_be_focused()
+        page.keyboard.press("Control+k")
+        expect(page.locator("#chats-search")).to_be_focused()
+        page.keyboard.type("first")
+        chats = page.locator("#chats-list li.chat-item")
+        expect(chats).to_have_count(1)
+        page.keyboard.press("Tab")
+        expect(chats.first.locator(".chat-open")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.locator(".turn.user")).to_have_text("First question")
+        expect(page.locator("#message")).to_be_focused()  # ready to go on with it
+
+
+def test_a_turn_cut_off_by_a_restart_is_resumed_from_the_page(tmp_path: Path, page: Page) -> None:
+    settings = "[api]\nturn_lease_s = 1\n"  # a killed server's turn is interrupted a second after
+    port = free_port()  # the same origin after the restart: the page finds its chat again
+    started: list[subprocess.Popen[bytes]] = []
+    with served(tmp_path, [CALL_ADD], settings=settings, port=port, started=started):
+        page.goto(f"http://127.0.0.1:{port}")
+        say(page, "What is 20 + 22?")
+        expect(page.locator(".tool-card").get_by_role("button", name="Allow once")).to_be_visible()
+        started[0].kill()  # kill -9 while the call waits for approval
+        started[0].wait()
+    with served(tmp_path, [SUM], settings=settings, port=port):
+        page.reload()
+        resume = page.get_by_role("button", name="Resume the turn")
+        expect(resume).to_be_visible()
+        expect(page.locator(".note.resume")).to_contain_text("fx.add waited for your approval")
+        expect(page.locator(".turn.user")).to_have_text("What is 20 + 22?")
+        resume.click()
+        expect(page.locator(".note.resume")).to_have_count(0)
+        page.locator(".tool-card").last.get_by_role("button", name="Allow once").click()
+        expect(page.locator(".tool-card").last.locator(".tool-result")).to_have_text("42")
+        expect(page.locator(".answer").last).to_have_text("The sum is 42.")
+
+
+def test_a_servers_resource_is_attached_to_a_message(tmp_path: Path, page: Page) -> None:
+    servers = {"everything": {"command": everything_command()}}
+    with served(tmp_path, [BACK, BACK], servers=servers) as url:
+        listing = httpx2.get(f"{url}/v1/servers/everything/resources").json()["data"]
+        resource = next(entry for entry in listing if entry["uri"] == ARCHITECTURE)
+        label = resource.get("title") or resource["name"]
+        sent: list[object] = []
+        page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/messages") else None)
+        page.goto(url)
+        page.get_by_role("button", name="Attach", exact=True).click()
+        page.get_by_role("button", name=f"Attach {label} from everything").click()
+        chip = page.locator("#attachments .attachment")
+        expect(chip).to_have_count(1)
+        expect(chip).to_contain_text(f"everything: {label}")
+
+        # An address that is not there: the message is refused, and the attachment stays for another try.
+        page.get_by_label("Address of a resource on everything").fill("demo://resource/static/document/nope.md")
+        page.get_by_label("Address of a resource on everything").press("Enter")
+        expect(chip).to_have_count(2)
+        say(page, "Summarise these.")
+        expect(page.locator(".note.error")).to_contain_text("cannot attach")
+        expect(chip).to_have_count(2)
+        page.get_by_role("button", name="Remove demo://resource/static/document/nope.md").click()
+        expect(chip).to_have_count(1)
+
+        say(page, "Summarise this.")
+        expect(page.locator(".answer")).to_have_text("Back again.")
+        expect(chip).to_have_count(0)
+        expect(page.locator(".turn.user").last.locator(".attachment")).to_have_text(f"everything: {label}")
+        attached = [{"server": "everything", "uri": ARCHITECTURE}]
+        assert sent[-1] == {"content": "Summarise this.", "attachments": attached}
+        session = page.evaluate("() => localStorage.getItem('mcp-host-session')")
+        history = httpx2.get(f"{url}/v1/sessions/{session}").json()["history"]
+        said = json.dumps(history)
+        assert f"attached: everything:{ARCHITECTURE}" in said and "Architecture" in said

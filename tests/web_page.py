@@ -35,13 +35,16 @@ def served(
     servers: dict[str, Any] | None = None,
     serve_args: tuple[str, ...] = (),
     settings: str = "",
+    port: int | None = None,
+    started: list[subprocess.Popen[bytes]] | None = None,
 ) -> Iterator[str]:
     """`mcp-host serve` on 127.0.0.1 over `servers` (default: the fixture server `fx`), replaying `script` (None:
-    the model `serve_args` names); `settings`: the host settings' TOML. Yields its base URL."""
+    the model `serve_args` names); `settings`: the host settings' TOML; `port` (default: a free one); the process is
+    appended to `started`. Yields its base URL."""
     config = write_config(tmp_path / "mcp.json", {"fx": fixture_entry()} if servers is None else servers)
     settings_path = tmp_path / "s.toml"
     settings_path.write_text(settings, encoding="utf-8")
-    port = free_port()
+    port = port or free_port()
     command = [sys.executable, "-m", "mcp_host.cli", "--config", str(config), "--settings", str(settings_path)]
     command += ["serve", "--port", str(port), *serve_args]
     if script is not None:
@@ -52,8 +55,10 @@ def served(
         command += ["--api-key", api_key]
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     env.pop("MCP_HOST_API_KEY", None)
-    output = (tmp_path / "serve.txt").open("wb")
+    output = (tmp_path / "serve.txt").open("ab")  # a restart on the same folder adds to it
     process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT, env=env)
+    if started is not None:
+        started.append(process)
     try:
         wait_for_port(port, process, limit_s=60)
         yield f"http://127.0.0.1:{port}"

@@ -3,7 +3,8 @@
 from mcp_host.agent.asks import ElicitationAnswer
 from mcp_host.agent.attachments import Attachment
 from mcp_host.agent.calls import CallLimits, CallOutcome, CallPipeline, ToolCall
-from mcp_host.agent.chat import Chat, ChatOptions, TurnEvents
+from mcp_host.agent.chat import Chat
+from mcp_host.agent.chat_options import ChatOptions
 from mcp_host.agent.events import (
     EVENT_ADAPTER,
     ApprovalRequired,
@@ -23,6 +24,7 @@ from mcp_host.agent.events import (
 from mcp_host.agent.formats import TurnFormat
 from mcp_host.agent.permissions import ApprovalAnswer, AuditLog, Permissions, Verdict, fingerprint
 from mcp_host.agent.selection import ToolChoice, ToolSelection
+from mcp_host.agent.turn_stream import TurnEvents
 
 __all__ = [
     "ApprovalAnswer",

@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 
+from mcp_host.agent.calls import ToolCaller
+from mcp_host.agent.hooks import TurnPlugins
 from mcp_host.config.settings import BrowserSettings
 from mcp_host.prompt.vocab import harmony_encoding
+from mcp_host.servers.asks import ServerAsks
 from mcp_host.tools.native.base import NativeTool
 from mcp_host.tools.native.browser import BrowserSession, browser_tools
 from mcp_host.tools.native.python import PythonTool
 from mcp_host.tools.registry import ToolRegistry
-from mcp_host.tools.spec import ToolSpec
+from mcp_host.tools.spec import ToolResult, ToolSpec
+
+DEFAULT_PLUGIN_TIMEOUT_S = 60.0  # how long a plugin tool or a turn's function may run when the chat sets no limit
 
 
 class PluginTools(Protocol):
@@ -53,6 +58,44 @@ def chosen_tools(
         if plugin_tools is not None:  # plugins this chat turned on that are off by default
             added += plugin_tools.specs(set(plugins) - plugin_servers)
     return tools.view(without=hidden, extra=added) if hidden or added else tools
+
+
+def turn_tools(
+    tools: ToolRegistry,
+    plugin_tools: TurnPlugins | None,
+    functions: Sequence[Callable[..., Any]],
+    *,
+    servers: Collection[str] | None,
+    plugins: Collection[str] | None,
+    call_tool: ToolCaller,
+    timeout_s: float | None,
+    roots: Callable[[], Sequence[Path]],
+) -> tuple[ToolRegistry, ToolCaller]:
+    """The registry one turn offers (`chosen_tools`, with the turn's `functions` in as `app.<name>`), and the
+    caller that runs plugin tools and functions here (the call's limit, else `timeout_s`, else the default;
+    plugins in the folders `roots` gives when they run) and the rest with `call_tool`, through the host."""
+    timeout_s = timeout_s or DEFAULT_PLUGIN_TIMEOUT_S
+    extra: dict[str, Any] = {}
+    if functions:
+        from mcp_host.plugins.api import functions_plugin  # the plugins package imports the agent's
+
+        extra = {tool.spec.name: tool for tool in functions_plugin(functions).tools}
+    registry = chosen_tools(
+        tools, plugin_tools, servers=servers, plugins=plugins, extra=[tool.spec for tool in extra.values()]
+    )
+
+    async def call(name: str, arguments: dict[str, Any], limit: float | None, asks: ServerAsks | None) -> ToolResult:
+        if name in extra:
+            result: ToolResult = await extra[name].call(arguments, timeout_s=limit or timeout_s)
+            return result
+        spec = registry.get(name) if name in registry else None
+        if spec is None and name in tools:  # a server or plugin this chat switched off is never reached
+            return ToolResult.error(f"{name} is switched off in this chat.")
+        if spec is not None and spec.origin == "plugin" and plugin_tools is not None:
+            return await plugin_tools.call(name, arguments, timeout_s=limit or timeout_s, roots=roots())
+        return await call_tool(name, arguments, limit, asks)
+
+    return registry, call
 
 
 @dataclass

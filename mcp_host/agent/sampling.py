@@ -22,7 +22,7 @@ from mcp_host.tools.registry import ToolRegistry
 from mcp_host.tools.spec import ToolSpec
 
 if TYPE_CHECKING:
-    from mcp_host.agent.chat import ChatOptions
+    from mcp_host.agent.chat_options import ChatOptions
 
 SAMPLING_SERVER = "sampling"  # the pseudo server that holds a request's own tools
 

@@ -10,9 +10,11 @@
                                          "choice": the servers and plugins in effect, as GET shows them}
 
 A server named must be in mcp.json (enabled or not) and a plugin loaded here, else 400 naming it and those that
-exist. A PATCH while a turn runs is 409. The change holds from the next turn on, for that session alone, and is
-written to its stored record, so the session keeps it across a restart. Switching python or the browser on or
-off builds or closes that tool (python's working directory goes with it); the conversation stays.
+exist. A PATCH while a turn runs (here or on another server sharing the store) is 409, and so is one that lost a
+race with another server's write to the session: it never undoes that write, and the session is read again from the
+store. The change holds from the next turn on, for that session alone, and is written to its stored record, so the
+session keeps it across a restart. Switching python or the browser on or off builds or closes that tool (python's
+working directory goes with it); the conversation stays.
 A budget's context is the model's (a session's own; `model`, else the default model, as the registry knows
 it), else the settings' `prompt.context_tokens`.
 """
@@ -30,7 +32,8 @@ from starlette.routing import Route
 from mcp_host.agent.chat_tools import chosen_tools
 from mcp_host.agent.prompt_budget import prompt_budget
 from mcp_host.api.requests import BodyReader, SessionTools, ToolBudgetBody
-from mcp_host.api.sessions import Session, Sessions
+from mcp_host.api.session import Session
+from mcp_host.api.sessions import Sessions
 from mcp_host.api.tool_choice import (
     budget_context,
     choice_json,
@@ -38,7 +41,7 @@ from mcp_host.api.tool_choice import (
     chosen_servers,
     tool_choice_json,
 )
-from mcp_host.errors import ApiError, ChatBusyError, ChatClosedError
+from mcp_host.errors import ApiError, ChatBusyError, ChatClosedError, StoreConflictError
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import HarmonyOptions, HarmonyRenderer
 from mcp_host.tools.registry import ToolRegistry
@@ -61,11 +64,11 @@ class ChatToolRoutes:
         ]
 
     async def read(self, request: Request) -> Response:
-        session = await self.sessions._get(request)
+        session = await self.sessions.session_of(request)
         return JSONResponse(await self._answer(session))
 
     async def change(self, request: Request) -> Response:
-        session = await self.sessions._get(request)
+        session = await self.sessions.session_of(request)
         body = await self.reader.read(request, SessionTools)
         sent, chat = body.model_fields_set, session.chat
         servers = chosen_servers(self.host, body.servers) if "servers" in sent else _sorted(chat.enabled_servers)
@@ -82,18 +85,21 @@ class ChatToolRoutes:
                 raise ApiError(409, f"session {session.id}: {exc}") from exc
             except ChatClosedError as exc:
                 raise ApiError(404, f"session {session.id} was closed meanwhile") from exc
-            state = session.state
-            state.options = {
-                **state.options,
+            options = {
+                **session.state.options,
                 "servers": None if chat.options.servers is None else list(chat.options.servers),
                 "plugins": None if chat.options.plugins is None else list(chat.options.plugins),
                 "python": python,
                 "browser": browser,
             }
-            if state.interrupted:  # its waiting calls stay what a resume runs
-                await self.sessions.ledger.save_interrupted(state)
-            else:
-                await self.sessions.ledger.save(state)
+            try:  # over the version read: never over a turn another server ran or runs meanwhile
+                await self.sessions.ledger.edit(session.state, options=options)
+            except StoreConflictError as exc:
+                # This server's chat has the new tools, the record not: the next request brings it back as stored.
+                self.sessions.drop(session)
+                raise ApiError(
+                    409, f"the tools of session {session.id} cannot be changed now: {exc}; read it again"
+                ) from exc
         return JSONResponse(await self._answer(session))
 
     async def budget(self, request: Request) -> Response:

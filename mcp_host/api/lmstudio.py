@@ -15,7 +15,8 @@ from mcp_host.api.completions import Completion
 from mcp_host.api.openai_routes import Completer
 from mcp_host.api.requests import BodyReader, ChatCompletionRequest
 from mcp_host.backends.base import ModelNotFoundError
-from mcp_host.backends.registry import ModelListing, ModelRegistry
+from mcp_host.backends.listing import ModelListing
+from mcp_host.backends.registry import ModelRegistry
 from mcp_host.errors import ApiError
 
 _STOP_REASONS = {"stop": "eosFound", "length": "maxPredictedTokensReached", "tool_calls": "toolCalls"}

@@ -64,7 +64,8 @@ from mcp_host.api.streaming import (
     until_disconnected,
 )
 from mcp_host.backends.base import Backend, ChatBackend
-from mcp_host.backends.registry import LoadEvent, ModelRegistry
+from mcp_host.backends.loading import LoadEvent
+from mcp_host.backends.registry import ModelRegistry
 from mcp_host.errors import ApiError, BackendError
 from mcp_host.host import Host
 from mcp_host.prompt.harmony import Effort, HarmonyOptions, HarmonyRenderer

@@ -42,7 +42,7 @@ from mcp_host.agent import (
 )
 from mcp_host.api.host_tools import turn_usage
 from mcp_host.api.integrations import Provider, RequestTools
-from mcp_host.backends.registry import LoadEvent, LoadProgress, LoadStarted
+from mcp_host.backends.loading import LoadEvent, LoadProgress, LoadStarted
 from mcp_host.errors import ApiError
 
 V1Event = dict[str, Any]

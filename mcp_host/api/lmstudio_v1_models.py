@@ -32,7 +32,9 @@ from mcp_host.api.lmstudio_v1_requests import V1DownloadRequest, V1LoadRequest, 
 from mcp_host.api.requests import BodyReader
 from mcp_host.backends.base import Backend
 from mcp_host.backends.gguf_info import read_gguf_info
-from mcp_host.backends.registry import LoadedModel, Loading, ModelListing, ModelRegistry
+from mcp_host.backends.listing import ModelListing
+from mcp_host.backends.loading import LoadedModel, Loading
+from mcp_host.backends.registry import ModelRegistry
 from mcp_host.errors import ApiError, ModelLoadError
 
 NO_DOWNLOADS = (

@@ -54,7 +54,7 @@ from mcp_host.agent import (
     ToolCallResult,
     TurnCompleted,
 )
-from mcp_host.agent.chat import TurnStream
+from mcp_host.agent.turn_stream import TurnStream
 from mcp_host.api.integrations import RequestTools
 from mcp_host.api.responses_output import ResponseDraft, usage_json
 from mcp_host.api.responses_requests import McpApprovalResponseItem, McpTool

@@ -6,7 +6,7 @@
     tg.start_soon(ledger.keep_claimed, state)  # ... renewed beside the turn
     await ledger.waiting(state)                # a call waits for approval: what a restart resumes
     await ledger.end_turn(state)               # the turn is over
-    await ledger.rename(state, "Trip plans")   # an edit at rest: refused if anything wrote the record since
+    await ledger.edit(state, title="Trip plans")  # an edit at rest: refused if anything wrote the record since
     state = await ledger.load(session_id)      # after a restart: the record, or None
     page = await ledger.page(limit=50, before=None)  # the most recently active sessions, for a list
 
@@ -30,6 +30,8 @@ from mcp_host.store import DONE, INTERRUPTED, RUNNING, Record, Store
 
 KIND = "session"
 LEASE_S = 15.0  # a killed server's turns are reported interrupted this long after its last renewal
+# What an edit at rest may change: the rest of a record is the turn's to write (its conversation, its calls).
+EDITABLE = ("title", "options")
 
 
 @dataclass
@@ -179,18 +181,26 @@ class SessionLedger:
         if self.store is not None:
             _written(state, await self.store.claim(KIND, state.id, state.to_data(), lease_s=self.lease_s))
 
-    async def rename(self, state: SessionState, title: str) -> None:
-        """Give the session at rest a new title, only if its record is still the one `state` was read as.
+    async def edit(self, state: SessionState, **fields: Any) -> None:
+        """Write these fields (of `EDITABLE`) into the session's record at rest, only if the record is still the
+        one `state` was read as; its status stays (an interrupted turn stays resumable). The fields are set on
+        `state` once written.
+
+            await ledger.edit(state, title="Trip plans")
 
         Raises `StoreConflictError` if the record was deleted, written since (another server moved the session
-        on: read it again), or a turn holds it; the state keeps its old title then.
+        on: read it again), or a turn holds it; `state` is unchanged then. `ValueError` for a field not editable.
         """
-        if self.store is None:
-            state.title, state.updated = title, time.time()
-            return
-        record = await self.store.update(KIND, state.id, {**state.to_data(), "title": title}, version=state.version)
-        state.title = title
-        _written(state, record)
+        fixed = sorted(set(fields) - set(EDITABLE))
+        if fixed:
+            raise ValueError(f"{fixed} are not fields an edit may write; it writes {list(EDITABLE)}")
+        if self.store is not None:
+            data = {**state.to_data(), **fields}
+            _written(state, await self.store.update(KIND, state.id, data, version=state.version))
+        else:
+            state.updated = time.time()
+        for name, value in fields.items():
+            setattr(state, name, value)
 
 
 def _written(state: SessionState, record: Record) -> None:

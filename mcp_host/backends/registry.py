@@ -22,76 +22,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import anyio
 from anyio.abc import AsyncResource, TaskGroup
 
-from mcp_host.backends.base import Backend, ChatBackend, Embedder, ModelNotFoundError, UnsupportedFeatureError
-from mcp_host.backends.gguf_info import GGUFInfo, read_gguf_info
+from mcp_host.backends.base import Backend, Embedder, ModelNotFoundError, UnsupportedFeatureError
+from mcp_host.backends.listing import ModelListing, describe_model
+from mcp_host.backends.loading import (
+    LoadedModel,
+    Loader,
+    Loading,
+    LoadOptions,
+    LoadStarted,
+    OnLoad,
+    load_with_llama_cpp,
+    run_load,
+)
 from mcp_host.backends.models import FoundModel
 from mcp_host.errors import ModelLoadError
-
-ModelKind = Literal["llm", "embedding"]
-LoadedModel = Backend | ChatBackend
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How to load a model file: its context, and whether for embeddings."""
-
-    context_length: int | None = None
-    embedding: bool = False
-
-
-Loader = Callable[[Path, str, LoadOptions, Callable[[float], None]], LoadedModel]
-
-
-@dataclass(frozen=True)
-class LoadStarted:
-    model: str
-
-
-@dataclass(frozen=True)
-class LoadProgress:
-    model: str
-    progress: float  # 0.0 … 1.0
-
-
-@dataclass(frozen=True)
-class LoadFinished:
-    model: str
-    load_time_s: float
-
-
-LoadEvent = LoadStarted | LoadProgress | LoadFinished
-OnLoad = Callable[[LoadEvent], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class ModelListing:
-    """A model as the model-listing endpoints describe it."""
-
-    id: str
-    path: Path | None
-    kind: ModelKind
-    state: Literal["loaded", "not-loaded"]
-    architecture: str
-    quantization: str | None
-    max_context_length: int | None
-    loaded_context_length: int | None
-    size_bytes: int
-    display_name: str
-
-
-@dataclass(frozen=True)
-class Loading:
-    """A model being loaded now: how far (0.0 … 1.0, never going back) and for how long."""
-
-    model: str
-    instance_id: str  # the instance it becomes (`<model>:embedding` for an embedding load)
-    progress: float
-    elapsed_s: float
 
 
 class Lease:
@@ -128,17 +76,6 @@ class _Slot:
     @property
     def evictable(self) -> bool:
         return self.path is not None and self.owned
-
-
-def load_with_llama_cpp(path: Path, name: str, options: LoadOptions, progress: Callable[[float], None]) -> LoadedModel:
-    """The default loader: llama.cpp in this process. Blocking."""
-    from mcp_host.backends.llama_cpp import LlamaCppBackend
-
-    backend = LlamaCppBackend.load(
-        path, context_length=options.context_length, embedding=options.embedding, progress=progress
-    )
-    backend.name = name
-    return backend
 
 
 class ModelRegistry(AsyncResource):
@@ -202,11 +139,11 @@ class ModelRegistry(AsyncResource):
                 continue
             if slot.path is not None:
                 seen.add(slot.path.resolve())
-            rows.append(self._describe(slot.backend.name, slot.path, slot))
+            rows.append(describe_model(slot.backend.name, slot.path, slot.backend))
         for model in self.found():
             if model.path.resolve() not in seen:
                 seen.add(model.path.resolve())
-                rows.append(self._describe(model.id, model.path, None))
+                rows.append(describe_model(model.id, model.path, None))
         return rows
 
     def loaded(self) -> list[tuple[str, LoadedModel]]:
@@ -225,24 +162,6 @@ class ModelRegistry(AsyncResource):
             for slot in self._slots.values()
             if slot.backend is None
         ]
-
-    def _describe(self, name: str, path: Path | None, slot: _Slot | None) -> ModelListing:
-        info = _info(path)
-        backend = slot.backend if slot is not None else None
-        kind: ModelKind = info.kind if info is not None else "llm"
-        return ModelListing(
-            id=name,
-            path=path,
-            kind=kind,
-            state="loaded" if backend is not None else "not-loaded",
-            architecture=info.architecture if info is not None else _architecture(backend),
-            quantization=info.quantization if info is not None else None,
-            max_context_length=(info.context_length if info is not None else None)
-            or (backend.context_length if backend is not None else None),
-            loaded_context_length=backend.context_length if backend is not None else None,
-            size_bytes=_size(path),
-            display_name=(info.name if info is not None else None) or name,
-        )
 
     def resolve(self, name: str | None) -> tuple[str, Path | None]:
         """The model a request means: (its id, its file; None for a backend that is not a file).
@@ -393,7 +312,7 @@ class ModelRegistry(AsyncResource):
                 for victim in victims:
                     assert victim.backend is not None
                     await victim.backend.aclose()
-            await self._load(slot, model, progress)
+            await run_load(self._loader, slot, progress)
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 async with self._changed:
@@ -421,48 +340,6 @@ class ModelRegistry(AsyncResource):
         for victim in victims:
             del self._slots[victim.key]
         return victims
-
-    async def _load(self, slot: _Slot, model: str, progress: OnLoad | None) -> None:
-        assert slot.path is not None
-        path = slot.path
-        if progress is not None:
-            await progress(LoadStarted(model))
-        done = anyio.Event()
-
-        def report(value: float) -> None:
-            # A loader may start a phase over (or report NaN); whoever polls shows a bar that must not go back.
-            slot.progress = min(max(slot.progress, value), 1.0)
-
-        def load() -> None:
-            # Set here, not from the awaited result: a cancelled caller still waits for the thread, and the
-            # model it loaded must end up in the registry rather than lost.
-            slot.backend = self._loader(path, model, slot.options, report)
-
-        async def forward_progress() -> None:
-            sent = -1.0
-            while not done.is_set():
-                if progress is not None and slot.progress > sent:
-                    sent = slot.progress
-                    await progress(LoadProgress(model, sent))
-                with anyio.move_on_after(0.1):
-                    await done.wait()
-
-        failure: Exception | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(forward_progress)
-            try:
-                await anyio.to_thread.run_sync(load)
-            except Exception as exc:
-                # Raised past the task group it would come out as an ExceptionGroup, which no caller's
-                # `except ModelLoadError` (nor the API's error mapping) recognises: a 500 instead of a clear error.
-                failure = exc
-            finally:
-                done.set()
-        if failure is not None:
-            raise failure
-        if progress is not None:
-            await progress(LoadProgress(model, 1.0))
-            await progress(LoadFinished(model, time.monotonic() - slot.started))
 
     async def _release(self, slot: _Slot) -> None:
         async with self._changed:
@@ -521,27 +398,3 @@ def _served(name: str) -> str:
 
 def _last(name: str) -> str:
     return _normal(name).split("/")[-1]
-
-
-def _info(path: Path | None) -> GGUFInfo | None:
-    if path is None:
-        return None
-    try:
-        return read_gguf_info(path)
-    except ModelLoadError:
-        return None
-
-
-def _architecture(backend: LoadedModel | None) -> str:
-    if isinstance(backend, Backend):
-        return str(backend.capabilities.metadata.get("general.architecture", "unknown"))
-    return "unknown"
-
-
-def _size(path: Path | None) -> int:
-    if path is None:
-        return 0
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0

@@ -4,7 +4,8 @@
 // page through textContent, Text nodes and createElement, never as HTML; links are made only for http(s) URLs;
 // images in answers are never loaded. The page's CSP forbids inline code and other origins anyway.
 import { Unauthorised, api, chat, errorText, onUnauthorised, serverSentEvents, setKey } from "./api.js";
-import { $, append, element, panel, setStatus } from "./dom.js";
+import { $, append, button, element, panel, setStatus } from "./dom.js";
+import { attachmentList, putBack, takeAttachments } from "./attach.js";
 import { loadChats, setupChats } from "./chats.js";
 import { loadConfig } from "./config.js";
 import { openChat } from "./history.js";
@@ -96,10 +97,12 @@ async function openSession() {
 
 let renewed = false; // the last message went to a new session: the model no longer sees the earlier turns
 
-async function postMessage(text, signal) {
+async function postMessage(text, attachments, signal) {
+  const body = { content: text };
+  if (attachments.length) body.attachments = attachments.map(({ server, uri }) => ({ server, uri }));
   for (let attempt = 0; ; attempt += 1) {
     if (!chat.id) await openSession();
-    const response = await api("POST", chat.path("/messages"), { content: text }, signal);
+    const response = await api("POST", chat.path("/messages"), body, signal);
     if (response.status === 404 && attempt === 0) {
       chat.id = null; // deleted elsewhere: start another, and say so
       renewed = true;
@@ -129,16 +132,42 @@ async function send(text) {
   const mine = append(log, element("article", "turn user"));
   mine.setAttribute("aria-label", "You");
   mine.append(element("p", "", text));
+  const attachments = takeAttachments();
+  if (attachments.length) mine.append(attachmentList(attachments));
   input.value = "";
+  renewed = false;
+  await streamTurn(async (signal, view) => {
+    let response;
+    try {
+      response = await postMessage(text, attachments, signal);
+    } catch (error) {
+      putBack(attachments); // not sent: they stay for the next try
+      throw error;
+    }
+    if (renewed) view.note("The earlier session had closed: a new one began, and the model no longer sees the messages above.", "stopped");
+    return response;
+  }, text);
+}
+
+// Goes on with the turn a restart of the server interrupted (the calls it waited on are asked again).
+async function resumeTurn() {
+  if (turn) return;
+  await streamTurn(async (signal) => {
+    const response = await api("POST", chat.path("/resume"), {}, signal);
+    if (!response.ok) throw new Error(await errorText(response));
+    return response;
+  });
+}
+
+// One turn on the page: `start(signal, view)` makes the request whose events stream in.
+async function streamTurn(start, text) {
   const view = new TurnView();
   const controller = new AbortController();
   turn = { controller, view };
   setBusy(true);
   setStatus("Sending…");
   try {
-    renewed = false;
-    const response = await postMessage(text, controller.signal);
-    if (renewed) view.note("The earlier session had closed: a new one began, and the model no longer sees the messages above.", "stopped");
+    const response = await start(controller.signal, view);
     for await (const message of serverSentEvents(response)) {
       let event;
       try {
@@ -156,7 +185,7 @@ async function send(text) {
       view.note("Stopped.", "stopped");
       setStatus("Stopped");
     } else {
-      if (error instanceof Unauthorised) input.value = text;
+      if (error instanceof Unauthorised && text) input.value = text;
       view.note(error.message, "error");
       setStatus("");
     }
@@ -195,6 +224,10 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && turn) {
     event.preventDefault();
     stop();
+  } else if (event.key === "k" && (event.ctrlKey || event.metaKey) && !event.altKey) {
+    event.preventDefault(); // Ctrl+K: search the chats (the drawer opens on a phone)
+    if (getComputedStyle(chatsToggle).display !== "none") showDrawer(true);
+    else $("chats-search").focus();
   }
 });
 
@@ -254,8 +287,8 @@ async function showChat(id) {
   try {
     const session = await openChat(id);
     localStorage.setItem(SESSION_STORAGE, id);
-    if (session.state === "interrupted") setStatus("The last turn was interrupted by a restart of the server.");
-    else setStatus("");
+    setStatus("");
+    if (session.state === "interrupted") offerResume(session);
     document.dispatchEvent(new CustomEvent("chat-changed"));
     input.focus();
     return true;
@@ -263,6 +296,26 @@ async function showChat(id) {
     if (!(error instanceof Unauthorised)) setStatus(error.message);
     return false;
   }
+}
+
+// A turn a restart of the server cut off: say so, and offer to go on with it.
+function offerResume(session) {
+  const note = append(log, element("div", "note stopped resume"));
+  const waiting = (session.waiting_calls || []).map((call) => call.tool).filter(Boolean);
+  note.append(
+    element(
+      "p",
+      "",
+      waiting.length
+        ? `The last turn was interrupted by a restart of the server while ${waiting.join(", ")} waited for your approval.`
+        : "The last turn was interrupted by a restart of the server before it was answered.",
+    ),
+  );
+  const resume = button("Resume the turn", "primary", () => {
+    note.remove();
+    resumeTurn();
+  });
+  note.append(resume);
 }
 
 // A reload comes back to the chat it showed.

@@ -13,7 +13,7 @@ from mcp_host.errors import UnsupportedFeatureError
 from mcp_host.prompt.harmony import HarmonyRenderer
 
 if TYPE_CHECKING:
-    from mcp_host.agent.chat import ChatOptions
+    from mcp_host.agent.chat_options import ChatOptions
 
 __all__ = [
     "Fault",

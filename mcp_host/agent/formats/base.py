@@ -6,7 +6,7 @@
 
 Three implementations: Harmony for gpt-oss (`HarmonyFormat`), the model's own chat template
 (`TemplateFormat`), and a server that applies its template itself (`ServerChatFormat`). Each owns
-its history; the turn loop in `mcp_host.agent.chat` and the call pipeline in `mcp_host.agent.calls`
+its history; the round loop in `mcp_host.agent.rounds` and the call pipeline in `mcp_host.agent.calls`
 are the same for all. `generate` raises `BackendError` (and `TemplateError` while rendering).
 """
 
