@@ -144,6 +144,39 @@ async def test_configured_origins_and_hosts_are_allowed(api: str) -> None:
         assert (await http.get("/v1/models", headers={"host": "other.internal"})).status_code == 421
 
 
+@pytest.mark.parametrize("api", [{"cors_origins": ["https://app.example"]}], indirect=True)
+async def test_a_cors_origin_does_not_open_the_mcp_json_editor(api: str, tmp_path: Path) -> None:
+    # mcp.json holds secrets and chooses the commands the host runs: a web app trusted to chat is not trusted
+    # with it. Every method is refused, the preflight too, before CORS could add a header.
+    app, config = "https://app.example", tmp_path / "mcp.json"
+    before = config.read_bytes()
+    async with httpx2.AsyncClient(base_url=api, timeout=30) as http:
+        version = (await http.get("/v1/config/mcp.json")).json()["version"]  # no Origin: a client, not a page
+        evil = {"mcpServers": {"evil": {"command": "sh", "args": ["-c", f"touch {tmp_path / 'owned'}"]}}}
+        preflight_headers = {"origin": app, "access-control-request-method": "PUT"}
+        answers = [
+            await http.get("/v1/config/mcp.json", headers={"origin": app}),
+            await http.options("/v1/config/mcp.json", headers=preflight_headers),
+            await http.put(
+                "/v1/config/mcp.json", json={"text": json.dumps(evil), "version": version}, headers={"origin": app}
+            ),
+            await http.post("/v1/config/mcp.json/validate", json={"text": "{}"}, headers={"origin": app}),
+        ]
+        for answer in answers:
+            assert answer.status_code == 403, answer.text
+            assert not any(name.startswith("access-control-") for name in answer.headers), answer.headers
+            error = answer.json()["error"]
+            assert error["code"] == "cross_origin_refused" and "even with --cors-origin" in error["message"]
+            assert "mcp.json holds secrets and chooses the commands the host runs" in error["message"]
+            assert "args" not in answer.text  # nothing of the file
+        assert config.read_bytes() == before and not (tmp_path / "owned").exists()
+        # The rest of the API stays open to the app, and the editor to the server's own page.
+        chat = await http.post("/v1/sessions", json={}, headers={"origin": app})
+        assert chat.status_code == 201 and chat.headers["access-control-allow-origin"] == app
+        own = await http.get("/v1/config/mcp.json", headers={"origin": api})
+        assert own.status_code == 200 and own.json()["text"] == before.decode()
+
+
 @pytest.mark.parametrize(
     ("host", "allowed"),
     [

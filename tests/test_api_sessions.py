@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -17,6 +18,7 @@ from mcp_host.backends import RecordedGeneration, ReplayBackend
 from mcp_host.host import Host
 from mcp_host.prompt import harmony_encoding
 from tests.conftest import fixture_entry, free_port, write_config
+from tests.test_session_list import new_session, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -221,6 +223,53 @@ async def test_deleting_a_session_mid_generation_stops_the_generation(served: tu
         # The DELETE answered once the turn had stopped: what the stream still carried was already queued.
         assert after_delete.count("message.delta") < 50 and after_delete[-1] == "turn.completed", after_delete
         assert (await http.get(f"/v1/sessions/{session}")).status_code == 404
+
+
+async def all_at_once(*requests: Callable[[], Awaitable[httpx2.Response]]) -> list[httpx2.Response]:
+    """The answers to requests sent at once, in the order given."""
+    answers: dict[int, httpx2.Response] = {}
+
+    async def send(index: int) -> None:
+        answers[index] = await requests[index]()
+
+    async with anyio.create_task_group() as tg:
+        for index in range(len(requests)):
+            tg.start_soon(send, index)
+    return [answers[index] for index in range(len(requests))]
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["store", "memory"])
+async def test_deleting_one_session_at_once_is_200_once_and_404_for_the_others(tmp_path: Path, stored: bool) -> None:
+    async with serving(tmp_path, stored=stored) as (http, _):
+        for _ in range(5):
+            session = await new_session(http)
+            answers = await all_at_once(*[functools.partial(http.delete, f"/v1/sessions/{session}")] * 3)
+            assert sorted(answer.status_code for answer in answers) == [200, 404, 404], [a.text for a in answers]
+            for answer in answers:
+                if answer.status_code == 404:
+                    assert answer.json()["error"]["message"] == f"no session {session!r}"
+            assert (await http.get(f"/v1/sessions/{session}")).status_code == 404
+            assert (await http.delete(f"/v1/sessions/{session}")).status_code == 404
+        # A rename racing a delete lands before it (200) or finds the session gone (404), never a 409 or a 500.
+        session = await new_session(http)
+        renamed, deleted = await all_at_once(
+            functools.partial(http.patch, f"/v1/sessions/{session}", json={"title": "Late"}),
+            functools.partial(http.delete, f"/v1/sessions/{session}"),
+        )
+        assert deleted.status_code == 200 and renamed.status_code in (200, 404), renamed.text
+        assert (await http.get("/v1/sessions")).json()["data"] == []
+
+
+async def test_requests_reopening_one_stored_session_at_once_share_one_chat(tmp_path: Path) -> None:
+    """After a restart the first requests for a session bring it back from the store: one chat, not one each (a
+    second would be left open, and the server could not stop)."""
+    async with serving(tmp_path) as (http, _):
+        session = await new_session(http)
+    with anyio.fail_after(30):  # stopping the server waits for every chat it opened
+        async with serving(tmp_path) as (http, _):
+            reads = await all_at_once(*[functools.partial(http.get, f"/v1/sessions/{session}")] * 4)
+            assert [read.status_code for read in reads] == [200] * 4
+            assert (await http.delete(f"/v1/sessions/{session}")).status_code == 200
 
 
 async def test_an_approval_whose_client_went_away_is_a_409_and_nothing_runs(

@@ -21,6 +21,7 @@ import pytest
 from starlette.applications import Starlette
 
 from mcp_host.api import create_app
+from mcp_host.api.requests import MAX_NAMES
 from mcp_host.api.sessions import Sessions
 from mcp_host.backends import RecordedGeneration, ReplayBackend
 from mcp_host.host import Host
@@ -312,7 +313,8 @@ async def test_unknown_names_and_bad_bodies_are_400(host: Host) -> None:
             ({"servers": ["nope"]}, "servers"),
             ({"plugins": ["nope"]}, "plugins"),
             ({"servers": ["x" * 201]}, "servers.0"),
-            ({"servers": ["alpha"] * 101}, "servers"),
+            ({"servers": ["alpha"] * (MAX_NAMES + 1)}, "servers"),
+            ({"plugins": ["calc"] * (MAX_NAMES + 1)}, "plugins"),
             ({"python": None}, "python"),
             ({"tools": []}, "tools"),
         ):
@@ -323,3 +325,22 @@ async def test_unknown_names_and_bad_bodies_are_400(host: Host) -> None:
         assert (await http.patch("/v1/sessions/sess_nope/tools", json={})).status_code == 404
         # Nothing changed: the session still uses every server.
         assert (await http.get(f"/v1/sessions/{session}/tools")).json()["servers"] == ["alpha", "beta"]
+
+
+async def test_one_of_150_servers_can_be_switched_off(tmp_path: Path) -> None:
+    """The page switches a server off by sending every other name: 149 of them here, all accepted."""
+    names = [f"server{index:03}" for index in range(150)]
+    entries = {name: {"command": "never-started", "disabled": True} for name in names}
+    config = write_config(tmp_path / "mcp.json", {"alpha": fixture_entry(), **entries})
+    async with Host(config, settings_path=tmp_path / "settings.toml", plugins=False) as many:
+        await many.wait_settled()
+        async with serving(many, ()) as served, httpx2.AsyncClient(base_url=served.url, timeout=30) as http:
+            created = await http.post("/v1/sessions", json={"servers": ["alpha", *names]})
+            assert created.status_code == 201, created.text
+            session = created.json()["id"]
+            kept = ["alpha", *names[1:]]
+            changed = await http.patch(f"/v1/sessions/{session}/tools", json={"servers": kept})
+            assert changed.status_code == 200, changed.text
+            assert changed.json()["servers"] == kept
+            budget = await http.post("/v1/tools/budget", json={"servers": kept})
+            assert budget.status_code == 200 and budget.json()["choice"]["servers"] == kept

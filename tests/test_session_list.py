@@ -21,8 +21,9 @@ import httpx2
 import pytest
 
 from mcp_host.api import create_app
-from mcp_host.api.session_index import MAX_SEARCHED, default_title, shown_messages, summarise
+from mcp_host.api.session_index import MAX_SEARCHED
 from mcp_host.api.session_ledger import SessionLedger, SessionState
+from mcp_host.api.session_summary import Listing, default_title, shown_messages
 from mcp_host.backends import ReplayBackend
 from mcp_host.host import Host
 from mcp_host.store import INTERRUPTED, StoreConflictError, open_store
@@ -323,7 +324,7 @@ def test_the_chat_format_and_odd_records_are_summarised_too() -> None:
     ]
     state = SessionState("sess_chat", "qwen", {}, snapshot={"format": "chat", "turn": {"messages": messages}})
     assert shown_messages(state) == [("user", "Weather in Oslo?"), ("assistant", "It   rains\nin Oslo.")]
-    summary = summarise(state, busy=False)
+    summary = Listing.of(state, busy=False).item()
     assert (summary["title"], summary["messages"], summary["preview"]) == ("Weather in Oslo?", 2, "It rains in Oslo.")
     odd: Any
     for odd in (None, {}, {"turn": []}, {"turn": {"history": "x"}}, {"turn": {"messages": [1, {"role": 2}]}}):

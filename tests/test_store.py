@@ -39,7 +39,6 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parent.parent
-JSON_TYPE = {"sqlite": "TEXT", "postgresql": "JSONB"}
 
 # Opens the store, claims a record under a 1 s lease, says so, and waits to be killed.
 CLAIMING_CHILD = """
@@ -324,7 +323,7 @@ async def test_a_write_that_waits_too_long_fails_and_the_store_recovers(url: str
 
 
 async def test_a_version_1_database_is_migrated(url: str) -> None:
-    ((version, v1),) = pending(0, json_type=JSON_TYPE[dialect(url)], name="test")[:1]
+    ((version, v1),) = pending(0, dialect=dialect(url), name="test")[:1]
     assert version == 1 and SCHEMA_VERSION >= 2
     query(
         url,

@@ -210,6 +210,8 @@ def test_a_server_with_an_api_key_asks_for_it_once(tmp_path: Path, page: Page) -
         page.get_by_role("button", name="Use key").click()
         expect(form).to_be_hidden()
         assert page.evaluate("sessionStorage.getItem('mcp-host-api-key')") == "s3cret-key"
+        expect(page.locator("#chats-error")).to_be_hidden()  # what the refused requests missed is read again
+        expect(page.locator("#chats-list")).to_contain_text("No chats yet.")
         page.locator("#message").fill("Hello?")
         page.locator("#message").press("Enter")
         expect(page.locator(".answer")).to_have_text("Hello from the keyed server.")

@@ -122,6 +122,8 @@ def test_stored_chats_are_listed_opened_renamed_searched_and_deleted(tmp_path: P
         page.get_by_label("New title for What is 20 + 22?").fill("Sums")
         page.keyboard.press("Enter")
         expect(page.locator("#chats-list .chat-title", has_text="Sums")).to_have_count(1)
+        renamed = page.locator("#chats-list li.chat-item", has_text="Sums")
+        expect(renamed.locator(".chat-open")).to_be_focused()  # the keyboard keeps its place
 
         # Search finds words inside a chat, not only in its title.
         page.locator("#chats-search").fill("thanks")
@@ -316,3 +318,50 @@ def test_a_servers_resource_is_attached_to_a_message(tmp_path: Path, page: Page)
         history = httpx2.get(f"{url}/v1/sessions/{session}").json()["history"]
         said = json.dumps(history)
         assert f"attached: everything:{ARCHITECTURE}" in said and "Architecture" in said
+
+
+def test_older_chats_are_paged_in_and_a_linked_mcp_json_is_explained(tmp_path: Path, page: Page) -> None:
+    with served(tmp_path, [BACK]) as url:
+        for _ in range(55):
+            assert httpx2.post(f"{url}/v1/sessions", json={}, timeout=30).status_code == 201
+        page.goto(url)
+        chats = page.locator("#chats-list li.chat-item")
+        expect(chats).to_have_count(50)
+        page.get_by_role("button", name="Show older").click()
+        expect(chats).to_have_count(55)
+        expect(page.get_by_role("button", name="Show older")).to_have_count(0)
+        expect(chats.nth(50).locator(".chat-open")).to_be_focused()
+
+        # A linked mcp.json (a dotfile manager's) is refused with its reason, not "changed on disk".
+        path = tmp_path / "mcp.json"
+        target = tmp_path / "dotfiles-mcp.json"
+        path.rename(target)
+        path.symlink_to(target)
+        page.get_by_role("button", name="mcp.json").click()
+        expect(page.locator("#config-text")).to_have_value(target.read_text())
+        page.get_by_role("button", name="Save and apply").click()
+        outcome = page.locator("#config-outcome")
+        expect(outcome).to_contain_text("Not saved")
+        expect(outcome).to_contain_text("link")
+        expect(outcome).not_to_contain_text("changed on disk")
+        assert path.is_symlink()
+
+
+def test_another_chat_waits_for_the_running_answer(tmp_path: Path, page: Page) -> None:
+    long = "<|channel|>final<|message|>" + "A long answer. " * 300 + "<|return|>"
+    with served(tmp_path, [BACK, long], speed=40) as url:
+        page.goto(url)
+        say(page, "First")
+        expect(page.locator(".answer")).to_have_text("Back again.")
+        page.get_by_role("button", name="New chat").click()
+        say(page, "Second")
+        chats = page.locator("#chats-list li.chat-item")
+        expect(chats).to_have_count(2)  # listed as soon as it opens, not when its answer ends
+        expect(page.get_by_role("button", name="Stop")).to_be_visible()
+        page.locator("#chats-list li.chat-item", has_text="First").locator(".chat-open").click()
+        expect(page.locator("#status")).to_contain_text("Stop the answer (Esc) or let it finish")
+        expect(page.locator(".turn.user")).to_have_text("Second")
+        page.keyboard.press("Escape")
+        expect(page.get_by_role("button", name="Send")).to_be_visible()
+        page.locator("#chats-list li.chat-item", has_text="First").locator(".chat-open").click()
+        expect(page.locator(".turn.user")).to_have_text("First")

@@ -75,7 +75,8 @@ def create_app(
 
     Only requests for a loopback `Host` or one of `allowed_hosts` are answered, and only JSON bodies;
     a browser page may change state only from the API's own origin or one of `cors_origins`, which
-    also turns CORS on for them (`mcp_host.api.guard`). Every event stream sends a comment each
+    also turns CORS on for them, except the mcp.json editor's, which answers its own origin only
+    (`mcp_host.api.guard`). Every event stream sends a comment each
     `sse_ping_s` seconds, so that proxies keep a waiting stream open. A session nobody used for
     `session_idle_s` seconds is closed (its chat; with a `store` its record stays, and using it again
     brings it back). With a `store`, sessions survive a restart: a turn that was running when the server
@@ -112,7 +113,14 @@ def create_app(
         finally:
             gc.unfreeze()
 
-    middleware = [Middleware(BrowserGuard, allowed_hosts=allowed_hosts, allowed_origins=cors_origins or ())]
+    middleware = [
+        Middleware(
+            BrowserGuard,
+            allowed_hosts=allowed_hosts,
+            allowed_origins=cors_origins or (),
+            own_origin_only=ConfigRoutes.OWN_ORIGIN_ONLY,
+        )
+    ]
     if cors_origins:
         middleware.append(
             Middleware(

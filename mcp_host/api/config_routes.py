@@ -18,7 +18,10 @@ turns all three endpoints off (403).
 
 Whoever writes mcp.json chooses the commands the host runs, and the file holds secrets (`env`, `headers`):
 these endpoints are for the user's own page on a loopback or API-key protected server, behind the browser
-guard (`mcp_host.api.guard`). The text is never logged nor quoted in an error; problems name keys only.
+guard (`mcp_host.api.guard`), which answers them for no other page, not even one `--cors-origin` allows (403,
+`cross_origin_refused`). The text is never logged nor quoted in an error; problems name keys only, and
+at most 50 unknown keys are named (the rest counted). A PUT's 409 says why in its `code`:
+`stale_version` (read the file again), or `symlinked_config` (mcp.json is a link: edit the file it points to).
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ import hashlib
 import logging
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import anyio
 import anyio.to_thread
@@ -65,6 +70,11 @@ class ConfigWrite(ClosedShape):
 
 class ConfigRoutes:
     """The editor's API over `host`'s mcp.json (`host.config_path`)."""
+
+    # For the browser guard: no page but the server's own reaches these, whatever `--cors-origin` allows.
+    OWN_ORIGIN_ONLY: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"/v1/config/": "mcp.json holds secrets and chooses the commands the host runs"}
+    )
 
     def __init__(self, host: Host, reader: BodyReader, *, max_text_bytes: int = MAX_TEXT_BYTES) -> None:
         self.host = host
@@ -121,12 +131,14 @@ class ConfigRoutes:
                 await self.host.reload()
             except ConfigError as exc:
                 logger.warning("mcp.json was saved through the API but not applied: %s", exc)
+                unapplied = problem_of(exc, body.text)
                 return JSONResponse(
                     {
                         "version": _version(_encoded(body.text)),
                         "applied": None,
-                        "errors": [problem_of(exc, body.text).to_json()],
-                        "warnings": [problem.to_json() for problem in check.warnings],
+                        "errors": [unapplied.to_json()],
+                        # The check warned of the variable this host lacks: now it is the error, said once.
+                        "warnings": [problem.to_json() for problem in check.warnings if problem != unapplied],
                     }
                 )
             # What changed on the host since before the write, whichever of this request and the watcher of
@@ -163,8 +175,12 @@ class ConfigRoutes:
         path = self.path
         if path.is_symlink():
             # `write_atomically` would replace the link with a file, leaving what it points to behind.
+            target = os.path.realpath(path)
             raise ApiError(
-                409, f"{path}: is a symbolic link, which the editor does not replace; edit the file it points to"
+                409,
+                f"{path}: is a symbolic link, which the editor does not replace (nothing was saved); edit the file "
+                f"it points to, {target}, in a text editor, or start the host with --config {target}",
+                code="symlinked_config",
             )
         current = _read_file(path, None)
         if _version(current) != version:

@@ -11,7 +11,10 @@ with a `Host` header naming the attacker's domain. So, with or without an API ke
 - a request that can change state (anything but GET, HEAD, OPTIONS) carrying an `Origin` must come
   from the same origin as its `Host` or from an origin the user allowed (`--cors-origin`): 403;
 - a body must be `application/json` (or `application/*+json`): 415. A form or `text/plain` body is
-  what a page can send without asking the browser first.
+  what a page can send without asking the browser first;
+- a path under one of `own_origin_only` (the mcp.json editor's: it reads secrets and chooses the commands
+  the host runs) answers no request with an `Origin` but the server's own, whatever the method and whatever
+  `--cors-origin` allows: 403, before CORS adds any header (a web app trusted to chat is not trusted with that).
 
 Clients that are not browsers (curl, the `openai` client, LM Studio's SDKs) send no `Origin` and pass.
 """
@@ -19,7 +22,7 @@ Clients that are not browsers (curl, the `openai` client, LM Studio's SDKs) send
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -33,10 +36,18 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class BrowserGuard:
     """A pure ASGI middleware (streamed responses pass through untouched) that refuses what browsers can forge."""
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] = (), allowed_origins: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        allowed_hosts: Iterable[str] = (),
+        allowed_origins: Iterable[str] = (),
+        own_origin_only: Mapping[str, str] | None = None,
+    ) -> None:
+        """`own_origin_only`: path prefix -> why only the server's own pages may reach it (said in the 403)."""
         self.app = app
         self.allowed_hosts = frozenset(_host_name(host) for host in allowed_hosts)
         self.allowed_origins = frozenset(origin.rstrip("/").lower() for origin in allowed_origins)
+        self.own_origin_only = dict(own_origin_only or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -63,6 +74,16 @@ class BrowserGuard:
             )
         method = scope.get("method", "GET")
         origin = headers.get("origin")
+        if origin is not None and not self.same_origin(origin, scope, host):
+            path = scope.get("path", "")
+            for prefix, why in self.own_origin_only.items():
+                if path.startswith(prefix):
+                    return ApiError(
+                        403,
+                        f"{prefix}… answers only the pages of this server and clients that send no Origin, not the "
+                        f"web page at {origin[:100]!r}, even with --cors-origin: {why}",
+                        code="cross_origin_refused",
+                    )
         if method not in SAFE_METHODS and origin is not None and not self.origin_allowed(origin, scope, host):
             return ApiError(
                 403,
@@ -83,11 +104,12 @@ class BrowserGuard:
         return bool(name) and (name in self.allowed_hosts or _is_loopback_name(name))
 
     def origin_allowed(self, origin: str, scope: Scope, host: str) -> bool:
-        origin = origin.rstrip("/").lower()
-        if origin in self.allowed_origins:
-            return True
+        return origin.rstrip("/").lower() in self.allowed_origins or self.same_origin(origin, scope, host)
+
+    def same_origin(self, origin: str, scope: Scope, host: str) -> bool:
+        """Whether the page was served by this server."""
         scheme = "https" if scope.get("scheme") in ("https", "wss") else "http"
-        return origin == f"{scheme}://{host.lower()}"  # the page was served by this server (the same origin)
+        return origin.rstrip("/").lower() == f"{scheme}://{host.lower()}"
 
 
 def _host_name(host: str) -> str:

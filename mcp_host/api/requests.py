@@ -12,6 +12,7 @@ A body nested deeper than the JSON parser's limit (a few hundred levels) is a 40
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -20,6 +21,7 @@ import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from starlette.requests import Request
 
+from mcp_host.api.session_summary import unsafe_char
 from mcp_host.errors import ApiError
 from mcp_host.prompt.harmony import Effort
 
@@ -27,7 +29,9 @@ IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"  # Harmony renders client tools as Type
 MAX_ATTACHMENTS = 16  # resources attached to one message, each read before the turn starts
 MAX_URI_CHARS = 8192
 MAX_ROOTS = 64
-MAX_NAMES = 100  # servers or plugins named in one body
+# Servers or plugins named in one body: more than anyone configures (a page that switches one of 150 servers off
+# sends the other 149), still a bound on the work a body can ask for (2,000 names of 200 characters: 400 KB).
+MAX_NAMES = 2000
 # A server's or a plugin's name: long enough for any real one, short enough to quote back in an error.
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 LogLevel = Literal["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
@@ -235,11 +239,23 @@ class ElicitationBody(ClosedShape):
 
 
 class SessionRename(ClosedShape):
-    """`PATCH /v1/sessions/{id}`: `{"title": "Trip plans"}`, stripped, 1 to 200 characters."""
+    """`PATCH /v1/sessions/{id}`: `{"title": "Trip plans"}`, stripped, 1 to 200 characters, on one line and
+    without bidirectional controls (a title that reorders the list's text could pass for another chat's)."""
 
     model_config = ConfigDict(str_strip_whitespace=True)  # merged with ClosedShape's
 
     title: str = Field(min_length=1, max_length=200)
+
+    @field_validator("title")
+    @classmethod
+    def _shown_as_written(cls, title: str) -> str:
+        char = unsafe_char(title)
+        if char is not None:
+            raise ValueError(
+                f"a title holds no control characters, line breaks or bidirectional controls; this one holds "
+                f"U+{ord(char):04X} ({unicodedata.name(char, 'a control character')})"
+            )
+        return title
 
 
 # -- server features -------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ class Session:
     questions: dict[str, ElicitationRequired] = field(default_factory=dict)  # elicitations waiting for an answer
     asked: set[str] = field(default_factory=set)  # every elicitation ever asked for, to tell 409 from 404
     turn: anyio.CancelScope | None = None  # the running turn, if any
+    deleted: bool = False  # a DELETE took it: requests that found it before answer 404 (`Sessions.delete`)
     # Held while the record is written at rest (a rename, a change of tools, an answer kept for a resume) and
     # while a turn is taken: a turn never starts between such a write's check and the write, so neither undoes
     # the other.

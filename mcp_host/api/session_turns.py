@@ -37,8 +37,8 @@ from mcp_host.api.answers import json_dumps
 from mcp_host.api.errors import server_api_error
 from mcp_host.api.requests import AttachmentRef, BodyReader, SessionMessage
 from mcp_host.api.session import FindSession, Session
-from mcp_host.api.session_index import default_title, title_of
 from mcp_host.api.session_ledger import SessionLedger
+from mcp_host.api.session_summary import default_title, title_of
 from mcp_host.api.streaming import SHUTDOWN_CODE, SHUTDOWN_MESSAGE, EventSink, ServerSentEvent, event_stream
 from mcp_host.backends.registry import ModelRegistry
 from mcp_host.errors import ApiError, ServerError, StoreConflictError

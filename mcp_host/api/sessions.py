@@ -57,8 +57,9 @@ from mcp_host.agent import ChatOptions
 from mcp_host.api.requests import BodyReader, SessionCreate, SessionRename
 from mcp_host.api.session import Session
 from mcp_host.api.session_answers import SessionAnswers
-from mcp_host.api.session_index import SessionIndex, summarise, title_of
+from mcp_host.api.session_index import SessionIndex
 from mcp_host.api.session_ledger import SessionLedger, SessionState
+from mcp_host.api.session_summary import Listing, title_of
 from mcp_host.api.session_turns import SessionTurns
 from mcp_host.api.streaming import PING_S
 from mcp_host.api.tool_choice import chosen_plugins, chosen_servers
@@ -93,6 +94,7 @@ class Sessions(AsyncResource):
         self.reader = reader
         self.idle_expiry_s = idle_expiry_s
         self.sessions: dict[str, Session] = {}
+        self._deleting: set[str] = set()  # ids whose DELETE runs: never brought back from the store meanwhile
         self._resources = AsyncExitStack()
         self._keepers: TaskGroup | None = None
         self._expiry = anyio.CancelScope()
@@ -141,15 +143,23 @@ class Sessions(AsyncResource):
                 self.drop(session)
                 session = None
         if session is None:
-            state = await self.ledger.load(session_id)
-            if state is None:
+            state = None if session_id in self._deleting else await self.ledger.load(session_id)
+            if state is None or session_id in self._deleting:
                 raise ApiError(404, f"no session {session_id!r}")
-            session = await self._open(state)
+            opened = await self._open(state)
+            # Another request may have opened it meanwhile, or begun deleting it: one chat per session.
+            session = self.sessions.get(session_id)
+            if session is None and session_id not in self._deleting:
+                session = self.sessions[session_id] = opened
+            else:
+                self._close(opened)
+                if session is None:
+                    raise ApiError(404, f"no session {session_id!r}")
         session.touch()
         return session
 
     async def _open(self, state: SessionState) -> Session:
-        """A chat for a stored session, its conversation restored."""
+        """A chat for a stored session, its conversation restored; the caller keeps it in `sessions`."""
         if self._keepers is None:
             raise ApiError(503, "sessions are not open: the app's lifespan has not started or has ended")
         options = self._options(SessionCreate.model_validate(state.options), stored=True)
@@ -160,7 +170,6 @@ class Sessions(AsyncResource):
         if state.interrupted:
             session.pending.update(str(call["call_id"]) for call in state.waiting)
             session.announced.update(session.pending)
-        self.sessions[state.id] = session
         return session
 
     def _options(self, body: SessionCreate, *, stored: bool = False) -> ChatOptions:
@@ -254,22 +263,35 @@ class Sessions(AsyncResource):
         )
 
     async def rename(self, request: Request) -> Response:
-        """Give the session a title; 409 while a turn runs, or if another server wrote it meanwhile."""
+        """Give the session a title; 409 while a turn runs, or if another server wrote it meanwhile; 404 once a
+        DELETE took it."""
         session = await self.session_of(request)
         body = await self.reader.read(request, SessionRename)
         async with session.writing:
+            if session.deleted:
+                raise ApiError(404, f"no session {session.id!r}")
             if session.busy:
                 raise ApiError(409, f"session {session.id} is answering a message; rename it when the turn ends")
             try:
                 await self.ledger.edit(session.state, title=body.title)
             except StoreConflictError as exc:
+                if session.deleted:  # meanwhile
+                    raise ApiError(404, f"no session {session.id!r}") from exc
                 raise ApiError(409, f"session {session.id} cannot be renamed now: {exc}; read it again") from exc
-        return JSONResponse(summarise(session.state, busy=session.busy))
+        return JSONResponse(Listing.of(session.state, busy=session.busy).item())
 
     async def delete(self, request: Request) -> Response:
+        """Close the session (cancelling a running turn) and delete its record. Of requests deleting one session
+        at once, one answers 200 and the others 404, as any request for it after."""
         session = await self.session_of(request)
-        del self.sessions[session.id]
-        self._close(session)
-        await session.closed.wait()
-        await self.ledger.delete(session.id)
+        if session.deleted:  # by another request, since this one found it
+            raise ApiError(404, f"no session {session.id!r}")
+        session.deleted = True
+        self._deleting.add(session.id)
+        try:
+            self.drop(session)
+            await session.closed.wait()
+            await self.ledger.delete(session.id)
+        finally:
+            self._deleting.discard(session.id)
         return JSONResponse({"id": session.id, "object": "session", "deleted": True})

@@ -9,18 +9,22 @@ same file; JSON errors carry their position, and a shape error's server and key 
 `mcp-host config add` does): one the host's environment lacks is a warning, since the host cannot apply the
 file until it is set. Keys the loader does not know are warnings too. Messages name keys and variables,
 never values, so a problem can be shown or logged without the secrets the file holds.
+
+The work is bounded by the text's size: the loader names at most `MAX_WARNINGS` unknown keys (and counts
+the rest), names are shortened (`shown_name`), and every problem is placed by one `Locator`, which reads
+the text once however many problems there are.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mcp_host.config.locate import locate, position
-from mcp_host.config.mcpjson import parse_config
+from mcp_host.config.locate import Locator, position
+from mcp_host.config.mcpjson import parse_config, shown_name
 from mcp_host.errors import ConfigError, ConfigSchemaError, ConfigSyntaxError
 
 
@@ -73,40 +77,31 @@ def check_config_text(text: str, *, path: Path, environ: Mapping[str, str] | Non
         return ConfigCheck(errors=(problem_of(exc, text),))
     except RecursionError:  # `json.loads` gives up on a few thousand nested brackets
         return ConfigCheck(errors=(ConfigProblem(f"{path}: nested too deeply to be an mcp.json", 1, 1),))
-    warnings = [_unknown_key(message, text, path, config.servers) for message in config.warnings]
+    places = Locator(text)
+    named = zip(config.warnings, config.unknown_keys, strict=False)  # the last warning may count the rest
+    warnings = [_placed(message, places, *unknown) for message, unknown in named]
+    warnings.extend(ConfigProblem(message) for message in config.warnings[len(config.unknown_keys) :])
     try:
         parse_config(text, path=path, environ=os.environ if environ is None else environ)
     except ConfigError as exc:  # only a variable unset here fails now: the shape passed above
-        warnings.append(problem_of(exc, text))
+        warnings.append(problem_of(exc, text, places))
     return ConfigCheck(warnings=tuple(warnings))
 
 
-def problem_of(error: ConfigError, text: str) -> ConfigProblem:
-    """`error` (from parsing `text`) as a problem placed in `text`."""
+def problem_of(error: ConfigError, text: str, places: Locator | None = None) -> ConfigProblem:
+    """`error` (from parsing `text`) as a problem placed in `text` (by `places`, when it already read it)."""
     if isinstance(error, ConfigSyntaxError):
         return ConfigProblem(str(error), error.line, error.column)
     if isinstance(error, ConfigSchemaError):
-        place = locate(text, error.server, error.key)
-        line, column = place if place is not None else (None, None)
-        return ConfigProblem(str(error), line, column, error.server, error.key)
+        return _placed(str(error), places or Locator(text), error.server, error.key)
     return ConfigProblem(str(error))
 
 
-def _unknown_key(message: str, text: str, path: Path, servers: Iterable[str]) -> ConfigProblem:
-    """An unknown-key warning (`{path}: server 'NAME', key 'KEY': unknown key, ...`) placed at its key.
-
-    The loader gives warnings as text; they are matched against the servers' names rather than parsed,
-    longest name first, so quotes in a name cannot mislead.
-    """
-    end = message.rfind("': unknown key")
-    for name in sorted(servers, key=len, reverse=True):
-        lead = f"{path}: server '{name}', key '"
-        if message.startswith(lead) and end >= len(lead):
-            key = message[len(lead) : end]
-            place = locate(text, name, key)
-            line, column = place if place is not None else (None, None)
-            return ConfigProblem(message, line, column, name, key)
-    return ConfigProblem(message)
+def _placed(message: str, places: Locator, server: str | None, key: str | None) -> ConfigProblem:
+    place = places.locate(server, key)
+    line, column = place if place is not None else (None, None)
+    shown_server = None if server is None else shown_name(server)
+    return ConfigProblem(message, line, column, shown_server, None if key is None else shown_name(key))
 
 
 def _lone_surrogate(text: str) -> int | None:

@@ -19,9 +19,11 @@ import difflib
 import json
 import logging
 import os
-from collections.abc import Mapping
+import re
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, model_validator
 
@@ -35,6 +37,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _SECRET_MASK = "***"
+MAX_WARNINGS = 50  # each named; the rest counted in one more warning, so a hostile file cannot flood a log
+MAX_SHOWN_NAME = 200  # characters of a server, key or variable name shown in a message
+# A JSON string, or a number (group 1: the digits of an integer).
+_STRING_OR_NUMBER = re.compile(
+    r'"[^"\\]*(?:\\.[^"\\]*)*"|-?([0-9]+)(?![.eE0-9])|-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?'
+)
 
 
 class _ServerBase(BaseModel):
@@ -163,11 +171,19 @@ class RemoteServerConfig(_ServerBase):
 ServerConfig = StdioServerConfig | RemoteServerConfig
 
 
+class UnknownKey(NamedTuple):
+    """The server and (dotted) key an unknown-key warning is about, in full."""
+
+    server: str
+    key: str
+
+
 class McpConfig(BaseModel):
     """A loaded mcp.json: every server by name, disabled ones included, and what the user should know about it.
 
     `warnings` are for the user's eyes (`for w in config.warnings: print(w)`): unknown keys, each
-    naming the file, the server, the key and the closest known key.
+    naming the file, the server, the key and the closest known key; past `MAX_WARNINGS` of them, a last
+    warning counts the rest. `unknown_keys[i]` is what `warnings[i]` is about, for each one named.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -175,6 +191,7 @@ class McpConfig(BaseModel):
     path: Path | None = None
     servers: dict[str, ServerConfig] = Field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    unknown_keys: tuple[UnknownKey, ...] = Field(default=(), repr=False)
 
     @property
     def enabled(self) -> dict[str, ServerConfig]:
@@ -224,6 +241,8 @@ def parse_config(text: str, *, path: Path, environ: Mapping[str, str] | None = N
         ) from exc
     except RecursionError as exc:  # `[[[[…` thousands deep: refused, not a crash of the CLI or the watcher
         raise ConfigSyntaxError(f"{path}: invalid JSON: nested too deeply", path=path, line=1, column=1) from exc
+    except ValueError as exc:  # Python's limit on an int's digits (`sys.get_int_max_str_digits`)
+        raise _number_too_long(text, path) from exc
     if not isinstance(document, dict):
         raise ConfigSchemaError(f"{path}: the top level must be a JSON object", path=path, server=None, key=None)
     raw_servers = document.get("mcpServers", {})
@@ -233,16 +252,38 @@ def parse_config(text: str, *, path: Path, environ: Mapping[str, str] | None = N
         )
     env = os.environ if environ is None else environ
     servers: dict[str, ServerConfig] = {}
-    warnings: list[str] = []
+    unknown: list[UnknownKey] = []
     for name, raw in raw_servers.items():
         servers[name] = _parse_server(path, name, raw, env)
-        warnings.extend(_unknown_keys(path, name, raw, type(servers[name])))
-    return McpConfig(path=path, servers=servers, warnings=tuple(warnings))
+        unknown.extend(UnknownKey(name, key) for key in _unknown_keys(raw, type(servers[name])))
+    named = unknown[:MAX_WARNINGS]  # a hint costs a fuzzy match: only for the keys named
+    warnings = [_unknown_key_warning(path, place, type(servers[place.server])) for place in named]
+    if len(unknown) > len(named):
+        warnings.append(f"{path}: and {len(unknown) - len(named)} more unknown keys, ignored")
+    return McpConfig(path=path, servers=servers, warnings=tuple(warnings), unknown_keys=tuple(named))
+
+
+def shown_name(name: str) -> str:
+    """`name` (of a server, key or variable) as a message shows it: at most `MAX_SHOWN_NAME` characters."""
+    if len(name) <= MAX_SHOWN_NAME:
+        return name
+    return f"{name[: MAX_SHOWN_NAME - 1]}… ({len(name)} characters)"
+
+
+def _number_too_long(text: str, path: Path) -> ConfigSyntaxError:
+    """The error for a number of more digits than Python converts, placed at the number."""
+    limit = sys.get_int_max_str_digits()
+    # Everything before the number parsed, so its strings and numbers are read whole: the first integer too long.
+    integers = (match for match in _STRING_OR_NUMBER.finditer(text) if match[1] is not None)
+    offset = next((match.start() for match in integers if len(match[1]) > limit), 0)
+    line, column = text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
+    message = f"{path}:{line}:{column}: invalid JSON: a number of more than {limit} digits"
+    return ConfigSyntaxError(message, path=path, line=line, column=column)
 
 
 def _parse_server(path: Path, name: str, raw: object, environ: Mapping[str, str]) -> ServerConfig:
     def fail(message: str, key: str | None) -> ConfigSchemaError:
-        where = f"server '{name}'" + (f", key '{key}'" if key else "")
+        where = f"server '{shown_name(name)}'" + (f", key '{shown_name(key)}'" if key else "")
         return ConfigSchemaError(f"{path}: {where}: {message}", path=path, server=name, key=key)
 
     if not name:
@@ -259,8 +300,9 @@ def _parse_server(path: Path, name: str, raw: object, environ: Mapping[str, str]
     try:
         expanded = _expand_tree(raw, environ, key_path=())
     except _ExpansionError as exc:
+        variable = shown_name(exc.variable)
         raise fail(
-            f"environment variable {exc.variable} is not set (write ${{{exc.variable}:-}} if optional)", exc.key
+            f"environment variable {variable} is not set (write ${{{variable}:-}} if optional)", exc.key
         ) from exc
     try:
         return model.model_validate(expanded, strict=True)
@@ -273,30 +315,39 @@ def _parse_server(path: Path, name: str, raw: object, environ: Mapping[str, str]
         raise fail(message, key) from exc
 
 
-def _unknown_keys(path: Path, name: str, raw: dict[str, Any], model: type[BaseModel]) -> list[str]:
-    """A warning for each key of a server entry that `model` does not read, with the likeliest intended key."""
-    known = sorted(model.model_fields)
-    other_transport = RemoteServerConfig if model is StdioServerConfig else StdioServerConfig
-    warnings = []
-    for key in raw:
-        if key in model.model_fields:
-            continue
-        if key in other_transport.model_fields:
-            users = "remote servers (with 'url')" if model is StdioServerConfig else "stdio servers (with 'command')"
-            hint = f"only {users} use it"
-        elif close := difflib.get_close_matches(key.lower(), known, n=1, cutoff=0.6):
-            hint = f'did you mean "{close[0]}"?'
-        else:
-            hint = "known keys: " + ", ".join(known)
-        warnings.append(f"{path}: server '{name}', key '{key}': unknown key, ignored ({hint})")
+def _unknown_keys(raw: dict[str, Any], model: type[BaseModel]) -> list[str]:
+    """The keys of a server entry that `model` does not read (`auth.KEY` for its `auth` block's)."""
+    unknown = [key for key in raw if key not in model.model_fields]
     if model is RemoteServerConfig and isinstance(auth := raw.get("auth"), dict):
+        unknown.extend(f"auth.{key}" for key in auth if key not in AuthConfig.model_fields)
+    return unknown
+
+
+def _unknown_key_warning(path: Path, place: UnknownKey, model: type[BaseModel]) -> str:
+    """The warning for an unknown key, with the likeliest intended key."""
+    other_transport = RemoteServerConfig if model is StdioServerConfig else StdioServerConfig
+    key = place.key
+    if key.startswith("auth.") and model is RemoteServerConfig:
         fields = sorted(AuthConfig.model_fields)
-        for key in auth:
-            if key not in AuthConfig.model_fields:
-                close = difflib.get_close_matches(_snake(key), fields, n=1, cutoff=0.6)
-                hint = f'did you mean "{close[0]}"?' if close else "known keys: " + ", ".join(fields)
-                warnings.append(f"{path}: server '{name}', key 'auth.{key}': unknown key, ignored ({hint})")
-    return warnings
+        close = _close_match(key.removeprefix("auth."), fields, _snake)
+        hint = f'did you mean "{close}"?' if close else "known keys: " + ", ".join(fields)
+    elif key in other_transport.model_fields:
+        users = "remote servers (with 'url')" if model is StdioServerConfig else "stdio servers (with 'command')"
+        hint = f"only {users} use it"
+    elif close := _close_match(key, sorted(model.model_fields), str.lower):
+        hint = f'did you mean "{close}"?'
+    else:
+        hint = "known keys: " + ", ".join(sorted(model.model_fields))
+    return f"{path}: server '{shown_name(place.server)}', key '{shown_name(key)}': unknown key, ignored ({hint})"
+
+
+def _close_match(word: str, known: list[str], spelling: Callable[[str], str]) -> str | None:
+    """The known key `word` (in our `spelling`) likely means, if any."""
+    # A word much longer than every known key cannot be close to one: neither respelt nor matched, it costs nothing.
+    if len(word) > 2 * max(map(len, known)):
+        return None
+    close = difflib.get_close_matches(spelling(word), known, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def _snake(key: str) -> str:
@@ -305,14 +356,9 @@ def _snake(key: str) -> str:
 
 
 def _json_kind(value: object) -> str:
-    """What a JSON value is, in words; numbers, booleans and null are shown, strings are not (secrets)."""
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return json.dumps(value)
+    """What a JSON value is, in words, never the value: a number or a string may be a secret."""
+    kinds = ((bool, "a boolean"), (int | float, "a number"), (str, "a string"), (list, "a list"), (dict, "an object"))
+    return "null" if value is None else next((kind for cls, kind in kinds if isinstance(value, cls)), "a value")
 
 
 class _ExpansionError(Exception):
@@ -323,10 +369,15 @@ class _ExpansionError(Exception):
 
 
 _EXPANDED_KEYS = frozenset({"command", "args", "env", "cwd", "url", "headers", "auth"})
+# No string the models read is deeper than `auth.client_secret`; past this the values are left for the models
+# to refuse, rather than walked a few hundred levels down into a RecursionError.
+_EXPANDED_DEPTH = 3
 
 
 def _expand_tree(value: Any, environ: Mapping[str, str], key_path: tuple[str, ...]) -> Any:
     """Expand variables in the string values of the keys LM Studio expands; leave the rest as written."""
+    if len(key_path) > _EXPANDED_DEPTH:
+        return value
     if isinstance(value, dict):
         return {
             k: _expand_tree(v, environ, (*key_path, str(k))) if key_path or k in _EXPANDED_KEYS else v

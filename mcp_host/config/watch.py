@@ -38,6 +38,8 @@ async def watch_config(
             # deletion, keeps the last good config running rather than stopping every server.
             yield load_config(path, missing_ok=False)
         except ConfigError as exc:
+            # Whatever the file holds, the loader raises a `ConfigError` for it (a number `json` cannot convert,
+            # nesting past the stack included: tests/test_hot_reload.py); anything else is a bug, and propagates.
             yield exc
 
 

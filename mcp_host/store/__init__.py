@@ -13,7 +13,7 @@ balancer share one database. A turn `claim`s its record under a lease, `renew`s 
 """
 
 from mcp_host.store.errors import StoreConflictError, StoreError
-from mcp_host.store.record import DONE, INTERRUPTED, RUNNING, Record
+from mcp_host.store.record import DONE, INTERRUPTED, RUNNING, Record, SummaryRecord
 from mcp_host.store.store import Store, StoreState, open_store
 
 __all__ = [
@@ -25,5 +25,6 @@ __all__ = [
     "StoreConflictError",
     "StoreError",
     "StoreState",
+    "SummaryRecord",
     "open_store",
 ]

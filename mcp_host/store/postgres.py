@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from mcp_host.store.backend import Decide, RowState, Stamp
+from mcp_host.store.backend import Decide, RowState, Stamp, SummaryQuery
 from mcp_host.store.errors import StoreError
-from mcp_host.store.record import INTERRUPTED, RUNNING, Record, record_from_row
-from mcp_host.store.schema import CREATE_VERSIONS, RECORDS, VERSIONS, pending
+from mcp_host.store.record import INTERRUPTED, RUNNING, Record, SummaryRecord, record_from_row, summary_record_from_row
+from mcp_host.store.schema import CREATE_VERSIONS, RECORDS, SUMMARIES, VERSIONS, pending
 from mcp_host.store.url import mask_url, scrub, url_secrets
 
 if TYPE_CHECKING:
@@ -42,6 +42,9 @@ Row = tuple[Any, ...]
 
 DRIVER_MISSING = "PostgreSQL needs its driver: pip install 'mcp_host[postgres]'"
 COLUMNS = "kind, id, data::text, status, created, updated, version, owner, lease_until"
+HEAD = "r.kind, r.id, r.status, r.created, r.updated, r.version, r.owner, r.lease_until"
+# The data's stored size: TOAST's, maybe compressed, known without reading it (its text would mean reading it all).
+SIZE = "pg_column_size(r.data)"
 NOW = "extract(epoch FROM now())::float8"  # the transaction's start, on the database's clock
 STALE = f"kind = %s AND status = '{RUNNING}' AND lease_until < {NOW}"
 MIGRATION_LOCK = int.from_bytes(b"mcp_host", "big")  # pg_advisory_xact_lock key: one migrator at a time
@@ -148,7 +151,7 @@ class PostgresBackend:
             await connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             await connection.execute(CREATE_VERSIONS)
             (found,) = await one(await connection.execute(f"SELECT coalesce(max(version), 0) FROM {VERSIONS}"))
-            for version, statements in pending(found, json_type="JSONB", name=self._name):
+            for version, statements in pending(found, dialect="postgresql", name=self._name):
                 for statement in statements:
                     await connection.execute(statement)
                 insert = f"INSERT INTO {VERSIONS} (version, applied) VALUES (%s, {NOW})"
@@ -169,19 +172,40 @@ class PostgresBackend:
         return None if row is None else (await self._records([row]))[0]
 
     async def scan(self, kind: str, *, limit: int, before: float | None, status: str | None) -> list[Record]:
-        where, params = ["kind = %s"], list[object]([kind])
-        if before is not None:
-            where.append("updated < %s")
-            params.append(before)
-        if status is not None:
-            where.append("status = %s")
-            params.append(status)
-        query = f"SELECT {COLUMNS} FROM {RECORDS} WHERE {' AND '.join(where)} ORDER BY updated DESC, id DESC LIMIT %s"
+        where, params = _where(kind, before, status)
+        query = f"SELECT {COLUMNS} FROM {RECORDS} WHERE {where} ORDER BY updated DESC, id DESC LIMIT %s"
 
         async def scan(connection: AsyncConnection[Row]) -> list[Row]:
             return await (await connection.execute(query, (*params, limit))).fetchall()
 
         return await self._records(await self._run(scan))
+
+    async def summaries(
+        self, kind: str, query: SummaryQuery, *, limit: int, before: float | None, status: str | None
+    ) -> list[SummaryRecord]:
+        where, params = _where(kind, before, status, table="r.")
+        fields = ", ".join("%s::text, r.data -> %s::text" for _ in query.fields)
+        select = (
+            f"SELECT {HEAD}, (s.summary - %s::text[])::text,"
+            f" CASE WHEN s.summary IS NULL AND {SIZE} <= %s THEN r.data::text END,"
+            f" CASE WHEN s.summary IS NULL AND {SIZE} > %s THEN jsonb_build_object({fields})::text END"
+            f" FROM {RECORDS} AS r LEFT JOIN {SUMMARIES} AS s ON s.kind = r.kind AND s.id = r.id"
+            f" WHERE {where} ORDER BY r.updated DESC, r.id DESC LIMIT %s"
+        )
+        values = (
+            list(query.leave_out),
+            query.whole_up_to,
+            query.whole_up_to,
+            *(part for field in query.fields for part in (field, field)),
+            *params,
+            limit,
+        )
+
+        async def summaries(connection: AsyncConnection[Row]) -> list[Row]:
+            return await (await connection.execute(select, values)).fetchall()
+
+        rows = await self._run(summaries)
+        return await anyio.to_thread.run_sync(partial(summary_records_from_rows, rows, self._name, query.fields))
 
     async def write(self, kind: str, id: str, decide: Decide) -> Stamp | None:
         async def write(connection: AsyncConnection[Row]) -> Stamp | None:
@@ -205,6 +229,7 @@ class PostgresBackend:
                     )
                     row_values = (kind, id, change.data_json, change.status, now, now, change.owner, change.lease_until)
                     if (await connection.execute(insert, row_values)).rowcount == 1:
+                        await write_summary(connection, kind, id, change.summary_json)
                         return Stamp(created=now, updated=now, version=1)
                     # Another instance created it since our SELECT: now it exists, lock it and decide again.
                 created, updated, version = row[3:]
@@ -220,13 +245,33 @@ class PostgresBackend:
                 )
                 changes = (change.data_json, change.status, change.owner, change.lease_until, now, kind, id)
                 await connection.execute(update, changes)
+                await write_summary(connection, kind, id, change.summary_json)
                 return Stamp(created=created, updated=now, version=version + 1)
 
         return await self._run(write)
 
+    async def attach_summaries(self, kind: str, summaries: Sequence[tuple[str, int, str]]) -> int:
+        # The record's row locked as a write locks it: no write of new data (and its summary) lands in between.
+        lock = f"SELECT 1 FROM {RECORDS} WHERE kind = %s AND id = %s AND version = %s FOR SHARE"
+        insert = (
+            f"INSERT INTO {SUMMARIES} (kind, id, summary) VALUES (%s, %s, %s::jsonb) ON CONFLICT (kind, id) DO NOTHING"
+        )
+
+        async def attach(connection: AsyncConnection[Row]) -> int:
+            attached = 0
+            async with connection.transaction():
+                for id, version, summary in summaries:
+                    if await (await connection.execute(lock, (kind, id, version))).fetchone() is not None:
+                        attached += (await connection.execute(insert, (kind, id, summary))).rowcount
+            return attached
+
+        return await self._run(attach)
+
     async def delete(self, kind: str, id: str) -> bool:
         async def delete(connection: AsyncConnection[Row]) -> bool:
-            cursor = await connection.execute(f"DELETE FROM {RECORDS} WHERE kind = %s AND id = %s", (kind, id))
+            async with connection.transaction():  # the record first: it waits for a write holding it to end
+                cursor = await connection.execute(f"DELETE FROM {RECORDS} WHERE kind = %s AND id = %s", (kind, id))
+                await connection.execute(f"DELETE FROM {SUMMARIES} WHERE kind = %s AND id = %s", (kind, id))
             return cursor.rowcount > 0
 
         return await self._run(delete)
@@ -271,3 +316,32 @@ async def one(cursor: AsyncCursor[Row]) -> Row:
 
 def records_from_rows(rows: Sequence[Row], where: str) -> list[Record]:
     return [record_from_row(row, where) for row in rows]
+
+
+def summary_records_from_rows(rows: Sequence[Row], where: str, fields: Sequence[str]) -> list[SummaryRecord]:
+    return [summary_record_from_row(row, where, fields) for row in rows]
+
+
+async def write_summary(connection: AsyncConnection[Row], kind: str, id: str, summary_json: str | None) -> None:
+    """Replace the record's summary with `summary_json` (None: none), in the transaction that writes its data."""
+    if summary_json is None:
+        await connection.execute(f"DELETE FROM {SUMMARIES} WHERE kind = %s AND id = %s", (kind, id))
+    else:
+        upsert = (
+            f"INSERT INTO {SUMMARIES} (kind, id, summary) VALUES (%s, %s, %s::jsonb)"
+            " ON CONFLICT (kind, id) DO UPDATE SET summary = excluded.summary"
+        )
+        await connection.execute(upsert, (kind, id, summary_json))
+
+
+def _where(kind: str, before: float | None, status: str | None, *, table: str = "") -> tuple[str, list[object]]:
+    """The condition of a scan (records of `kind` updated before `before`, of `status`) and its parameters;
+    `table` prefixes the columns (`"r."`)."""
+    where, params = [f"{table}kind = %s"], list[object]([kind])
+    if before is not None:
+        where.append(f"{table}updated < %s")
+        params.append(before)
+    if status is not None:
+        where.append(f"{table}status = %s")
+        params.append(status)
+    return " AND ".join(where), params

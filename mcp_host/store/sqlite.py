@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -27,14 +27,17 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
-from mcp_host.store.backend import Decide, RowState, Stamp
+from mcp_host.store.backend import Decide, RowState, Stamp, SummaryQuery
 from mcp_host.store.errors import StoreError
-from mcp_host.store.record import INTERRUPTED, RUNNING, Record, record_from_row
-from mcp_host.store.schema import CREATE_VERSIONS, RECORDS, VERSIONS, pending
+from mcp_host.store.record import INTERRUPTED, RUNNING, Record, SummaryRecord, record_from_row, summary_record_from_row
+from mcp_host.store.schema import CREATE_VERSIONS, RECORDS, SUMMARIES, VERSIONS, pending
 
 T = TypeVar("T")
 
 COLUMNS = "kind, id, data, status, created, updated, version, owner, lease_until"
+# What a list reads of a record: the columns of its index `_by_updated` (its row is not read), and its summary.
+HEAD = "r.kind, r.id, r.status, r.created, r.updated, r.version, r.owner, r.lease_until"
+SIZE = "length(CAST(r.data AS BLOB))"  # bytes: a TEXT's length() counts characters
 STALE = f"kind = :kind AND status = '{RUNNING}' AND lease_until < :now"  # a running record whose lease has passed
 
 
@@ -74,19 +77,44 @@ class SqliteBackend:
         return await self._run(read)
 
     async def scan(self, kind: str, *, limit: int, before: float | None, status: str | None) -> list[Record]:
-        where, params = ["kind = ?"], list[object]([kind])
-        if before is not None:
-            where.append("updated < ?")
-            params.append(before)
-        if status is not None:
-            where.append("status = ?")
-            params.append(status)
-        query = f"SELECT {COLUMNS} FROM {RECORDS} WHERE {' AND '.join(where)} ORDER BY updated DESC, id DESC LIMIT ?"
+        where, params = _where(kind, before, status)
+        query = f"SELECT {COLUMNS} FROM {RECORDS} WHERE {where} ORDER BY updated DESC, id DESC LIMIT ?"
 
         def scan(connection: sqlite3.Connection) -> list[Record]:
             return [record_from_row(row, self.name) for row in connection.execute(query, (*params, limit))]
 
         return await self._run(scan)
+
+    async def summaries(
+        self, kind: str, query: SummaryQuery, *, limit: int, before: float | None, status: str | None
+    ) -> list[SummaryRecord]:
+        where, params = _where(kind, before, status, table="r.")
+        summary = f"json_remove(s.summary{', ?' * len(query.leave_out)})" if query.leave_out else "s.summary"
+        # The fields' values as a JSON array: json_extract parses the data once for all its paths (two or more).
+        fields = {0: "'[]'", 1: "json_array(r.data -> ?)"}.get(
+            len(query.fields), f"json_extract(r.data{', ?' * len(query.fields)})"
+        )
+        # `s.summary IS NULL AND` first: the row of a record with a summary is never read, not even for its size.
+        select = (
+            f"SELECT {HEAD}, {summary}, CASE WHEN s.summary IS NULL AND {SIZE} <= ? THEN r.data END,"
+            f" CASE WHEN s.summary IS NULL AND {SIZE} > ? THEN {fields} END"
+            f" FROM {RECORDS} AS r LEFT JOIN {SUMMARIES} AS s ON s.kind = r.kind AND s.id = r.id"
+            f" WHERE {where} ORDER BY r.updated DESC, r.id DESC LIMIT ?"
+        )
+        values = (
+            *(f"$.{key}" for key in query.leave_out),
+            query.whole_up_to,
+            query.whole_up_to,
+            *(f"$.{field}" for field in query.fields),
+            *params,
+            limit,
+        )
+
+        def summaries(connection: sqlite3.Connection) -> list[SummaryRecord]:
+            rows = connection.execute(select, values)
+            return [summary_record_from_row(row, self.name, query.fields) for row in rows]
+
+        return await self._run(summaries)
 
     async def write(self, kind: str, id: str, decide: Decide) -> Stamp | None:
         def write(connection: sqlite3.Connection) -> Stamp | None:
@@ -105,6 +133,7 @@ class SqliteBackend:
                         f"INSERT INTO {RECORDS} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
                         (kind, id, change.data_json, change.status, now, now, change.owner, change.lease_until),
                     )
+                    write_summary(connection, kind, id, change.summary_json)
                     return Stamp(created=now, updated=now, version=1)
                 created, updated, version = row[3:]
                 if change.data_json is None:
@@ -118,13 +147,32 @@ class SqliteBackend:
                     " version = version + 1 WHERE kind = ? AND id = ?",
                     (change.data_json, change.status, change.owner, change.lease_until, now, kind, id),
                 )
+                write_summary(connection, kind, id, change.summary_json)
                 return Stamp(created=created, updated=now, version=version + 1)
 
         return await self._run(write)
 
+    async def attach_summaries(self, kind: str, summaries: Sequence[tuple[str, int, str]]) -> int:
+        insert = (
+            f"INSERT INTO {SUMMARIES} (kind, id, summary) SELECT kind, id, ? FROM {RECORDS}"
+            " WHERE kind = ? AND id = ? AND version = ? ON CONFLICT (kind, id) DO NOTHING"
+        )
+
+        def attach(connection: sqlite3.Connection) -> int:
+            with immediate(connection):
+                return sum(
+                    connection.execute(insert, (summary, kind, id, version)).rowcount
+                    for id, version, summary in summaries
+                )
+
+        return await self._run(attach)
+
     async def delete(self, kind: str, id: str) -> bool:
         def delete(connection: sqlite3.Connection) -> bool:
-            return connection.execute(f"DELETE FROM {RECORDS} WHERE kind = ? AND id = ?", (kind, id)).rowcount > 0
+            with immediate(connection):
+                deleted = connection.execute(f"DELETE FROM {RECORDS} WHERE kind = ? AND id = ?", (kind, id)).rowcount
+                connection.execute(f"DELETE FROM {SUMMARIES} WHERE kind = ? AND id = ?", (kind, id))
+            return deleted > 0
 
         return await self._run(delete)
 
@@ -197,7 +245,7 @@ def migrate(connection: sqlite3.Connection, path: Path) -> None:
     with immediate(connection):
         connection.execute(CREATE_VERSIONS)
         (found,) = connection.execute(f"SELECT coalesce(max(version), 0) FROM {VERSIONS}").fetchone()
-        for version, statements in pending(found, json_type="TEXT", name=str(path)):
+        for version, statements in pending(found, dialect="sqlite", name=str(path)):
             for statement in statements:
                 connection.execute(statement)
             connection.execute(f"INSERT INTO {VERSIONS} (version, applied) VALUES (?, ?)", (version, time.time()))
@@ -214,3 +262,28 @@ def immediate(connection: sqlite3.Connection) -> Iterator[None]:
         if connection.in_transaction:  # SQLite ends some failed transactions itself
             connection.execute("ROLLBACK")
         raise
+
+
+def write_summary(connection: sqlite3.Connection, kind: str, id: str, summary_json: str | None) -> None:
+    """Replace the record's summary with `summary_json` (None: none), in the transaction that writes its data."""
+    if summary_json is None:
+        connection.execute(f"DELETE FROM {SUMMARIES} WHERE kind = ? AND id = ?", (kind, id))
+    else:
+        upsert = (
+            f"INSERT INTO {SUMMARIES} (kind, id, summary) VALUES (?, ?, ?)"
+            " ON CONFLICT (kind, id) DO UPDATE SET summary = excluded.summary"
+        )
+        connection.execute(upsert, (kind, id, summary_json))
+
+
+def _where(kind: str, before: float | None, status: str | None, *, table: str = "") -> tuple[str, list[object]]:
+    """The condition of a scan (records of `kind` updated before `before`, of `status`) and its parameters;
+    `table` prefixes the columns (`"r."`)."""
+    where, params = [f"{table}kind = ?"], list[object]([kind])
+    if before is not None:
+        where.append(f"{table}updated < ?")
+        params.append(before)
+    if status is not None:
+        where.append(f"{table}status = ?")
+        params.append(status)
+    return " AND ".join(where), params

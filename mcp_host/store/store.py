@@ -7,8 +7,11 @@
         await store.release("session", sid, data)                    # the turn ends: final data, "done"
         done = await store.get("session", sid)
         await store.update("session", sid, edited, version=done.version)  # an edit, if nothing wrote since
+        await store.put("session", sid, data, summary={"title": "Trip"})   # a small summary beside the data ...
+        page = await store.summaries("session", limit=50)                # ... which a list reads instead
 
-Records are JSON objects keyed by `(kind, id)`; each write is committed before it returns. A turn holds
+Records are JSON objects keyed by `(kind, id)`; each write is committed before it returns, with the record's
+summary if it has one (what `summaries` lists instead of the data, which may be megabytes). A turn holds
 its record with `claim`: status `running`, owned by this instance (`store.owner`, random per instance)
 under a lease it must `renew`. If the lease runs out (the process was killed, the machine died), the
 next `get` or `list` by any instance reports the record `interrupted` and writes that back, so every
@@ -16,9 +19,9 @@ instance agrees; an instance never takes a live lease from another (`StoreConfli
 closes marks its own unreleased claims interrupted at once. Leases, not "mark everything running as
 interrupted at startup", because several instances may share one PostgreSQL database.
 
-Data larger than 64 MiB of JSON is refused; NUL characters in strings are stored as U+FFFD (PostgreSQL's
-JSONB cannot hold them, and both databases must give back the same thing). An id or kind of more than
-200 characters is refused by writes and simply absent for reads.
+Data larger than 64 MiB of JSON is refused, and a summary over 1 MiB; NUL characters in strings are stored as
+U+FFFD (PostgreSQL's JSONB cannot hold them, and both databases must give back the same thing). An id or kind
+of more than 200 characters is refused by writes and simply absent for reads.
 
 Raises `StoreError` (the database failed, or the store is closed) and `StoreConflictError`;
 `ValueError` for arguments no caller should pass (a `running` status outside `claim`, a limit below 1).
@@ -28,13 +31,12 @@ from __future__ import annotations
 
 import builtins
 import enum
-import json
 import logging
 import os
 import re
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,17 +46,19 @@ import anyio.to_thread
 from anyio.abc import AsyncResource
 
 from mcp_host.config.paths import state_dir
-from mcp_host.store.backend import Backend, Change, RowState
+from mcp_host.store.backend import Backend, Change, RowState, SummaryQuery
 from mcp_host.store.errors import StoreConflictError, StoreError
 from mcp_host.store.postgres import PostgresBackend
 from mcp_host.store.record import (
     DONE,
     INTERRUPTED,
-    MAX_DATA_BYTES,
     MAX_KEY_CHARS,
-    MAX_STATUS_CHARS,
+    MAX_SUMMARY_BYTES,
     RUNNING,
     Record,
+    SummaryRecord,
+    check_status,
+    encode,
     valid_key,
 )
 from mcp_host.store.sqlite import SqliteBackend
@@ -66,8 +70,7 @@ DEFAULT_FILE = "api.sqlite3"
 DEFAULT_TIMEOUT_S = 10.0  # waiting for another writer (SQLite), or for each PostgreSQL operation
 DEFAULT_LEASE_S = 30.0
 
-# A `\u0000` escape in JSON text that is not itself an escaped backslash followed by `u0000`.
-_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")  # a top-level key `summaries` may name: safe in a JSON path
 
 
 # (the row's state or None, the database's clock) -> the status, owner and lease to write with the data
@@ -168,20 +171,81 @@ class Store(AsyncResource):
         await self._backend.expire(kind, None)
         return await self._backend.scan(kind, limit=limit, before=before, status=status)
 
+    async def summaries(
+        self,
+        kind: str,
+        *,
+        limit: int = 100,
+        before: float | None = None,
+        status: str | None = None,
+        leave_out: Sequence[str] = (),
+        whole_up_to: int = 0,
+        fields: Sequence[str] = (),
+    ) -> builtins.list[SummaryRecord]:
+        """The records `list` gives, each read as the summary it was written with (less its top-level keys
+        `leave_out`), never its data: what a list of records of megabytes reads.
+
+            page = await store.summaries("session", limit=50, leave_out=("search",), whole_up_to=1 << 20)
+
+        A record written without a summary comes with its whole data if that is at most `whole_up_to` bytes
+        (PostgreSQL counts them as stored, maybe compressed), else with only its top-level `fields`, null where
+        absent (reading them may still read the data, in the database). A key is a plain name (`[A-Za-z_]\\w*`).
+        """
+        self._check_open()
+        if limit < 1 or whole_up_to < 0:
+            raise ValueError(f"limit must be at least 1 and whole_up_to at least 0, not {limit} and {whole_up_to}")
+        odd = [key for key in (*leave_out, *fields) if not _FIELD.fullmatch(key)]
+        if odd:
+            raise ValueError(f"keys {odd!r} are not plain names ([A-Za-z_][A-Za-z0-9_]*, up to 64)")
+        if not valid_key(kind):
+            return []
+        await self._backend.expire(kind, None)
+        query = SummaryQuery(tuple(leave_out), whole_up_to, tuple(fields))
+        return await self._backend.summaries(kind, query, limit=limit, before=before, status=status)
+
+    async def attach_summaries(self, kind: str, summaries: Sequence[tuple[str, int, dict[str, Any]]]) -> int:
+        """Give records written without a summary the one made from their data (as `summaries` read it): each
+        `(id, version, summary)` is set only if the record is still at `version` and has none. Not a write of
+        the record: its version and `updated` stay. How many were set.
+
+            await store.attach_summaries("session", [("s1", 3, {"title": "Trip"})])
+        """
+        self._check_open()
+        encoded = [
+            (id, version, encode(kind, id, summary, limit=MAX_SUMMARY_BYTES, what="summary")[0])
+            for id, version, summary in summaries
+            if valid_key(id)
+        ]
+        if not (valid_key(kind) and encoded):
+            return 0
+        return await self._backend.attach_summaries(kind, encoded)
+
     # -- writing ----------------------------------------------------------------------------
 
     async def put(
-        self, kind: str, id: str, data: dict[str, Any], *, status: str = DONE, owner: str | None = None
+        self,
+        kind: str,
+        id: str,
+        data: dict[str, Any],
+        *,
+        status: str = DONE,
+        owner: str | None = None,
+        summary: dict[str, Any] | None = None,
     ) -> Record:
-        """Create or replace the record, whatever holds it (to end a claimed turn, use `release`)."""
+        """Create or replace the record, whatever holds it (to end a claimed turn, use `release`).
+
+        Every write of data takes the `summary` that `summaries` reads in its place (None: none, any earlier
+        one dropped with the data it described)."""
         if status == RUNNING:
             raise ValueError("a running record needs a lease: use claim()")
         check_status(status)
         if owner is not None and not valid_key(owner):
             raise ValueError(f"an owner is 1 to {MAX_KEY_CHARS} characters without NUL, not {owner[:80]!r}")
-        return await self._write(kind, id, data, lambda current, now: Change(status, owner, None))
+        return await self._write(kind, id, data, lambda current, now: Change(status, owner, None), summary)
 
-    async def create(self, kind: str, id: str, data: dict[str, Any], *, status: str = DONE) -> Record:
+    async def create(
+        self, kind: str, id: str, data: dict[str, Any], *, status: str = DONE, summary: dict[str, Any] | None = None
+    ) -> Record:
         """Write the record only if there is none, atomically across instances: what makes something happen once.
 
         Raises `StoreConflictError` if the record exists.
@@ -195,9 +259,11 @@ class Store(AsyncResource):
                 raise StoreConflictError(f"{kind}/{id} exists already")
             return Change(status, None, None)
 
-        return await self._write(kind, id, data, create)
+        return await self._write(kind, id, data, create, summary)
 
-    async def update(self, kind: str, id: str, data: dict[str, Any], *, version: int) -> Record:
+    async def update(
+        self, kind: str, id: str, data: dict[str, Any], *, version: int, summary: dict[str, Any] | None = None
+    ) -> Record:
         """Replace the data of a record at rest only if it is still at `version` (compare-and-set), keeping its
         status and owner: an edit (a session's title) that must neither undo a write it has not seen nor land
         in the middle of a turn.
@@ -214,9 +280,17 @@ class Store(AsyncResource):
                 raise StoreConflictError(f"{kind}/{id} was written since version {version} (now {current.version})")
             return Change(current.status, current.owner, current.lease_until)
 
-        return await self._write(kind, id, data, update)
+        return await self._write(kind, id, data, update, summary)
 
-    async def claim(self, kind: str, id: str, data: dict[str, Any], *, lease_s: float = DEFAULT_LEASE_S) -> Record:
+    async def claim(
+        self,
+        kind: str,
+        id: str,
+        data: dict[str, Any],
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        summary: dict[str, Any] | None = None,
+    ) -> Record:
         """Write the record `running`, owned by this instance until `lease_s` from now (see `renew`).
 
         Raises `StoreConflictError` if another instance holds it `running` with a lease not yet passed.
@@ -231,7 +305,7 @@ class Store(AsyncResource):
                     raise StoreConflictError(f"{kind}/{id} is running on another instance ({current.owner})")
             return Change(RUNNING, owner, now + lease_s)
 
-        record = await self._write(kind, id, data, claim)
+        record = await self._write(kind, id, data, claim, summary)
         self._leases[kind, id] = lease_s
         return record
 
@@ -259,7 +333,9 @@ class Store(AsyncResource):
         self._leases.pop((kind, id), None)
         return False
 
-    async def release(self, kind: str, id: str, data: dict[str, Any], *, status: str = DONE) -> Record:
+    async def release(
+        self, kind: str, id: str, data: dict[str, Any], *, status: str = DONE, summary: dict[str, Any] | None = None
+    ) -> Record:
         """End this instance's claim: write the turn's final data and status, and drop the lease.
 
         A claim already reported `interrupted` (its lease passed) is still this instance's to release:
@@ -279,7 +355,7 @@ class Store(AsyncResource):
             return Change(status, owner, None)
 
         try:
-            return await self._write(kind, id, data, release)
+            return await self._write(kind, id, data, release, summary)
         finally:
             self._leases.pop((kind, id), None)
 
@@ -291,19 +367,24 @@ class Store(AsyncResource):
             return False
         return await self._backend.delete(kind, id)
 
-    async def _write(self, kind: str, id: str, data: dict[str, Any], rule: Rule) -> Record:
-        """Write `data` with the status, owner and lease `rule` decides from the current row and the clock;
-        the record comes back as `get` would give it (its data decoded from the JSON stored)."""
+    async def _write(
+        self, kind: str, id: str, data: dict[str, Any], rule: Rule, summary: dict[str, Any] | None
+    ) -> Record:
+        """Write `data` (and `summary`) with the status, owner and lease `rule` decides from the current row and
+        the clock; the record comes back as `get` would give it (its data decoded from the JSON stored)."""
         self._check_open()
         if not (valid_key(kind) and valid_key(id)):
             raise StoreError(
                 f"a kind and an id are 1 to {MAX_KEY_CHARS} characters without NUL: {kind[:50]!r}/{id[:50]!r}"
             )
         data_json, stored = await anyio.to_thread.run_sync(encode, kind, id, data)  # it may be megabytes
+        summary_json = None
+        if summary is not None:
+            summary_json = encode(kind, id, summary, limit=MAX_SUMMARY_BYTES, what="summary")[0]
         written: builtins.list[Change] = []
 
         def decide(current: RowState | None, now: float) -> Change:
-            written.append(replace(rule(current, now), data_json=data_json))
+            written.append(replace(rule(current, now), data_json=data_json, summary_json=summary_json))
             return written[-1]
 
         stamp = await self._backend.write(kind, id, decide)
@@ -324,25 +405,3 @@ class Store(AsyncResource):
     def _check_open(self) -> None:
         if self._state is not StoreState.OPEN:
             raise StoreError(f"store {self.name} is {self._state.value}")
-
-
-def encode(kind: str, id: str, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """`data` as the JSON text to store (NULs as U+FFFD) and as it will read back; `StoreError` if it
-    is not JSON or is over `MAX_DATA_BYTES`."""
-    if not isinstance(data, dict):
-        raise StoreError(f"{kind}/{id}: data must be a JSON object, not {type(data).__name__}")
-    try:
-        text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        if "\\u0000" in text:
-            text = _NUL_ESCAPE.sub(r"\1\\ufffd", text)
-        size = len(text.encode())
-    except (TypeError, ValueError) as exc:  # a set, a NaN, a lone surrogate (UnicodeEncodeError)
-        raise StoreError(f"{kind}/{id}: data is not storable JSON: {exc}") from exc
-    if size > MAX_DATA_BYTES:
-        raise StoreError(f"{kind}/{id}: data is {size} bytes of JSON, over the limit of {MAX_DATA_BYTES} (64 MiB)")
-    return text, json.loads(text)
-
-
-def check_status(status: str) -> None:
-    if not (0 < len(status) <= MAX_STATUS_CHARS and "\x00" not in status):
-        raise ValueError(f"a status is 1 to {MAX_STATUS_CHARS} characters without NUL, not {status[:80]!r}")

@@ -55,8 +55,15 @@ keyForm.addEventListener("submit", (event) => {
   if (!key) return;
   setKey(key);
   keyInput.value = "";
-  checkAccess().then(() => {
-    if (keyForm.hidden) input.focus();
+  checkAccess().then(async () => {
+    if (!keyForm.hidden) return;
+    input.focus();
+    // What the refused requests could not show, shown now: the chat of the last visit, the list, open panels.
+    if (!chat.id) await restoreSession();
+    await loadChats();
+    document.dispatchEvent(new CustomEvent("servers-changed"));
+    if (!$("config").hidden) loadConfig();
+    if (!$("options").hidden) loadModels();
   });
 });
 
@@ -93,6 +100,7 @@ async function openSession() {
   chat.id = (await response.json()).id;
   forgetNewChatTools();
   localStorage.setItem(SESSION_STORAGE, chat.id);
+  document.dispatchEvent(new CustomEvent("chat-changed")); // listed at once, not when its first turn ends
 }
 
 let renewed = false; // the last message went to a new session: the model no longer sees the earlier turns
@@ -283,7 +291,10 @@ $("new-chat").addEventListener("click", newChat);
 
 // Shows a stored chat; a failure leaves the page as it was.
 async function showChat(id) {
-  if (turn) return;
+  if (turn) {
+    setStatus("Stop the answer (Esc) or let it finish before opening another chat.");
+    return false;
+  }
   try {
     const session = await openChat(id);
     localStorage.setItem(SESSION_STORAGE, id);
@@ -338,5 +349,5 @@ setupChats(showChat, newChat);
 
 checkAccess()
   .then(restoreSession)
-  .then(loadChats);
+  .then(() => loadChats());
 input.focus();

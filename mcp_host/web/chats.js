@@ -8,6 +8,7 @@ const problem = $("chats-error");
 let onOpen = async () => false;
 let onDeleted = () => {};
 let loading = null; // the listing in flight: a newer one aborts it
+const PAGE = 50;
 
 function showError(message) {
   problem.textContent = message;
@@ -33,24 +34,58 @@ export function setupChats(open, deleted) {
   document.addEventListener("chat-changed", () => loadChats());
 }
 
-export async function loadChats() {
+// The newest chats (or those the search finds); "Show older" pages on from the last one listed.
+export async function loadChats(focusId) {
   if (loading) loading.abort();
   const controller = (loading = new AbortController());
-  const query = search.value.trim();
-  const parameters = new URLSearchParams({ limit: "100" });
-  if (query) parameters.set("q", query);
   try {
-    const found = await json("GET", `/v1/sessions?${parameters}`, undefined, controller.signal);
+    const found = await listChats(controller.signal);
     if (controller.signal.aborted) return;
     showError("");
     list.replaceChildren(...found.data.map(chatItem));
-    if (!found.data.length) list.append(element("li", "hint", query ? "No chat says that." : "No chats yet."));
-    if (found.truncated) list.append(element("li", "hint", `Searched the latest ${found.searched} chats only.`));
+    if (!found.data.length) list.append(element("li", "hint", search.value.trim() ? "No chat says that." : "No chats yet."));
+    more(found, controller);
+    if (focusId) {
+      const again = list.querySelector(`li[data-chat="${CSS.escape(focusId)}"] .chat-open`);
+      if (again) again.focus();
+    }
   } catch (error) {
     if (!controller.signal.aborted) showError(error.message);
   } finally {
     if (loading === controller) loading = null;
   }
+}
+
+async function listChats(signal, before) {
+  const query = search.value.trim();
+  const parameters = new URLSearchParams({ limit: String(PAGE) });
+  if (query) parameters.set("q", query);
+  if (before !== undefined && before !== null) parameters.set("before", String(before));
+  return json("GET", `/v1/sessions?${parameters}`, undefined, signal);
+}
+
+// What follows the listed chats: a button for older ones, and whether a search stopped early.
+function more(found, controller) {
+  if (found.truncated) list.append(element("li", "hint", `Searched the latest ${found.searched} chats; older ones next.`));
+  if (!(found.has_more || found.truncated) || found.next_before === undefined || found.next_before === null) return;
+  const item = element("li", "chat-more");
+  const older = button("Show older", "quiet small", async () => {
+    older.disabled = true;
+    try {
+      const next = await listChats(controller.signal, found.next_before);
+      item.remove();
+      list.querySelectorAll("li.hint").forEach((hint) => hint.remove());
+      const items = next.data.map(chatItem);
+      list.append(...items);
+      more(next, controller);
+      if (items.length) items[0].querySelector(".chat-open").focus();
+    } catch (error) {
+      if (!controller.signal.aborted) showError(error.message);
+      older.disabled = false;
+    }
+  });
+  item.append(older);
+  list.append(item);
 }
 
 function chatItem(summary) {
@@ -84,7 +119,7 @@ function startRename(item, summary, title) {
   field.setAttribute("aria-label", `New title for ${title}`);
   const save = element("button", "primary small", "Save");
   save.type = "submit";
-  const cancel = button("Cancel", "quiet small", () => loadChats());
+  const cancel = button("Cancel", "quiet small", () => loadChats(summary.id));
   form.append(field, save, cancel);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -93,7 +128,7 @@ function startRename(item, summary, title) {
     save.disabled = true;
     try {
       await json("PATCH", `/v1/sessions/${encodeURIComponent(summary.id)}`, { title: wanted });
-      await loadChats();
+      await loadChats(summary.id);
     } catch (error) {
       showError(error.message);
       save.disabled = false;
@@ -102,7 +137,7 @@ function startRename(item, summary, title) {
   field.addEventListener("keydown", (event) => {
     if (event.key === "Escape") {
       event.stopPropagation();
-      loadChats();
+      loadChats(summary.id);
     }
   });
   item.replaceChildren(form);
@@ -129,8 +164,8 @@ async function removeChat(item, summary, title, remove) {
   try {
     await json("DELETE", `/v1/sessions/${encodeURIComponent(summary.id)}`);
     item.remove();
-    setStatus(`Deleted "${title}".`);
     if (summary.id === chat.id) onDeleted(summary.id);
+    setStatus(`Deleted "${title}".`);
     await loadChats();
   } catch (error) {
     showError(error.message);

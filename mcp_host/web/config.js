@@ -105,8 +105,13 @@ async function save() {
       return;
     }
     if (response.status === 409) {
+      const body = await response.json().catch(() => ({}));
+      const error = body.error || {};
+      // A file changed on disk meanwhile can be reloaded; any other refusal (a linked file, say) says why itself.
       showProblem(
-        "Not saved: mcp.json changed on disk since it was opened here. Copy your edits, then Reload to start from the file as it is now.",
+        error.code === "stale_version"
+          ? "Not saved: mcp.json changed on disk since it was opened here. Copy your edits, then Reload to start from the file as it is now."
+          : `Not saved: ${error.message || "the server refused the file"}`,
       );
       return;
     }
