@@ -10,7 +10,7 @@
     GET    /v1/sessions/{id}                         state (idle, busy, interrupted), title, pending approvals
                                                      and elicitations, history
     PATCH  /v1/sessions/{id}                         {"title": "..."} -> the session as the list shows it
-    DELETE /v1/sessions/{id}
+    DELETE /v1/sessions/{id}                      -> {"id", "object": "session", "deleted": true}; once: 404 after
     GET    /v1/sessions?q=&limit=&before=            the stored sessions, newest first (`session_index`)
 
 With a state store (`create_app(store=...)`), sessions survive a restart, even `kill -9`: each is written
@@ -35,7 +35,8 @@ disconnects cancels its turn (generation and tool calls, with the MCP cancellati
 chat is entered and left by one keeper task in the `Sessions` task group (a chat owns a task group,
 which must close in the task that opened it); deleting the session (which cancels a running turn
 first), leaving it idle for `idle_expiry_s`, or stopping the app closes it, and closing a chat
-removes its working directory.
+removes its working directory. Of several requests deleting one session at once, one deletes it and the others
+are 404, as is a rename that finds it deleted; requests bringing one stored session back at once share one chat.
 
 This module opens, reads, renames and closes sessions; their turns run in `session_turns`, the answers to
 what a turn asks go through `session_answers`, and every route finds its session with `Sessions.session_of`.

@@ -183,14 +183,9 @@ class Store(AsyncResource):
         fields: Sequence[str] = (),
     ) -> builtins.list[SummaryRecord]:
         """The records `list` gives, each read as the summary it was written with (less its top-level keys
-        `leave_out`), never its data: what a list of records of megabytes reads.
-
-            page = await store.summaries("session", limit=50, leave_out=("search",), whole_up_to=1 << 20)
-
-        A record written without a summary comes with its whole data if that is at most `whole_up_to` bytes
-        (PostgreSQL counts them as stored, maybe compressed), else with only its top-level `fields`, null where
-        absent (reading them may still read the data, in the database). A key is a plain name (`[A-Za-z_]\\w*`).
-        """
+        `leave_out`), never its data: what a list of records of megabytes reads. A record written without one
+        comes with its whole data if that is at most `whole_up_to` bytes (PostgreSQL counts them as stored, maybe
+        compressed), else with its top-level `fields` alone, null where absent. Keys are plain names."""
         self._check_open()
         if limit < 1 or whole_up_to < 0:
             raise ValueError(f"limit must be at least 1 and whole_up_to at least 0, not {limit} and {whole_up_to}")
@@ -204,12 +199,9 @@ class Store(AsyncResource):
         return await self._backend.summaries(kind, query, limit=limit, before=before, status=status)
 
     async def attach_summaries(self, kind: str, summaries: Sequence[tuple[str, int, dict[str, Any]]]) -> int:
-        """Give records written without a summary the one made from their data (as `summaries` read it): each
-        `(id, version, summary)` is set only if the record is still at `version` and has none. Not a write of
-        the record: its version and `updated` stay. How many were set.
-
-            await store.attach_summaries("session", [("s1", 3, {"title": "Trip"})])
-        """
+        """Give records written without a summary the one made of their data: each `(id, version, summary)` is
+        set only if the record is still at `version` and has none. Not a write: the record's version and `updated`
+        stay. How many were set."""
         self._check_open()
         encoded = [
             (id, version, encode(kind, id, summary, limit=MAX_SUMMARY_BYTES, what="summary")[0])

@@ -92,7 +92,7 @@ function chatItem(summary) {
   const item = element("li", "chat-item");
   item.dataset.chat = summary.id;
   if (summary.id === chat.id) item.setAttribute("aria-current", "true");
-  const title = summary.title || "New chat";
+  const title = summary.title || "Untitled chat";
   const open = button("", "chat-open", async () => {
     if (await onOpen(summary.id)) closeOnPhone();
   });
