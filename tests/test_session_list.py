@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -335,17 +334,10 @@ def test_the_chat_format_and_odd_records_are_summarised_too() -> None:
 # -- the store's compare-and-set -------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite://{tmp_path}/api.sqlite3"
-    import psycopg
-
-    server: str = request.getfixturevalue("postgres_server")
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    return server.rsplit("/", 1)[0] + f"/{name}"
+@pytest.fixture
+def url(store_url: str) -> str:
+    """A fresh, empty database of each kind (`store_url` in tests/conftest.py)."""
+    return store_url
 
 
 async def test_update_writes_only_over_the_version_it_read(url: str) -> None:

@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import time
-import uuid
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -58,18 +57,10 @@ anyio.run(main)
 # -- databases -------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database: a SQLite file, or a new database in the throwaway cluster."""
-    if request.param == "sqlite":
-        return f"sqlite://{tmp_path}/api.sqlite3"
-    import psycopg
-
-    server: str = request.getfixturevalue("postgres_server")
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    return server.rsplit("/", 1)[0] + f"/{name}"
+@pytest.fixture
+def url(store_url: str) -> str:
+    """A fresh, empty database of each kind (`store_url` in tests/conftest.py)."""
+    return store_url
 
 
 def query(url: str, *statements: str) -> list[tuple[Any, ...]]:

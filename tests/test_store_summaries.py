@@ -5,9 +5,6 @@ PostgreSQL runs as the throwaway cluster of `tests/test_store.py`; without its b
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
 import pytest
 
 from mcp_host.store import StoreError, SummaryRecord, open_store
@@ -17,17 +14,10 @@ from tests.test_store import dialect, query
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite://{tmp_path}/api.sqlite3"
-    import psycopg
-
-    server: str = request.getfixturevalue("postgres_server")
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    return server.rsplit("/", 1)[0] + f"/{name}"
+@pytest.fixture
+def url(store_url: str) -> str:
+    """A fresh, empty database of each kind (`store_url` in tests/conftest.py)."""
+    return store_url
 
 
 def by_id(records: list[SummaryRecord]) -> dict[str, SummaryRecord]:
